@@ -1,0 +1,88 @@
+"""manifest.json: the contract every downstream part reads instead of re-deriving the mapping.
+
+Written by the converter next to the weights as ``<param_dir>/<name>.manifest.json``.  Layout::
+
+    {
+      "format": "keras2metal.manifest/1",
+      "name": "resnet_50",                 # Forge model name: weight-file and dump-file prefix
+      "builder": {"class": "Resnet50Builder",
+                  "file": "<path of the .swift, relative to the manifest's folder>"},
+      "source": {"model": "resnet50", "weights": "random", "seed": 0,
+                 "keras": "3.15.1", "tensorflow": "2.21.0",
+                 "folded_model": "<path relative to the manifest's folder or null>"},
+      "input": {"width": 224, "height": 224, "channels": 3, "keras_input": "input_layer"},
+      "preprocessing": {"family": "caffe" | "tf" | "torch" | "yolo" | "none",
+                        "steps": [            # applied in order to RGB float in [0, 1]
+                          {"op": "swap_channels", "permute": [2, 1, 0], "tensor": "rgb2bgr"},
+                          {"op": "subtract_mean", "scale": 255.0,
+                           "mean": [103.939, 116.779, 123.68], "tensor": "subtract_mean"},
+                          {"op": "linear", "a": 2.0, "b": -1.0, "tensor": "input_scale"}]},
+      "output": {"tensor": "<Forge tensor name>", "kind": "classifier" | "yolo" | "raw",
+                 "classes": 1000},
+      "tensors": [                          # every Forge tensor, in Forge's topological order
+        {"name": "conv1_conv",              # Forge shortId, also the dump key
+         "index": 3,                        # position in the topological order
+         "forge_type": "Conv",              # Forge typeName (Input, Resize, Custom, Conv, ...)
+         "shape": [112, 112, 64],           # H, W, C of the float32 HWC dump
+         "forge_shape": [112, 112, 64, 1],  # [W, H, C, N] as in shapes-<name>.json
+         "dump_file": "resnet_50-conv1_conv.floats" | null,   # null: Forge writes no file
+         "inputs": ["conv1_pad"],
+         "keras_layers": ["conv1_conv", "conv1_bn", "conv1_relu"],  # Keras layers it covers
+         "reference": <how golden computes the expected values, see below> | null,
+         "compare": true,
+         "weights": ["resnet_50-conv1_conv.weights.bin", "resnet_50-conv1_conv.biases.bin"]}
+      ],
+      "weights": [
+        {"file": "resnet_50-conv1_conv.weights.bin", "layer": "conv1_conv", "type": "weights",
+         "shape": [64, 7, 7, 3], "layout": "OHWI", "dtype": "<f4", "count": 9408,
+         "sha256": "..."}
+      ],
+      "totals": {"layers": 93, "tensors": 110, "parameters": 25583592}
+    }
+
+``reference`` kinds:
+  * ``{"kind": "input_texture"}``: the raw 8-bit image as Forge dumps ``__Input__`` (B, G, R bytes
+    as floats 0..255, original image size).  Not compared by default.
+  * ``{"kind": "image"}``: the resized RGB image in [0, 1].
+  * ``{"kind": "preprocessing", "step": k}``: the image after preprocessing steps 0..k.
+  * ``{"kind": "keras", "layer": "conv1_relu", "output_index": 0, "affine": [a, b] | null}``:
+    the output of that Keras layer of the *original* model, times a plus b when affine is given
+    (Inception-ResNet's scaled residual branch is ``scale * branch``).
+"""
+import hashlib
+import json
+from pathlib import Path
+
+FORMAT = "keras2metal.manifest/1"
+
+
+class ManifestError(ValueError):
+    """A manifest that is missing, unreadable or not of this format."""
+
+
+def load_manifest(path) -> dict:
+    """Read and sanity-check a manifest; the error names the file and what is wrong."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no such manifest; run keras2metal first to write it") from None
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc}); re-run keras2metal") from None
+    if data.get("format") != FORMAT:
+        raise ManifestError(f"{path}: format is {data.get('format')!r}, expected {FORMAT!r}")
+    for key in ("name", "input", "preprocessing", "tensors", "weights", "totals"):
+        if key not in data:
+            raise ManifestError(f"{path}: key {key!r} is missing; re-run keras2metal")
+    data["_path"] = str(path)
+    return data
+
+
+def manifest_hash(path) -> str:
+    """sha256 of the manifest file's bytes: stores record it so stale stores are detected."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tensor_table(manifest: dict) -> dict:
+    """name -> tensor entry, in topological order."""
+    return {t["name"]: t for t in manifest["tensors"]}
