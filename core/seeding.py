@@ -1,0 +1,156 @@
+"""Seeded random weights that behave like trained ones, so offline tests exercise real numerics.
+
+Plain random initialisers give BatchNorm layers identity statistics (folding then tests nothing)
+and let activations vanish or overflow float16 in deep nets.  This initialiser walks the graph once
+on a seeded calibration batch (layer-sequential unit-variance initialisation): every kernel is
+drawn from the seed and rescaled so its pre-activation has unit spread, every BatchNorm gets the
+statistics it actually sees (perturbed, so folding is not the identity), random gamma and beta,
+and every bias is non-zero.  The classifier's logits get a wider spread so top-5 is well separated.
+"""
+import numpy as np
+
+from core.kerasenv import keras
+from core.kerasgraph import layer_calls
+
+KERNEL_LAYERS = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "Conv2DTranspose"}
+LOGIT_SPREAD = 4.0
+
+
+def calibration_batch(shape, family: str, seed: int, batch: int = 2) -> np.ndarray:
+    """Smooth random images in [0, 1], put through the model family's preprocessing."""
+    rng = np.random.default_rng(seed + 7919)
+    h, w, c = shape
+    coarse = rng.uniform(0.0, 1.0, (batch, max(h // 8, 1), max(w // 8, 1), c))
+    image = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2)[:, :h, :w, :]
+    image = np.clip(image + rng.normal(0.0, 0.05, image.shape), 0.0, 1.0)
+    return preprocess_batch(image.astype(np.float32), family)
+
+
+def preprocess_batch(rgb01: np.ndarray, family: str) -> np.ndarray:
+    """Keras ``preprocess_input`` of each family, applied to RGB images in [0, 1]."""
+    if family == "caffe":
+        return rgb01[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68], np.float32)
+    if family == "tf":
+        return rgb01 * 2.0 - 1.0
+    return rgb01
+
+
+def _call(layer, inputs):
+    arg = inputs[0] if len(inputs) == 1 else list(inputs)
+    try:
+        out = layer(arg, training=False)
+    except TypeError:
+        out = layer(arg)
+    if isinstance(out, (list, tuple)):
+        return [np.asarray(o) for o in out]
+    return [np.asarray(out)]
+
+
+def _consumers(calls):
+    consumers = {}
+    for call in calls:
+        for tensor in call.inputs:
+            consumers.setdefault(tensor, []).append(call)
+    return consumers
+
+
+def _feeds_softmax(call, consumers) -> bool:
+    activation = getattr(call.layer, "activation", None)
+    if getattr(activation, "__name__", "") == "softmax":
+        return True
+    for consumer in consumers.get(call.outputs[0], []):
+        if consumer.class_name == "Softmax" or (
+                consumer.class_name == "Activation"
+                and getattr(consumer.layer.activation, "__name__", "") == "softmax"):
+            return True
+        if consumer.class_name in {"Reshape", "Flatten", "Dropout"}:
+            if _feeds_softmax(consumer, consumers):
+                return True
+    return False
+
+
+def _fan_in(name: str, shape) -> int:
+    if "depthwise" in name:
+        return int(np.prod(shape[:2]))
+    return int(np.prod(shape[:-1]))
+
+
+def _draw_kernels(layer, rng):
+    values = []
+    for var in layer.weights:
+        name, shape = var.name.split("/")[-1], tuple(var.shape)
+        if "kernel" in name:
+            values.append(rng.normal(0.0, np.sqrt(2.0 / max(_fan_in(name, shape), 1)), shape))
+        elif "bias" in name:
+            values.append(rng.uniform(-0.2, 0.2, shape))
+        else:
+            values.append(rng.normal(0.0, 0.1, shape))
+    layer.set_weights([v.astype(np.float32) for v in values])
+
+
+def _rescale_to_spread(layer, inputs, target: float):
+    """Scale kernel and bias so the layer's pre-activation has standard deviation ``target``."""
+    activation = getattr(layer, "activation", None)
+    if activation is not None:
+        layer.activation = keras.activations.linear
+    pre = _call(layer, inputs)[0]
+    if activation is not None:
+        layer.activation = activation
+    spread = float(np.std(pre))
+    if not np.isfinite(spread) or spread < 1e-8:
+        return
+    factor = target / spread
+    scaled = []
+    for var, value in zip(layer.weights, layer.get_weights()):
+        name = var.name.split("/")[-1]
+        if "depthwise" in name and layer.__class__.__name__ == "SeparableConv2D":
+            scaled.append(value)  # scaling the pointwise kernel is enough
+        else:
+            scaled.append(value * factor)
+    layer.set_weights(scaled)
+
+
+def _batchnorm_from_statistics(layer, x, rng):
+    axes = tuple(range(x.ndim - 1))
+    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    values = {
+        "gamma": rng.uniform(0.6, 1.4, mean.shape),
+        "beta": rng.uniform(-0.3, 0.3, mean.shape),
+        "moving_mean": mean + rng.normal(0.0, 0.1, mean.shape) * np.sqrt(var + 1e-6),
+        "moving_variance": var * rng.uniform(0.7, 1.3, var.shape) + 1e-3,
+    }
+    layer.set_weights([values[v.name.split("/")[-1].split(":")[0]].astype(np.float32)
+                       for v in layer.weights])
+
+
+def seeded_init(model, seed: int, family: str = "none") -> None:
+    """Overwrite every weight of ``model`` deterministically from ``seed`` (see module doc)."""
+    rng = np.random.default_rng(seed)
+    calls = layer_calls(model)
+    consumers = _consumers(calls)
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    if any(d is None for d in shape):
+        raise ValueError("seeded_init needs a model with a fixed input size")
+    pending = {tensor: len(readers) for tensor, readers in consumers.items()}
+    values = {}
+    x = calibration_batch(shape, family, seed)
+    for call in calls:
+        layer = call.layer
+        if call.class_name == "InputLayer":
+            values[call.outputs[0]] = x
+            continue
+        inputs = [values[t] for t in call.inputs]
+        if call.class_name == "BatchNormalization":
+            _batchnorm_from_statistics(layer, inputs[0], rng)
+        elif call.class_name in KERNEL_LAYERS:
+            _draw_kernels(layer, rng)
+            _rescale_to_spread(layer, inputs, LOGIT_SPREAD if _feeds_softmax(call, consumers) else 1.0)
+        elif layer.weights:
+            layer.set_weights([rng.normal(0.0, 0.1, tuple(v.shape)).astype(np.float32) + (
+                1.0 if "gamma" in v.name or "scale" in v.name else 0.0) for v in layer.weights])
+        for tensor, value in zip(call.outputs, _call(layer, inputs)):
+            values[tensor] = value
+        for tensor in call.inputs:  # free what no later layer reads
+            pending[tensor] -= 1
+            if pending[tensor] == 0:
+                del values[tensor]
