@@ -1,0 +1,374 @@
+"""Golden capture: run Keras on images through the device's input path and store every manifest tensor.
+
+For every manifest tensor, its ``reference`` (see :mod:`core.manifest`) says what to record:
+
+* ``input_texture``: raw B, G, R bytes 0..255 as floats at the original image size (Forge's
+  ``__Input__``), status ``not_compared``;
+* ``image``: the RGB image in [0, 1] at the network size (8-bit Lanczos resize when needed);
+* ``preprocessing`` step k: the image after the manifest's preprocessing steps 0..k, in float32;
+* ``keras``: that layer's output in the original model (times ``a`` plus ``b`` when ``affine``
+  is given), with the batch axis dropped and reshaped to the manifest's H, W, C.
+
+All Keras layer outputs needed come from ONE multi-output sub-model run per batch of images; the
+Keras input is the image after all preprocessing steps.  Images are streamed: one batch is loaded,
+run, written and dropped before the next, so memory stays bounded by the model plus one batch's
+activations.
+"""
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from core.images import image_key, image_size, list_images, load_bgr_texture, load_rgb01
+from core.manifest import load_manifest
+from core.store import StoreWriter
+
+PRECISIONS = ("float32", "float16")
+
+
+class GoldenError(ValueError):
+    """A model, manifest or image set golden capture cannot work with; the text says what to do."""
+
+
+# -- preprocessing ---------------------------------------------------------------------------
+
+def preprocess_steps(rgb01: np.ndarray, steps: list) -> list:
+    """The image after each preprocessing step (float32), in order; ``[-1]`` is the Keras input."""
+    x = np.asarray(rgb01, dtype=np.float32)
+    out = []
+    for k, step in enumerate(steps):
+        op = step.get("op")
+        if op == "swap_channels":
+            x = x[..., list(step["permute"])]
+        elif op == "subtract_mean":
+            x = x * np.float32(step.get("scale", 1.0)) - np.asarray(step["mean"], np.float32)
+        elif op == "linear":
+            x = np.float32(step.get("a", 1.0)) * x + np.float32(step.get("b", 0.0))
+        else:
+            raise GoldenError(f"manifest preprocessing step {k}: unknown op {op!r} "
+                              "(known: swap_channels, subtract_mean, linear); re-run keras2metal")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out.append(x)
+    return out
+
+
+# -- Keras plumbing --------------------------------------------------------------------------
+
+def _keras():
+    from core.kerasenv import keras
+
+    return keras
+
+
+def _layer_output(model, layer_name: str, index: int):
+    layer = model.get_layer(layer_name)
+    try:
+        out = layer.output
+    except (AttributeError, ValueError, RuntimeError):
+        nodes = getattr(layer, "_inbound_nodes", [])
+        if index < len(nodes):
+            tensors = nodes[index].output_tensors
+            return tensors[0] if isinstance(tensors, (list, tuple)) else tensors
+        raise
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    if index >= len(outs):
+        raise GoldenError(f"Keras layer {layer_name!r} has {len(outs)} output(s), the manifest "
+                          f"asks for output_index {index}; re-run keras2metal")
+    return outs[index]
+
+
+def _has_layer(model, name: str) -> bool:
+    try:
+        model.get_layer(name)
+        return True
+    except ValueError:
+        return False
+
+
+def to_float16_model(model):
+    """A copy of ``model`` whose layers compute in float16 with float16 weights.
+
+    What the original ``convertfp16.py`` did by rewriting the saved model's dtypes: Keras itself
+    then shows the float16 error floor the device's float16 images cannot go below.
+    """
+    keras = _keras()
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float16"
+        return layer.__class__.from_config(config)
+
+    try:
+        clone16 = keras.models.clone_model(model, clone_function=clone)
+    except Exception as exc:  # noqa: BLE001 - custom layers may refuse; say what to do
+        raise GoldenError(f"cannot rebuild Keras model {model.name!r} in float16 ({exc}); "
+                          "use --precision float32") from None
+    clone16.set_weights(model.get_weights())
+    return clone16
+
+
+def _check_input(model, manifest):
+    if len(model.inputs) != 1:
+        raise GoldenError(f"Keras model {model.name!r} has {len(model.inputs)} inputs; golden "
+                          "capture supports single-input image models")
+    shape = tuple(model.inputs[0].shape)
+    width, height = manifest["input"]["width"], manifest["input"]["height"]
+    if len(shape) != 4 or (shape[1] not in (None, height)) or (shape[2] not in (None, width)):
+        raise GoldenError(f"Keras model {model.name!r} takes input {shape}, the manifest "
+                          f"{manifest.get('_path', '')} says {height}x{width}; is the manifest "
+                          "from another model? re-run keras2metal")
+
+
+class _Plan:
+    """What to compute for one Keras model: the sub-model and where each tensor's data comes from."""
+
+    def __init__(self, model, manifest, *, folded=False, all_layers=False):
+        keras = _keras()
+        self.model = model
+        self.outputs = []            # Keras tensors of the sub-model
+        self.index = {}              # (layer, output_index) -> position in outputs
+        self.source = {}             # tensor name -> (position, affine, layer) or (None, reason)
+        for entry in manifest["tensors"]:
+            ref = entry.get("reference")
+            if not ref or ref.get("kind") != "keras":
+                continue
+            layer = self._pick_layer(model, entry, ref, folded)
+            if layer is None:
+                wanted = ref.get("layer")
+                what = ("the folded model has none of the layers " +
+                        ", ".join(repr(n) for n in [wanted, *entry.get("keras_layers", [])])
+                        if folded else f"Keras model {model.name!r} has no layer {wanted!r}")
+                self.source[entry["name"]] = (None, f"{what}; is the manifest from another model? "
+                                                    "re-run keras2metal for this model")
+                continue
+            key = (layer, int(ref.get("output_index", 0) or 0))
+            self.source[entry["name"]] = (self._add(key), ref.get("affine"), layer)
+        self.layer_outputs = []      # (layer name, position) for --floats
+        if all_layers:
+            for layer in model.layers:
+                try:
+                    out = layer.output
+                except (AttributeError, ValueError, RuntimeError):
+                    continue
+                if isinstance(out, (list, tuple)):
+                    continue
+                self.layer_outputs.append((layer.name, self._add((layer.name, 0), out)))
+        self.sub_model = keras.Model(model.inputs, self.outputs) if self.outputs else None
+
+    def _add(self, key, tensor=None):
+        if key not in self.index:
+            self.index[key] = len(self.outputs)
+            self.outputs.append(tensor if tensor is not None else _layer_output(self.model, *key))
+        return self.index[key]
+
+    @staticmethod
+    def _pick_layer(model, entry, ref, folded):
+        candidates = [ref.get("layer")]
+        if folded:
+            candidates += list(reversed(entry.get("keras_layers") or [])) + [entry["name"]]
+        for name in candidates:
+            if name and _has_layer(model, name):
+                return name
+        return None
+
+    def run(self, batch: np.ndarray) -> list:
+        if self.sub_model is None:
+            return []
+        dtype = self.sub_model.inputs[0].dtype
+        x = batch.astype("float16" if "float16" in str(dtype) else np.float32)
+        out = self.sub_model.predict_on_batch(x)
+        if not isinstance(out, (list, tuple)):
+            out = [out]
+        return [np.asarray(o, dtype=np.float32) for o in out]
+
+
+def _fit_shape(act: np.ndarray, shape):
+    """Batch-less activation → manifest shape; (array, ok)."""
+    if shape and all(isinstance(s, int) and s > 0 for s in shape):
+        if act.size == int(np.prod(shape)):
+            return act.reshape(shape), True
+        return act, False
+    return act, True
+
+
+def _status_of(data: np.ndarray, entry: dict, status: str, reason: str):
+    if status == "ok":
+        bad = int(np.count_nonzero(~np.isfinite(data))) if data.size else 0
+        if bad:
+            return "nan_inf", (f"Keras produced {bad} NaN/Inf value(s) of {data.size} in "
+                               f"{entry['name']!r}; check the weights (--weights/--seed)")
+        if not entry.get("compare", True):
+            return "not_compared", "the manifest marks this tensor compare: false"
+    return status, reason
+
+
+def _write_floats(floats_dir: Path, key: str, model_name: str, plan: _Plan, acts: list, row: int):
+    """The original ``test_classifier.py`` files: ``<model>-<keras layer>.floats`` + shapes.json."""
+    folder = floats_dir / key
+    folder.mkdir(parents=True, exist_ok=True)
+    shapes = {}
+    for layer, pos in plan.layer_outputs:
+        act = acts[pos][row]
+        if act.ndim == 3:
+            saved_shape = [*act.shape, 1]
+        elif act.ndim == 2:
+            saved_shape = [*act.shape, 1]
+        else:
+            saved_shape = [int(act.size), 1]
+        name = f"{model_name}-{layer}.floats"
+        np.ascontiguousarray(act, dtype="<f4").tofile(folder / name)
+        shapes[name] = [int(s) for s in saved_shape]
+    (folder / "shapes.json").write_text(json.dumps(shapes, sort_keys=True, indent=4))
+
+
+# -- the capture -----------------------------------------------------------------------------
+
+def capture_golden(model, manifest, images, out_path, *, folded_model=None, precision="float32",
+                   batch=1, floats_dir=None, progress=True) -> dict:
+    """Run ``model`` (and ``folded_model``) on ``images`` and write the golden store ``out_path``.
+
+    ``manifest``: dict from :func:`core.manifest.load_manifest` or its path.  ``images``: a folder,
+    an image path or a list of them.  ``precision="float16"`` runs Keras itself in float16.
+    ``floats_dir``: also write the original tool's per-layer ``.floats`` files there, one folder
+    per image.  Returns a summary: images, tensors, status counts, folded max abs differences,
+    seconds.
+    """
+    if not isinstance(manifest, dict):
+        manifest = load_manifest(manifest)
+    if precision not in PRECISIONS:
+        raise GoldenError(f"precision {precision!r}: expected one of {PRECISIONS}")
+    batch = max(1, int(batch))
+    paths = list_images(images)
+    keras = _keras()
+    _check_input(model, manifest)
+    if folded_model is not None:
+        _check_input(folded_model, manifest)
+    if precision == "float16":
+        model = to_float16_model(model)
+        if folded_model is not None:
+            folded_model = to_float16_model(folded_model)
+
+    plan = _Plan(model, manifest, all_layers=floats_dir is not None)
+    folded_plan = _Plan(folded_model, manifest, folded=True) if folded_model is not None else None
+    steps = manifest["preprocessing"].get("steps", [])
+    width, height = manifest["input"]["width"], manifest["input"]["height"]
+    floats_dir = Path(floats_dir) if floats_dir is not None else None
+
+    from core.kerasenv import KERAS_VERSION
+    from core.store import package_version
+
+    counts, folded_diff = Counter(), {}
+    start = time.perf_counter()
+    attrs = dict(keras=KERAS_VERSION, tensorflow=package_version("tensorflow"), precision=precision,
+                 folded=folded_model is not None, keras_model=model.name, batch=batch,
+                 backend=keras.backend.backend())
+    with StoreWriter(out_path, "golden", manifest, **attrs) as writer:
+        bar = _progress(len(paths), progress, manifest["name"])
+        for first in range(0, len(paths), batch):
+            chunk = paths[first:first + batch]
+            rgb = [load_rgb01(p, width, height) for p in chunk]
+            pre = [preprocess_steps(x, steps) for x in rgb]
+            keras_in = np.stack([p[-1] if p else x for p, x in zip(pre, rgb)])
+            acts = plan.run(keras_in)
+            folded_acts = folded_plan.run(keras_in) if folded_plan else None
+            for row, path in enumerate(chunk):
+                key = image_key(path)
+                w0, h0 = image_size(path)
+                writer.image(key, image=path.name, original_width=w0, original_height=h0)
+                for entry in manifest["tensors"]:
+                    data, status, reason = _golden_tensor(entry, path, rgb[row], pre[row],
+                                                          plan, acts, row)
+                    status, reason = _status_of(data, entry, status, reason) \
+                        if data is not None else (status, reason)
+                    writer.write(key, entry["name"], data, status, reason)
+                    counts[status] += 1
+                    if folded_plan is not None:
+                        _write_folded(writer, key, entry, data, status, path, rgb[row], pre[row],
+                                      folded_plan, folded_acts, row, folded_diff)
+                if floats_dir is not None:
+                    _write_floats(floats_dir, key, manifest["name"], plan, acts, row)
+                writer.flush()
+                bar.update(1)
+            del acts, folded_acts, pre, rgb, keras_in
+        bar.close()
+        summary = {"images": len(paths), "tensors": len(manifest["tensors"]),
+                   "statuses": dict(counts), "seconds": time.perf_counter() - start}
+        if folded_plan is not None:
+            summary["folded_max_abs_diff"] = folded_diff
+            writer.set_attrs(folded_max_abs_diff=max(folded_diff.values(), default=0.0))
+    return summary
+
+
+def _golden_tensor(entry, path, rgb, pre, plan, acts, row):
+    """(data or None, status, reason) of one tensor of one image."""
+    ref = entry.get("reference")
+    name = entry["name"]
+    if not ref:
+        return None, "not_compared", (f"the manifest gives no Keras reference for {name!r} "
+                                      "(Forge-only tensor); nothing to compare")
+    kind = ref.get("kind")
+    if kind == "input_texture":
+        return load_bgr_texture(path), "not_compared", (
+            "raw B, G, R bytes of the image at its original size (Forge's __Input__); "
+            "kept for reference, not compared")
+    if kind == "image":
+        data = rgb
+    elif kind == "preprocessing":
+        k = int(ref.get("step", 0))
+        if not 0 <= k < len(pre):
+            return None, "missing", (f"{name!r}: manifest preprocessing step {k} does not exist "
+                                     f"({len(pre)} steps); re-run keras2metal")
+        data = pre[k]
+    elif kind == "keras":
+        pos, *rest = plan.source.get(name, (None, "not planned"))
+        if pos is None:
+            return None, "missing", rest[0]
+        affine = rest[0]
+        data = acts[pos][row]
+        if affine:
+            data = np.float32(affine[0]) * data + np.float32(affine[1])
+    else:
+        return None, "missing", (f"{name!r}: unknown reference kind {kind!r} in the manifest; "
+                                 "re-run keras2metal")
+    fitted, ok = _fit_shape(np.asarray(data, np.float32), entry.get("shape"))
+    if not ok:
+        return fitted, "shape_mismatch", (
+            f"{name!r}: Keras gives shape {list(fitted.shape)}, the manifest says "
+            f"{entry.get('shape')}; re-run keras2metal for this model")
+    return fitted, "ok", ""
+
+
+def _write_folded(writer, key, entry, data, status, path, rgb, pre, plan, acts, row, diffs):
+    ref = entry.get("reference") or {}
+    if ref.get("kind") != "keras":
+        # Identical by construction: same images, same preprocessing.
+        writer.write(key, entry["name"], data, status, "same as the original model (not a Keras "
+                     "layer output)" if data is not None else "no data", section="folded")
+        return
+    fdata, fstatus, freason = _golden_tensor(entry, path, rgb, pre, plan, acts, row)
+    if fdata is not None:
+        fstatus, freason = _status_of(fdata, entry, fstatus, freason)
+    extra = {}
+    if fdata is not None and data is not None and fdata.shape == data.shape and data.size:
+        diff = float(np.max(np.abs(fdata.astype(np.float64) - data)))
+        extra["max_abs_diff"] = diff
+        diffs[entry["name"]] = max(diff, diffs.get(entry["name"], 0.0))
+    writer.write(key, entry["name"], fdata, fstatus, freason, section="folded", **extra)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total, enabled, name):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"golden {name}", unit="image")
