@@ -222,12 +222,18 @@ def build_plan(cfg, *, input_size=None, fully_convolutional: bool = False) -> Ne
             alpha = sec.get_float("alpha", 1.0)
             beta = sec.get_float("beta", 1.0)
             s, _ = out_of(src)
-            if s != in_shape:
-                raise sec.error(f"'from' layer {src} has shape {s} but the previous layer has "
-                                f"{in_shape}; shortcuts between different shapes are not supported",
-                                "from")
+            if layers[src].kind in ("region", "yolo"):
+                raise sec.error(f"'from' refers to the detection head at layer {src}", "from")
+            if (s[0], s[1]) == (ih, iw):
+                stride = 1
+            elif s[0] % ih == 0 and s[1] % iw == 0 and s[0] // ih == s[1] // iw:
+                stride = s[0] // ih
+            else:
+                raise sec.error(f"'from' layer {src} is {s[0]}x{s[1]} and the previous layer "
+                                f"{ih}x{iw}: only equal sizes or an integer down-sampling of "
+                                "'from' are supported", "from")
             spec.inputs = [prev, src]
-            spec.attrs = dict(source=src, activation=act, alpha=alpha, beta=beta)
+            spec.attrs = dict(source=src, activation=act, alpha=alpha, beta=beta, stride=stride)
         elif kind == "upsample":
             stride = sec.get_int("stride", 2, hi=MAX_DIM)
             scale = sec.get_float("scale", 1.0)
