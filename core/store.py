@@ -80,7 +80,8 @@ def decode_name(link: str) -> str:
     return link.replace("%2F", "/").replace("%25", "%")
 
 
-def _version(dist: str) -> str:
+def package_version(dist: str) -> str:
+    """Installed version of a distribution (``tensorflow`` also finds ``tensorflow-cpu``)."""
     for name in (dist, dist + "-cpu"):
         try:
             return metadata.version(name)
@@ -150,8 +151,8 @@ class StoreWriter:
             "kind": kind,
             "model": manifest["name"],
             "manifest_sha256": _manifest_sha(manifest),
-            "keras": source.get("keras") or _version("keras"),
-            "tensorflow": source.get("tensorflow") or _version("tensorflow"),
+            "keras": source.get("keras") or package_version("keras"),
+            "tensorflow": source.get("tensorflow") or package_version("tensorflow"),
             "preprocessing": manifest.get("preprocessing"),
             "precision": "float32" if kind == "golden" else "float16",
         }

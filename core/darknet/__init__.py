@@ -22,7 +22,7 @@ from .weights import (BN_EPSILON, DarknetWeights, WeightsHeader, random_darknet_
                       write_weights)
 
 _LAZY = {
-    "convert": "convert", "save_converted": "convert", "DarknetMeta": "convert",
+    "convert": "converter", "save_converted": "converter", "DarknetMeta": "converter",
     "build_keras_model": "builder", "set_darknet_weights": "builder",
 }
 

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     if not os.path.isdir(folder):
         print(f"yad2k: error: output folder {folder} does not exist; create it first", file=sys.stderr)
         return 2
-    from .convert import convert, output_root, save_converted
+    from .converter import convert, output_root, save_converted
     try:
         model, meta = convert(os.path.expanduser(args.cfg), os.path.expanduser(args.weights),
                               fully_convolutional=args.fc, allow_extra=args.allow_extra,

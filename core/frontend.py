@@ -1,0 +1,445 @@
+"""Keras graph -> IR: one small handler per Keras layer class, registered by class name.
+
+Handlers split a layer's built-in activation into its own Activation node; the fusion pass puts it
+back where MPS allows.  Adding a layer kind = one ``@handler`` function here plus its test.
+"""
+import numpy as np
+
+from core.errors import ConversionError
+from core.ir import Graph, Node, keras_reference
+from core.kerasgraph import input_ids, layer_calls, output_ids
+
+HANDLERS = {}
+
+
+def handler(*class_names):
+    def register(fn):
+        for class_name in class_names:
+            HANDLERS[class_name] = fn
+        return fn
+    return register
+
+
+class Context:
+    """What a handler sees: the layer call, its config, and where its inputs come from."""
+
+    def __init__(self, call, tensor_map, shapes):
+        self.call = call
+        self.layer = call.layer
+        self.config = call.layer.get_config()
+        self.inputs = [tensor_map[t] for t in call.inputs]
+        self.input_shapes = [shapes[t] for t in call.inputs]
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    def fail(self, what: str, fix: str):
+        raise ConversionError(f"layer {self.name!r} ({self.call.class_name}): {what}; {fix}")
+
+    def weights(self) -> dict:
+        return {v.name.split("/")[-1].split(":")[0]: np.asarray(w, dtype=np.float32)
+                for v, w in zip(self.layer.weights, self.layer.get_weights())}
+
+    def node(self, op, inputs=None, name=None, reference=True, **attrs) -> Node:
+        return Node(name=name or self.name, op=op,
+                    inputs=list(self.inputs if inputs is None else inputs), attrs=attrs,
+                    keras_layers=[self.name],
+                    reference=keras_reference(self.name) if reference else None)
+
+
+# ---------------------------------------------------------------- activations
+
+def neuron_for(activation: str, ctx: Context, **params):
+    """The MPS neuron for a Keras activation name: a dict, None for linear, "softmax" for softmax."""
+    if activation in (None, "linear"):
+        return None
+    if activation == "softmax":
+        return "softmax"
+    table = {
+        "relu": {"type": "relu", "a": 0.0},
+        "relu6": {"type": "relun", "a": 0.0, "b": 6.0},
+        "sigmoid": {"type": "sigmoid"},
+        "tanh": {"type": "tanh", "a": 1.0, "b": 1.0},
+        "elu": {"type": "elu", "a": float(params.get("alpha", 1.0))},
+        "leaky_relu": {"type": "relu", "a": float(params.get("alpha", 0.2))},
+        "softplus": {"type": "softplus", "a": 1.0, "b": 1.0},
+        "abs": {"type": "absolute"},
+    }
+    if activation not in table:
+        ctx.fail(f"activation {activation!r} has no MPS neuron",
+                 "use relu, relu6, leaky relu, elu, sigmoid, tanh, softplus, linear or softmax")
+    return table[activation]
+
+
+def activation_name(fn) -> str:
+    name = getattr(fn, "__name__", None) or str(fn)
+    return {"leaky_relu": "leaky_relu", "silu": "swish"}.get(name, name)
+
+
+def activation_nodes(ctx: Context, neuron, inputs) -> list:
+    """The node(s) applying ``neuron`` to ``inputs`` and producing the layer's Keras tensor."""
+    if neuron is None:
+        return [ctx.node("Identity", inputs=inputs)]
+    if neuron == "softmax":
+        return [ctx.node("Softmax", inputs=inputs)]
+    return [ctx.node("Activation", inputs=inputs, neuron=neuron)]
+
+
+def with_activation(ctx: Context, core_node: Node) -> list:
+    """``core_node`` followed by the layer's own activation, which then owns the Keras tensor."""
+    neuron = neuron_for(activation_name(getattr(ctx.layer, "activation", None)), ctx)
+    if neuron is None:
+        return [core_node]
+    core_node.reference = None  # the pre-activation value has no Keras tensor
+    act = activation_nodes(ctx, neuron, [core_node.name])[0]
+    act.name = f"{ctx.name}__act"
+    act.keras_layers = []
+    return [core_node, act]
+
+
+# ---------------------------------------------------------------- helpers
+
+def pair(value):
+    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),) * 2
+
+
+def check_channels_last(ctx: Context):
+    if ctx.config.get("data_format", "channels_last") != "channels_last":
+        ctx.fail("data_format channels_first is not supported by Forge",
+                 "rebuild the model with data_format='channels_last'")
+
+
+def check_no_dilation(ctx: Context):
+    if pair(ctx.config.get("dilation_rate", 1)) != (1, 1):
+        ctx.fail(f"dilation_rate {ctx.config['dilation_rate']} is not supported by Forge's "
+                 "convolutions", "use dilation_rate=1")
+
+
+def check_multiplier(ctx: Context):
+    if int(ctx.config.get("depth_multiplier", 1)) != 1:
+        ctx.fail(f"depth_multiplier {ctx.config['depth_multiplier']} is not supported: MPS "
+                 "depthwise convolution supports a channel multiplier of 1 only",
+                 "use depth_multiplier=1 (or a DepthwiseConv2D followed by a 1x1 Conv2D)")
+
+
+def conv_attrs(ctx: Context, kernel_shape) -> dict:
+    return {"kernel": (int(kernel_shape[0]), int(kernel_shape[1])),
+            "stride": pair(ctx.config.get("strides", 1)),
+            "padding": ctx.config.get("padding", "valid"),
+            "use_bias": True}
+
+
+# ---------------------------------------------------------------- handlers
+
+@handler("InputLayer")
+def input_layer(ctx: Context):
+    shape = ctx.config.get("batch_shape") or ctx.config.get("batch_input_shape")
+    h, w, c = shape[1:]
+    if h is None or w is None:
+        ctx.fail("the input size is not fixed", "Forge needs a fixed input size: build the model "
+                 "with input_shape=(H, W, C)")
+    return [ctx.node("Input", inputs=[], height=int(h), width=int(w), channels=int(c))]
+
+
+@handler("Conv2D")
+def conv2d(ctx: Context):
+    check_channels_last(ctx)
+    check_no_dilation(ctx)
+    if int(ctx.config.get("groups", 1)) != 1:
+        ctx.fail("grouped convolution is not supported by Forge", "use groups=1")
+    w = ctx.weights()
+    node = ctx.node("Convolution", **conv_attrs(ctx, w["kernel"].shape))
+    node.weights = {"kernel": w["kernel"], "bias": w.get("bias", np.zeros(w["kernel"].shape[-1],
+                                                                          np.float32))}
+    node.attrs["use_bias"] = "bias" in w
+    return with_activation(ctx, node)
+
+
+@handler("DepthwiseConv2D")
+def depthwise_conv2d(ctx: Context):
+    check_channels_last(ctx)
+    check_no_dilation(ctx)
+    check_multiplier(ctx)
+    w = ctx.weights()
+    kernel = w["depthwise_kernel"] if "depthwise_kernel" in w else w["kernel"]
+    node = ctx.node("DepthwiseConvolution", **conv_attrs(ctx, kernel.shape))
+    node.weights = {"kernel": kernel, "bias": w.get("bias", np.zeros(kernel.shape[2], np.float32))}
+    node.attrs["use_bias"] = "bias" in w
+    return with_activation(ctx, node)
+
+
+@handler("SeparableConv2D")
+def separable_conv2d(ctx: Context):
+    check_channels_last(ctx)
+    check_no_dilation(ctx)
+    check_multiplier(ctx)
+    w = ctx.weights()
+    depthwise = ctx.node("DepthwiseConvolution", name=f"{ctx.name}_sep", reference=False,
+                         **conv_attrs(ctx, w["depthwise_kernel"].shape))
+    depthwise.attrs["use_bias"] = False
+    depthwise.weights = {"kernel": w["depthwise_kernel"]}
+    pointwise = ctx.node("PointwiseConvolution", inputs=[depthwise.name], kernel=(1, 1),
+                         stride=(1, 1), padding="same", use_bias="bias" in w)
+    pointwise.weights = {"kernel": w["pointwise_kernel"],
+                         "bias": w.get("bias", np.zeros(w["pointwise_kernel"].shape[-1], np.float32))}
+    return [depthwise] + with_activation(ctx, pointwise)
+
+
+@handler("Dense")
+def dense(ctx: Context):
+    w = ctx.weights()
+    bias = w.get("bias", np.zeros(w["kernel"].shape[-1], np.float32))
+    shape = ctx.input_shapes[0]
+    if len(shape) == 4 and tuple(shape[1:3]) != (1, 1):
+        # Keras applies a Dense on a feature map pixel by pixel: that is a 1x1 convolution.
+        node = ctx.node("Convolution", kernel=(1, 1), stride=(1, 1), padding="valid",
+                        use_bias="bias" in w)
+        node.weights = {"kernel": w["kernel"][None, None], "bias": bias}
+    else:
+        node = ctx.node("Dense", use_bias="bias" in w)
+        node.weights = {"kernel": w["kernel"], "bias": bias}
+    return with_activation(ctx, node)
+
+
+@handler("BatchNormalization")
+def batch_norm(ctx: Context):
+    axis = ctx.config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+    rank = len(ctx.input_shapes[0])
+    if axis not in (-1, rank - 1):
+        ctx.fail(f"BatchNormalization over axis {axis} is not over the channels",
+                 "Forge tensors are channels-last: normalise over axis -1")
+    w = ctx.weights()
+    channels = w["moving_mean"].shape[0]
+    node = ctx.node("BatchNorm", epsilon=float(ctx.config.get("epsilon", 1e-3)))
+    node.weights = {"gamma": w.get("gamma", np.ones(channels, np.float32)),
+                    "beta": w.get("beta", np.zeros(channels, np.float32)),
+                    "mean": w["moving_mean"], "variance": w["moving_variance"]}
+    return [node]
+
+
+@handler("Activation")
+def activation(ctx: Context):
+    return activation_nodes(ctx, neuron_for(activation_name(ctx.layer.activation), ctx),
+                            ctx.inputs)
+
+
+@handler("ReLU")
+def relu(ctx: Context):
+    max_value = ctx.config.get("max_value")
+    slope = float(ctx.config.get("negative_slope", 0.0) or 0.0)
+    if float(ctx.config.get("threshold", 0.0) or 0.0) != 0.0:
+        ctx.fail("ReLU with a threshold has no MPS neuron", "use threshold=0")
+    if max_value is None:
+        neuron = {"type": "relu", "a": slope}
+    elif slope == 0.0:
+        neuron = {"type": "relun", "a": 0.0, "b": float(max_value)}
+    else:
+        ctx.fail("ReLU with both max_value and negative_slope has no MPS neuron",
+                 "drop one of them")
+    return [ctx.node("Activation", neuron=neuron)]
+
+
+@handler("LeakyReLU")
+def leaky_relu(ctx: Context):
+    slope = ctx.config.get("negative_slope", ctx.config.get("alpha", 0.3))
+    return [ctx.node("Activation", neuron={"type": "relu", "a": float(slope)})]
+
+
+@handler("ELU")
+def elu(ctx: Context):
+    return [ctx.node("Activation", neuron={"type": "elu", "a": float(ctx.config.get("alpha", 1.0))})]
+
+
+@handler("Softmax")
+def softmax(ctx: Context):
+    axis = ctx.config.get("axis", -1)
+    if axis not in (-1, len(ctx.input_shapes[0]) - 1, [-1]):
+        ctx.fail(f"softmax over axis {axis}", "Forge's Softmax runs over the channels (axis -1)")
+    return [ctx.node("Softmax")]
+
+
+@handler("Rescaling")
+def rescaling(ctx: Context):
+    scale, offset = ctx.config.get("scale", 1.0), ctx.config.get("offset", 0.0)
+    if isinstance(scale, (list, tuple)) or isinstance(offset, (list, tuple)):
+        ctx.fail("per-channel rescaling has no MPS neuron", "use a scalar scale and offset")
+    return [ctx.node("Activation", neuron={"type": "linear", "a": float(scale), "b": float(offset)})]
+
+
+def pooling(ctx: Context, op: str):
+    check_channels_last(ctx)
+    pool = pair(ctx.config.get("pool_size", 2))
+    strides = ctx.config.get("strides") or pool
+    return [ctx.node(op, kernel=pool, stride=pair(strides),
+                     padding=ctx.config.get("padding", "valid"))]
+
+
+@handler("MaxPooling2D")
+def max_pooling(ctx: Context):
+    return pooling(ctx, "MaxPooling")
+
+
+@handler("AveragePooling2D")
+def average_pooling(ctx: Context):
+    return pooling(ctx, "AveragePooling")
+
+
+@handler("GlobalAveragePooling2D")
+def global_average_pooling(ctx: Context):
+    check_channels_last(ctx)
+    return [ctx.node("GlobalAveragePooling")]
+
+
+@handler("GlobalMaxPooling2D")
+def global_max_pooling(ctx: Context):
+    check_channels_last(ctx)
+    h, w = ctx.input_shapes[0][1:3]
+    return [ctx.node("MaxPooling", kernel=(int(h), int(w)), stride=(int(h), int(w)),
+                     padding="valid")]
+
+
+@handler("ZeroPadding2D")
+def zero_padding(ctx: Context):
+    check_channels_last(ctx)
+    padding = ctx.config["padding"]
+    if isinstance(padding, int):
+        padding = ((padding, padding), (padding, padding))
+    (top, bottom), (left, right) = (pair(p) for p in padding)
+    return [ctx.node("ZeroPadding", tblr=(top, bottom, left, right))]
+
+
+@handler("Flatten", "Reshape", "Dropout", "SpatialDropout2D", "GaussianNoise",
+         "GaussianDropout", "AlphaDropout", "ActivityRegularization")
+def identity(ctx: Context):
+    node = ctx.node("Identity")
+    node.attrs["keras_class"] = ctx.call.class_name
+    node.attrs["target_shape"] = ctx.config.get("target_shape")
+    return [node]
+
+
+@handler("Concatenate")
+def concatenate(ctx: Context):
+    axis = ctx.config.get("axis", -1)
+    if axis not in (-1, len(ctx.input_shapes[0]) - 1):
+        ctx.fail(f"concatenation over axis {axis}",
+                 "Forge concatenates over channels only (axis -1)")
+    return [ctx.node("Concatenate")]
+
+
+@handler("Add", "Multiply", "Maximum", "Average")
+def merge(ctx: Context):
+    return [ctx.node("Merge", operation=ctx.call.class_name)]
+
+
+@handler("Subtract")
+def subtract(ctx: Context):
+    negate = ctx.node("Activation", inputs=[ctx.inputs[1]], name=f"{ctx.name}_negate",
+                      reference=False, neuron={"type": "linear", "a": -1.0, "b": 0.0})
+    negate.keras_layers = []
+    return [negate, ctx.node("Merge", inputs=[ctx.inputs[0], negate.name], operation="Add")]
+
+
+def scaled_residual(ctx: Context, scale: float):
+    """Inception-ResNet's ``x + scale * branch`` as Collect([x, scale*branch]) --> Add."""
+    base, branch = ctx.inputs
+    scaled = ctx.node("Activation", inputs=[branch], name=f"scale_input1_{ctx.name}",
+                      reference=None, neuron={"type": "linear", "a": float(scale), "b": 0.0})
+    branch_layer = ctx.call.inputs[1]
+    name, _, index = branch_layer.partition(":")
+    scaled.reference = keras_reference(name, int(index or 0), affine=[float(scale), 0.0])
+    scaled.keras_layers = []
+    return [scaled, ctx.node("Merge", inputs=[base, scaled.name], operation="Add")]
+
+
+@handler("CustomScaleLayer")
+def custom_scale_layer(ctx: Context):
+    return scaled_residual(ctx, ctx.config["scale"])
+
+
+@handler("Lambda")
+def lambda_layer(ctx: Context):
+    arguments = ctx.config.get("arguments") or {}
+    if ctx.name == "space_to_depth_x2" or ctx.name.startswith("space_to_depth"):
+        return space_to_depth_node(ctx, 2)
+    if "scale" in arguments and len(ctx.inputs) == 2:
+        return scaled_residual(ctx, arguments["scale"])
+    ctx.fail("a Lambda layer's Python code cannot be converted",
+             "replace it by built-in layers, or by a registered custom layer with a Forge "
+             "handler (the YOLO passthrough must be named space_to_depth_x2)")
+
+
+def space_to_depth_node(ctx: Context, block: int):
+    h, w, c = ctx.input_shapes[0][1:]
+    return [ctx.node("Custom", kernel_class="SpaceToDepthKernel", args={"blockSize": block},
+                     out_shape=(int(h) // block, int(w) // block, int(c) * block * block))]
+
+
+@handler("SpaceToDepth")
+def space_to_depth(ctx: Context):
+    return space_to_depth_node(ctx, int(ctx.config.get("block_size", 2)))
+
+
+@handler("DarknetReorg")
+def darknet_reorg(ctx: Context):
+    stride = int(ctx.config.get("stride", 2))
+    h, w, c = ctx.input_shapes[0][1:]
+    return [ctx.node("Custom", kernel_class="DarknetReorgKernel", args={"stride": stride},
+                     out_shape=(int(h) // stride, int(w) // stride, int(c) * stride * stride))]
+
+
+# ---------------------------------------------------------------- driver
+
+def _keras_shapes(model, calls):
+    shapes = {}
+    for call in calls:
+        outputs = call.layer.output if len(call.outputs) == 1 else call.layer.output
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for tensor_name, tensor in zip(call.outputs, outputs):
+            shapes[tensor_name] = tuple(tensor.shape)
+    return shapes
+
+
+def _rename_clashes(produced, taken):
+    """Give handler-made helper nodes (``x__act``, ``x_sep``) names no Keras layer has."""
+    for node in produced:
+        if node.name in node.keras_layers:
+            continue
+        base, name, i = node.name, node.name, 1
+        while name in taken:
+            name, i = f"{base}_{i}", i + 1
+        taken.add(name)
+        if name != node.name:
+            for other in produced:
+                other.inputs = [name if x == node.name else x for x in other.inputs]
+            node.name = name
+
+
+def keras_to_ir(model, name: str) -> Graph:
+    """Translate a functional Keras model into the (pre-pass) IR."""
+    calls = layer_calls(model)
+    if len(model.inputs) != 1:
+        raise ConversionError(f"model {model.name!r} has {len(model.inputs)} inputs; Forge models "
+                              "have exactly one input")
+    if len(model.outputs) != 1:
+        raise ConversionError(f"model {model.name!r} has {len(model.outputs)} outputs; Forge models "
+                              "have exactly one output: build a model with only the output to ship")
+    shapes = _keras_shapes(model, calls)
+    tensor_map, nodes = {}, []
+    taken = {call.name for call in calls}
+    for call in calls:
+        fn = HANDLERS.get(call.class_name)
+        if fn is None:
+            raise ConversionError(
+                f"layer {call.name!r} ({call.class_name}) has no Forge equivalent in keras2metal; "
+                "replace it by a supported layer, or add a handler in core/frontend.py. Supported: "
+                + ", ".join(sorted(HANDLERS)))
+        produced = fn(Context(call, tensor_map, shapes))
+        _rename_clashes(produced, taken)
+        nodes.extend(produced)
+        tensor_map[call.outputs[0]] = produced[-1].name
+    graph = Graph(name=name, nodes=nodes, input=tensor_map[input_ids(model)[0]],
+                  output=tensor_map[output_ids(model)[0]])
+    graph.meta["keras_layer_shapes"] = {call.name: shapes[call.outputs[0]][1:] for call in calls}
+    return graph
