@@ -1,0 +1,387 @@
+"""The reference device: run a compiled Forge graph with MPS numerics and dump like the phone.
+
+Images and storage follow Forge: every tensor that owns an MPSImage gets a float16 ``(N, H, W, C)``
+array; a Concatenate input writes into its concat's image at its channel offset, a Collect input
+into image ``k`` of the collected image, and layers read what MPS would read (MPS kernels read
+image ``offset.z`` = the source's image number and channels from 0; Forge's own kernels —
+DepthwiseConvolution, Custom, ZeroPadding, SpaceToDepthX2 — read image 0).
+
+Dumps follow ``Model.debugEvaluate`` + ``DocumentDirectoryDumper``: a tensor is dumped when none
+of its consumers has several inputs; a Concat is dumped whole and once per input (channels sliced
+out); a Collect writes no file of its own but one per input (image ``k``); an input that is a
+Concat also triggers the fork's concat-slicing on the *Collect* (its quirk is reproduced, see
+:meth:`ReferenceDevice._dump_collect`).
+"""
+import numpy as np
+
+from . import forge, mps
+from .forge import ReferenceDeviceError
+from .params import parse_fault, read_parameters, transposed_reading
+from .swift import BuilderProgram, parse_builder
+
+F16 = np.float16
+STRIDED = ("Conv", "PointwConv", "DepthwConv", "MaxPool", "AvgPool")
+
+
+class Storage:
+    """An MPSImage: float16 (N, H, W, C)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, shape: forge.DataShape):
+        n = max(1, shape.num_images)
+        self.data = np.zeros((n, shape.height, shape.width, shape.channels), dtype=F16)
+
+
+class ReferenceDevice:
+    """A builder + Parameters folder compiled for the reference device.
+
+    ``fault``: ``"KIND:LAYER"`` or (kind, layer) — inject one known conversion bug into one layer.
+    """
+
+    def __init__(self, builder, param_dir, fault=None):
+        program = builder if isinstance(builder, BuilderProgram) else parse_builder(builder)
+        self.program = program
+        self.name = program.name
+        self.model = program.model
+        self.param_dir = str(param_dir)
+        self.warnings = list(program.warnings)
+        self.tensors = self.model.complete_graph()
+        self.layers_by_name = {}
+        for layer in self.model.layers:
+            self.layers_by_name.setdefault(layer.name, layer)
+        self.fault = parse_fault(fault) if isinstance(fault, (str, type(None))) else tuple(fault)
+        self._check_fault()
+        self._load_parameters()
+        self._plan()
+
+    # -- compile ----------------------------------------------------------------------------
+    def _first_tensor(self, layer):
+        return next(t for t in self.tensors if t.layer is layer)
+
+    def _check_fault(self):
+        if self.fault is None:
+            return
+        kind, name = self.fault
+        layer = self.layers_by_name.get(name)
+        if layer is None:
+            raise ReferenceDeviceError(
+                f"--fault {kind}:{name}: no layer named {name!r} in {self.program.path}; layers: "
+                + ", ".join(list(self.layers_by_name)[:30]) + (" ..." if len(self.layers_by_name) > 30 else ""))
+        t = self._first_tensor(layer)
+        wc = layer.weight_count(t.input.shape, t.shape)
+        bc = layer.bias_count(t.input.shape, t.shape)
+        if kind in ("transpose", "garbage") and wc == 0:
+            raise ReferenceDeviceError(f"--fault {kind}:{name}: {layer.describe()} has no weights")
+        if kind == "bias" and bc == 0:
+            raise ReferenceDeviceError(f"--fault bias:{name}: {layer.describe()} has no biases")
+        if kind == "stride" and layer.type_name not in STRIDED:
+            raise ReferenceDeviceError(f"--fault stride:{name}: {layer.describe()} has no "
+                                       "kernel/stride tuples (use a Conv, PointwConv, DepthwConv "
+                                       "or pooling layer)")
+        layer.fault = kind
+
+    def _load_parameters(self):
+        spec = self.program.loader
+        for t in self.tensors:
+            layer = t.layer
+            if layer is None or layer.loaded:
+                continue
+            layer.loaded = True
+            i, o = t.input.shape, t.shape
+            wc, bc = layer.weight_count(i, o), layer.bias_count(i, o)
+            if wc > 0:
+                w = read_parameters(self.param_dir, spec, layer, "weights", wc, self.warnings,
+                                    garbage=layer.fault == "garbage")
+                layout = layer.weight_layout(i, o)
+                if layer.fault == "transpose":
+                    w = transposed_reading(w, layout, layer.type_name)
+                layer.weights = w.reshape(layout)
+            if bc > 0:
+                b = read_parameters(self.param_dir, spec, layer, "biases", bc, self.warnings)
+                layer.biases = None if layer.fault == "bias" else b
+
+    def _plan(self):
+        """Storage roots, read/write placements, dump decisions and when storage can be freed."""
+        self.roots = {}
+        for t in self.tensors:
+            root, img, off = forge.resolve_destination(t)
+            self.roots[id(t)] = (root, img, off)
+        last = {}
+        for i, t in enumerate(self.tensors):
+            last[id(self.roots[id(t)][0])] = i
+            if t.input is not None:
+                last[id(self.roots[id(t.input)][0])] = i
+        out_root = self.roots[id(self.model.output)][0]
+        self.free_after = {}
+        for rid, i in last.items():
+            if rid != id(out_root):
+                self.free_after.setdefault(i, []).append(rid)
+        self.dumpable = [all(len(o.previous) <= 1 for o in t.next) for t in self.tensors]
+        for t in self.tensors:
+            layer = t.layer
+            if layer is None:
+                continue
+            root, img, off = self.roots[id(t)]
+            src_root, src_img, src_off = self.roots[id(t.input)]
+            if src_off and t.input.type_name != "Concat":
+                self.warnings.append(
+                    f"{layer.describe()} reads {t.input.short_id!r}, a concat input at channel "
+                    f"offset {src_off}; MPS has no source channel offset, so it reads channels "
+                    f"from 0 of the concat image (wrong data on the device too)")
+            if not layer.mps and src_img and layer.type_name != "Resize" and t.input.type_name != "Collect":
+                self.warnings.append(
+                    f"{layer.describe()} reads {t.input.short_id!r} (image {src_img} of a Collect) "
+                    "but Forge's own kernels read image 0; it gets image 0's data, as on the device")
+            if not layer.honours_destination and img:
+                self.warnings.append(
+                    f"{layer.describe()} writes into image {img} of a Collect but ignores the "
+                    "destination image number; it overwrites image 0, as on the device")
+
+    # -- running ----------------------------------------------------------------------------
+    def forward(self, rgba8: np.ndarray, dump: str = "none") -> dict:
+        """One pass on an 8-bit RGBA (or RGB) image at its original size.
+
+        Returns {"output": float16 HWC of the output tensor, "dumps": {file name: (array, shape)},
+        "resized": bool}.  ``dump``: "all", "output" or "none".
+        """
+        rgba8 = np.asarray(rgba8)
+        if rgba8.ndim != 3 or rgba8.shape[2] not in (3, 4) or rgba8.dtype != np.uint8:
+            raise ReferenceDeviceError("the input texture must be an 8-bit RGB(A) HxWx3/4 image")
+        self._texture = rgba8
+        self._resized = False
+        storages = {}
+        dumps = {}
+        output = self.model.output
+        for i, t in enumerate(self.tensors):
+            if t.type_name == "Input":
+                self._put_input(t, storages)
+            elif t.layer is not None:
+                self._run_layer(t, storages)
+            if dump == "all" and self.dumpable[i]:
+                self._dump(t, storages, dumps)
+            elif dump == "output" and t is output:
+                self._dump(t, storages, dumps)
+            for rid in self.free_after.get(i, ()):
+                storages.pop(rid, None)
+        data = self._read_tensor(output, storages)
+        return {"output": data, "dumps": dumps, "resized": self._resized}
+
+    def _storage(self, root, storages):
+        s = storages.get(id(root))
+        if s is None:
+            s = storages[id(root)] = Storage(root.shape)
+        return s
+
+    def _put_input(self, t, storages):
+        h, w = self._texture.shape[:2]
+        s = t.shape
+        if (s.width != -1 and s.width != w) or (s.height != -1 and s.height != h):
+            raise ReferenceDeviceError(
+                f"the image is {w}x{h} but Input(width: {s.width}, height: {s.height}) fixes the "
+                "texture size; resize the image or start the network with Resize")
+        # MPSImage(texture:featureChannels: 3): the 8-bit texture read as normalised R, G, B.
+        rgb = self._texture[:, :, :3].astype(np.float32) / np.float32(255.0)
+        storages[id(t)] = st = Storage(forge.DataShape(w, h, 3))
+        st.data[0] = rgb.astype(F16)
+
+    def _read_tensor(self, t, storages):
+        """The tensor's own values (H, W, C) as stored in its MPSImage."""
+        root, img, off = self.roots[id(t)]
+        data = self._storage(root, storages).data
+        s = t.shape
+        return data[img, :s.height, :s.width, off:off + s.channels]
+
+    def _source(self, t, storages):
+        """What the layer of ``t`` reads: the full image its input lives in (H, W, C)."""
+        x = t.input
+        root, img, _ = self.roots[id(x)]
+        data = self._storage(root, storages).data
+        if not t.layer.mps:
+            img = 0
+        if x.type_name == "Input":
+            return data[0]
+        return data[img]
+
+    def _run_layer(self, t, storages):
+        layer = t.layer
+        i_shape, o_shape = t.input.shape, t.shape
+        kind = layer.type_name
+        out_hw = (o_shape.height, o_shape.width)
+        if kind == "Resize":
+            result = self._resize(t)
+        elif kind in ("Add", "Multiply", "Maximum", "Average"):
+            x = t.input
+            root = self.roots[id(x)][0]
+            images = self._storage(root, storages).data
+            n = x.shape.num_images
+            result = mps.merge(images[:n, :i_shape.height, :i_shape.width, :i_shape.channels],
+                               layer.operation)
+        else:
+            src = self._source(t, storages)
+            result = self._compute(layer, src, i_shape, o_shape, out_hw)
+        if layer.fault == "stride" and _is_square(layer):
+            result = _swap_xy(result, out_hw)
+        self._write(t, result, storages)
+
+    def _compute(self, layer, src, i_shape, o_shape, out_hw):
+        kind = layer.type_name
+        cin = i_shape.channels
+        if kind in ("Conv", "PointwConv", "DepthwConv"):
+            kernel, stride = layer.kernel, layer.stride
+            weights = layer.weights
+            if layer.fault == "stride" and not _is_square(layer):
+                kernel, stride = kernel[::-1], stride[::-1]
+                weights = weights.reshape(weights.shape[:-3] + (kernel[1], kernel[0])
+                                          + weights.shape[-1:]) if kind != "DepthwConv" else \
+                    weights.reshape(weights.shape[:2] + (kernel[1], kernel[0]))
+            same = kind == "DepthwConv" or layer.padding == "same"
+            offset = (mps.conv_offset(same, i_shape.width, o_shape.width, kernel[0], stride[0]),
+                      mps.conv_offset(same, i_shape.height, o_shape.height, kernel[1], stride[1]))
+            if kind == "DepthwConv":
+                return mps.depthwise_convolution(src, weights, layer.biases, kernel, stride,
+                                                 offset, out_hw, layer.multiplier,
+                                                 layer.activation)
+            return mps.convolution(src, weights, layer.biases, kernel, stride, offset, out_hw,
+                                   layer.activation)
+        if kind in ("MaxPool", "AvgPool"):
+            kernel, stride = layer.kernel, layer.stride
+            if layer.fault == "stride" and not _is_square(layer):
+                kernel, stride = kernel[::-1], stride[::-1]
+            same = layer.padding == "same"
+            offset = (mps.pool_offset(same, i_shape.width, kernel[0], stride[0]),
+                      mps.pool_offset(same, i_shape.height, kernel[1], stride[1]))
+            fn = mps.max_pooling if kind == "MaxPool" else mps.average_pooling
+            return fn(src, kernel, stride, offset, out_hw, cin)
+        if kind == "Dense":
+            return mps.fully_connected(src, layer.weights, layer.biases, layer.activation)
+        if kind == "GlbAvgPool":
+            return mps.global_average_pooling(src, (i_shape.height, i_shape.width), cin)
+        if kind == "Softmax":
+            return mps.softmax(src[:i_shape.height, :i_shape.width], cin)
+        if kind == "Activation":
+            return mps.neuron_layer(src[:i_shape.height, :i_shape.width], layer.activation, cin)
+        if kind == "ZeroPadding":
+            return mps.zero_padding(src[:i_shape.height, :i_shape.width], layer.tblr,
+                                    layer.pad_value, cin)
+        if kind == "SpaceToDepthX2":
+            if cin < 4 or cin % 4:
+                raise ReferenceDeviceError(
+                    f"{layer.describe()}: the input has {cin} channels; Forge's blit needs at "
+                    "least 4 and whole 4-channel slices (a multiple of 4)")
+            return mps.space_to_depth_x2(src[:i_shape.height, :i_shape.width], cin)
+        if kind == "Custom":
+            return self._custom(layer, src[:i_shape.height, :i_shape.width, :cin], o_shape)
+        raise ReferenceDeviceError(f"{layer.describe()}: no reference implementation")
+
+    def _custom(self, layer, src, o_shape):
+        k = layer.kernel
+        c = o_shape.channels
+        if k.class_name == "TransposeChannelsKernel":
+            out = mps.transpose_channels(src, k.kwargs["permute"], c)
+        elif k.class_name == "SubtractMeanColor":
+            a = k.kwargs
+            out = mps.subtract_mean_color(src, a["red"], a["green"], a["blue"], a["scale"],
+                                          min(c, src.shape[2]))
+        else:
+            try:
+                out = k.forward(src.astype(np.float32), **k.kwargs)
+            except TypeError as exc:
+                raise ReferenceDeviceError(f"{layer.describe()}: custom kernel {k.class_name} "
+                                           f"rejected its arguments {k.kwargs} ({exc})") from None
+            out = mps.to_f16(np.asarray(out, dtype=np.float32))
+        want = (o_shape.height, o_shape.width, c)
+        if out.shape != want:
+            raise ReferenceDeviceError(
+                f"{layer.describe()}: custom kernel {k.class_name} produced an image of shape "
+                f"(H, W, C) = {out.shape}, but the layer declares {want}; fix the Custom(width:"
+                "height:channels:) arguments")
+        return out
+
+    def _resize(self, t):
+        layer = t.layer
+        if t.input.type_name != "Input":
+            raise ReferenceDeviceError(f"{layer.describe()}: Resize must read the input texture "
+                                       "(put it right after Input())")
+        tex = self._texture
+        h, w = tex.shape[:2]
+        rgb8 = tex[:, :, :3]
+        if (w, h) != (layer.width, layer.height):
+            from PIL import Image
+
+            rgb8 = np.asarray(Image.fromarray(np.ascontiguousarray(rgb8)).resize(
+                (layer.width, layer.height), Image.LANCZOS), dtype=np.uint8)
+            self._resized = True
+        return (rgb8.astype(np.float32) / np.float32(255.0)).astype(F16)
+
+    def _write(self, t, result, storages):
+        layer = t.layer
+        root, img, off = self.roots[id(t)]
+        if not layer.honours_destination:
+            img, off = 0, 0
+        data = self._storage(root, storages).data
+        h, w, c = result.shape
+        if off + c > data.shape[3] or h > data.shape[1] or w > data.shape[2]:
+            raise ReferenceDeviceError(
+                f"{layer.describe()}: its {h}x{w}x{c} output does not fit the destination image "
+                f"{data.shape[1]}x{data.shape[2]}x{data.shape[3]} at channel offset {off}")
+        data[img, :h, :w, off:off + c] = result
+
+    # -- dumps (DocumentDirectoryDumper) ----------------------------------------------------
+    def file_name(self, t) -> str:
+        return f"{self.name}-{t.short_id}.floats"
+
+    def _dump(self, t, storages, dumps):
+        if t.type_name == "Input":
+            # The input MPSImage wraps the .bgra8Unorm texture: raw B, G, R bytes as floats.
+            bgr = self._texture[:, :, 2::-1].astype(np.float32)
+            dumps[self.file_name(t)] = (bgr, t.shape.as_array())
+            return
+        root = self.roots[id(t)][0]
+        data = self._storage(root, storages).data
+        if t.shape.num_images == 1:
+            dumps[self.file_name(t)] = (data.copy(), t.shape.as_array())
+            if t.type_name == "Concat":
+                self._dump_concat_inputs(t, data, 0, dumps)
+        else:
+            self._dump_collect(t, data, dumps)
+
+    def _dump_concat_inputs(self, t, data, image, dumps):
+        raw = data[image]
+        for inp in t.previous:
+            off = inp.destination_channel_offset
+            dumps[self.file_name(inp)] = (raw[:, :, off:off + inp.shape.channels].copy(),
+                                          inp.shape.as_array())
+
+    def _dump_collect(self, t, data, dumps):
+        """One file per Collect input from image k.
+
+        Fork quirk reproduced: for an input that is a Concat the dumper slices the *Collect*
+        (not the Concat) at that image, rewriting the files of the Collect's inputs; the Concat's
+        own inputs get no file.  Files come out right only when the Concat is the first input.
+        """
+        for k, inp in enumerate(t.previous):
+            dumps[self.file_name(inp)] = (data[inp.destination_image_number].copy(),
+                                          inp.shape.as_array())
+            if inp.type_name == "Concat":
+                self._dump_concat_inputs(t, data, k, dumps)
+                if k > 0:
+                    msg = (f"Collect {t.short_id!r}: input #{k} is the Concat {inp.short_id!r}; "
+                           "like the fork's DocumentDirectoryDumper the files of the earlier "
+                           "Collect inputs are overwritten with its image (put the Concat first)")
+                    if msg not in self.warnings:
+                        self.warnings.append(msg)
+
+
+def _is_square(layer) -> bool:
+    return layer.kernel[0] == layer.kernel[1] and layer.stride[0] == layer.stride[1]
+
+
+def _swap_xy(result, out_hw):
+    """Stride fault on a layer whose tuples are symmetric: the output written with x and y swapped."""
+    swapped = np.ascontiguousarray(result.transpose(1, 0, 2))
+    h, w = out_hw
+    out = np.zeros((h, w, result.shape[2]), dtype=result.dtype)
+    hh, ww = min(h, swapped.shape[0]), min(w, swapped.shape[1])
+    out[:hh, :ww] = swapped[:hh, :ww]
+    return out
