@@ -9,12 +9,13 @@ a 32-bit integer (16-byte header); then every weighted layer's float32 arrays in
 * connected: biases[n], weights[n * inputs] (row-major (n, inputs), inputs in CHW order),
   (scales, rolling_mean, rolling_variance if batch_normalize) -- after the weights.
 
-Batch normalisation: Darknet computes ``(x - mean) / (sqrt(var) + 1e-6)``, Keras
-``(x - mean) / sqrt(var' + eps)``. The reader stores ``var' = (sqrt(var) + 1e-6)^2 - eps`` with
-``eps = BN_EPSILON`` so the two agree; the writer inverts this exactly (it picks the float32
-``var`` whose image is bit-identical to ``var'``), so Keras -> Darknet -> Keras is bit-exact for
-every Keras model made by this package. ``var'`` is slightly negative for Darknet channels whose
-variance is below ~1e-4 (``var' + eps`` stays positive).
+Batch normalisation: Darknet computes ``gamma*(x - mean)/(sqrt(var) + 1e-6) + beta``, Keras
+``gamma'*(x - mean)/sqrt(var + eps) + beta`` with ``eps = BN_EPSILON``. The reader keeps mean,
+variance and beta as they are and stores ``gamma' = gamma*sqrt(var + eps)/(sqrt(var) + 1e-6)``
+(computed in float64, rounded once), so the two agree to float32 rounding for every variance,
+tiny ones included. The writer inverts this exactly (it picks the float32 ``gamma`` whose image
+is bit-identical to ``gamma'``), so Keras -> Darknet -> Keras is bit-exact for every Keras model
+made by this package, and Darknet -> Keras -> Darknet reproduces the file byte for byte.
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from .errors import (WeightsCfgMismatchError, WeightsError, WeightsExtraBytesErr
                      WeightsHeaderError, WeightsTruncatedError)
 from .plan import NetworkPlan, build_plan
 
-#: epsilon of every Keras BatchNormalization this package creates (>= tf-keras' fused minimum)
-BN_EPSILON = 1e-4
+#: epsilon of every Keras BatchNormalization this package creates (Keras' default)
+BN_EPSILON = 1e-3
 #: the constant Darknet adds to sqrt(variance) (`blas.c: normalize_cpu`)
 DARKNET_BN_EPS = 1e-6
 
@@ -91,24 +92,30 @@ def read_header(path) -> WeightsHeader:
 
 
 # ------------------------------------------------------------------------------ BN numerics
-def darknet_to_keras_variance(var) -> np.ndarray:
-    v = np.asarray(var, dtype=np.float32).astype(np.float64)
-    return ((np.sqrt(np.maximum(v, 0.0)) + DARKNET_BN_EPS) ** 2 - BN_EPSILON).astype(np.float32)
+def _bn_ratio(var):
+    v = np.maximum(np.asarray(var, dtype=np.float32).astype(np.float64), 0.0)
+    return np.sqrt(v + BN_EPSILON) / (np.sqrt(v) + DARKNET_BN_EPS)
 
 
-def keras_to_darknet_variance(kvar) -> np.ndarray:
-    """Exact inverse of :func:`darknet_to_keras_variance` wherever a preimage exists."""
-    kv = np.asarray(kvar, dtype=np.float32)
-    s = np.sqrt(np.maximum(kv.astype(np.float64) + BN_EPSILON, 0.0)) - DARKNET_BN_EPS
-    best = (np.maximum(s, 0.0) ** 2).astype(np.float32)
-    found = darknet_to_keras_variance(best) == kv
+def darknet_to_keras_gamma(gamma, var) -> np.ndarray:
+    """Keras gamma' with ``gamma'/sqrt(var + eps) == gamma/(sqrt(var) + 1e-6)`` (float64, rounded)."""
+    g = np.asarray(gamma, dtype=np.float32).astype(np.float64)
+    return (g * _bn_ratio(var)).astype(np.float32)
+
+
+def keras_to_darknet_gamma(kgamma, var) -> np.ndarray:
+    """Exact inverse of :func:`darknet_to_keras_gamma` wherever a float32 preimage exists."""
+    kg = np.asarray(kgamma, dtype=np.float32)
+    ratio = _bn_ratio(var)
+    best = (kg.astype(np.float64) / ratio).astype(np.float32)
+    found = darknet_to_keras_gamma(best, var) == kg
     if not found.all():
         lo, hi = best.copy(), best.copy()
-        for _ in range(8):
+        for _ in range(16):
             lo = np.nextafter(lo, np.float32(-np.inf))
             hi = np.nextafter(hi, np.float32(np.inf))
             for cand in (lo, hi):
-                ok = (~found) & (cand >= 0) & (darknet_to_keras_variance(cand) == kv)
+                ok = (~found) & (darknet_to_keras_gamma(cand, var) == kg)
                 best = np.where(ok, cand, best)
                 found |= ok
             if found.all():
@@ -144,8 +151,8 @@ def keras_weights(spec, arrays: dict) -> dict:
     if not bn:
         return {main: [kernel, arrays["biases"]]}
     return {main: [kernel],
-            f"bn_{i}": [arrays["scales"], arrays["biases"], arrays["rolling_mean"],
-                        darknet_to_keras_variance(arrays["rolling_variance"])]}
+            f"bn_{i}": [darknet_to_keras_gamma(arrays["scales"], arrays["rolling_variance"]),
+                        arrays["biases"], arrays["rolling_mean"], arrays["rolling_variance"]]}
 
 
 def darknet_arrays(spec, kweights: dict) -> dict:
@@ -162,9 +169,9 @@ def darknet_arrays(spec, kweights: dict) -> dict:
         w = kernel.reshape(h, wd, c, n).transpose(3, 2, 0, 1)
     out = {"weights": np.ascontiguousarray(w).reshape(-1)}
     if bn:
-        gamma, beta, mean, kvar = (np.asarray(x, dtype=np.float32) for x in kweights[f"bn_{i}"])
-        out.update(biases=beta, scales=gamma, rolling_mean=mean,
-                   rolling_variance=keras_to_darknet_variance(kvar))
+        kgamma, beta, mean, var = (np.asarray(x, dtype=np.float32) for x in kweights[f"bn_{i}"])
+        out.update(biases=beta, scales=keras_to_darknet_gamma(kgamma, var), rolling_mean=mean,
+                   rolling_variance=var)
     else:
         out["biases"] = np.asarray(kweights[main][1], dtype=np.float32)
     return out
