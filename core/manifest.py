@@ -86,3 +86,86 @@ def manifest_hash(path) -> str:
 def tensor_table(manifest: dict) -> dict:
     """name -> tensor entry, in topological order."""
     return {t["name"]: t for t in manifest["tensors"]}
+
+
+FORGE_TYPE_NAMES = {
+    "Input": "Input", "Resize": "Resize", "Custom": "Custom", "Activation": "Activation",
+    "Convolution": "Conv", "PointwiseConvolution": "PointwConv",
+    "DepthwiseConvolution": "DepthwConv", "Dense": "Dense", "MaxPooling": "MaxPool",
+    "AveragePooling": "AvgPool", "GlobalAveragePooling": "GlbAvgPool", "Softmax": "Softmax",
+    "ZeroPadding": "ZeroPadding", "SpaceToDepthX2": "SpaceToDepthX2", "Concatenate": "Concat",
+}
+
+
+def forge_tensor_names(graph) -> dict:
+    """IR node name -> Forge tensor shortId (layers keep their name; Input/Concat get __X__)."""
+    names = {}
+    for node in graph.nodes:
+        if node.op == "Input":
+            names[node.name] = "__Input__"
+        elif node.op == "Concatenate":
+            names[node.name] = f"__Concat_{node.name}__"
+        else:
+            names[node.name] = node.name
+    return names
+
+
+def _tensor_entry(graph, node, names, weights_by_layer, **overrides) -> dict:
+    h, w, c = node.shape
+    entry = {
+        "name": names[node.name], "forge_type": FORGE_TYPE_NAMES.get(node.op),
+        "shape": [h, w, c], "forge_shape": [w, h, c, 1],
+        "dump_file": f"{graph.name}-{names[node.name]}.floats",
+        "inputs": [names[i] for i in node.inputs], "keras_layers": list(node.keras_layers),
+        "reference": node.reference,
+        "compare": bool(node.reference) and node.reference.get("kind") != "input_texture",
+        "weights": weights_by_layer.get(node.name, []),
+    }
+    entry.update(overrides)
+    return entry
+
+
+def build_manifest(graph, weight_entries, *, builder_class, builder_file, source, output_kind,
+                   folded_model=None) -> dict:
+    names = forge_tensor_names(graph)
+    weights_by_layer = {}
+    for entry in weight_entries:
+        weights_by_layer.setdefault(entry["layer"], []).append(entry["file"])
+    tensors = []
+    for node in graph.nodes:
+        if node.op == "Input":
+            tensors.append(_tensor_entry(graph, node, names, weights_by_layer,
+                                         shape=None, forge_shape=[-1, -1, -1, 1]))
+        elif node.op == "Merge":
+            collect = f"__Collect_for_{node.name}__"
+            h, w, c = node.shape
+            tensors.append({
+                "name": collect, "forge_type": "Collect", "shape": [h, w, c],
+                "forge_shape": [w, h, c, len(node.inputs)], "dump_file": None,
+                "inputs": [names[i] for i in node.inputs], "keras_layers": [],
+                "reference": None, "compare": False, "weights": []})
+            tensors.append(_tensor_entry(graph, node, names, weights_by_layer,
+                                         forge_type=node.attrs["operation"], inputs=[collect]))
+        else:
+            tensors.append(_tensor_entry(graph, node, names, weights_by_layer))
+    for index, tensor in enumerate(tensors):
+        tensor["index"] = index
+    input_node = graph.node(graph.input)
+    layers = sum(1 for t in tensors if t["forge_type"] not in ("Input", "Concat", "Collect"))
+    output = graph.node(graph.output)
+    return {
+        "format": FORMAT,
+        "name": graph.name,
+        "builder": {"class": builder_class, "file": builder_file},
+        "source": dict(source, folded_model=folded_model),
+        "input": {"width": input_node.attrs["width"], "height": input_node.attrs["height"],
+                  "channels": input_node.attrs["channels"],
+                  "keras_input": input_node.keras_layers[0] if input_node.keras_layers else None},
+        "preprocessing": graph.meta["preprocessing"],
+        "output": {"tensor": names[graph.output], "kind": output_kind,
+                   "classes": int(output.shape[2])},
+        "tensors": tensors,
+        "weights": weight_entries,
+        "totals": {"layers": layers, "tensors": len(tensors),
+                   "parameters": int(sum(e["count"] for e in weight_entries))},
+    }

@@ -1,0 +1,91 @@
+"""The folded Keras model (``<name>_nobn``): the original with BatchNorm folded as Forge runs it.
+
+It is rebuilt layer by layer from the original's configs, taking the folded weights from the IR,
+so it reproduces exactly what the weight files hold; ``verify_folded`` proves it computes what the
+original computes.
+"""
+import numpy as np
+
+from core.ir import WEIGHTED_OPS
+from core.kerasenv import keras
+from core.kerasgraph import input_ids, layer_calls, output_ids
+from core.seeding import calibration_batch
+
+
+def _nodes_by_keras_layer(graph):
+    owners = {}
+    for node in graph.nodes:
+        for layer in node.keras_layers:
+            owners.setdefault(layer, []).append(node)
+    return owners
+
+
+def _weighted_nodes(owners, layer_name):
+    return [n for n in owners.get(layer_name, []) if n.op in WEIGHTED_OPS]
+
+
+def _folded_layer(call, owners):
+    """(new layer, weights or None); None as layer means 'alias my input' (folded away)."""
+    layer, cls = call.layer, call.class_name
+    config = layer.get_config()
+    nodes = _weighted_nodes(owners, layer.name)
+    if cls == "BatchNormalization":
+        if nodes and nodes[0].keras_layers[0] != layer.name:
+            return None, None  # folded into the layer before it
+        node = nodes[0]  # standalone: runs as a 1x1 depthwise convolution
+        new = keras.layers.DepthwiseConv2D((1, 1), padding="same", use_bias=True, name=layer.name)
+        return new, [node.weights["kernel"], node.weights["bias"]]
+    if cls in ("Conv2D", "DepthwiseConv2D", "Dense") and nodes:
+        node = nodes[-1]
+        config["use_bias"] = True
+        kernel = node.weights["kernel"]
+        if cls == "Dense":
+            kernel = kernel.reshape(-1, kernel.shape[-1])
+        return type(layer).from_config(config), [kernel, node.weights["bias"]]
+    if cls == "SeparableConv2D" and nodes:
+        depthwise = [n for n in nodes if n.op == "DepthwiseConvolution"][0]
+        pointwise = [n for n in nodes if n.op == "PointwiseConvolution"][0]
+        config["use_bias"] = True
+        return type(layer).from_config(config), [depthwise.weights["kernel"],
+                                                 pointwise.weights["kernel"],
+                                                 pointwise.weights["bias"]]
+    return type(layer).from_config(config), layer.get_weights()
+
+
+def build_folded_model(model, graph):
+    owners = _nodes_by_keras_layer(graph)
+    tensors, pending = {}, []
+    for call in layer_calls(model):
+        if call.class_name == "InputLayer":
+            shape = tuple(model.inputs[0].shape[1:])
+            tensors[call.outputs[0]] = keras.Input(shape=shape, name=call.name)
+            continue
+        inputs = [tensors[t] for t in call.inputs]
+        layer, weights = _folded_layer(call, owners)
+        if layer is None:
+            tensors[call.outputs[0]] = inputs[0]
+            continue
+        out = layer(inputs[0] if len(inputs) == 1 else inputs)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        for name, tensor in zip(call.outputs, outs):
+            tensors[name] = tensor
+        pending.append((layer, weights))
+    folded = keras.Model(tensors[input_ids(model)[0]], [tensors[o] for o in output_ids(model)],
+                         name=f"{model.name}_nobn")
+    for layer, weights in pending:
+        if weights:
+            layer.set_weights([np.asarray(w, np.float32) for w in weights])
+    return folded
+
+
+def verify_folded(model, folded, family: str, seed: int = 1) -> dict:
+    """Largest output difference of folded vs original on a seeded batch, absolute and relative."""
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    x = calibration_batch(shape, family, seed)
+    a = np.asarray(model(x, training=False), np.float64)
+    b = np.asarray(folded(x, training=False), np.float64)
+    max_abs = float(np.max(np.abs(a - b)))
+    scale = float(np.max(np.abs(a))) or 1.0
+    return {"max_abs_error": max_abs, "max_relative_error": max_abs / scale,
+            "output_max_abs": scale, "keras_params_original": int(model.count_params()),
+            "keras_params_folded": int(folded.count_params())}

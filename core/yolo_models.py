@@ -1,0 +1,40 @@
+"""YOLO zoo models: built from the shipped Darknet cfgs, or taken from ``--model_dir``."""
+from pathlib import Path
+
+from core.errors import ConversionError
+from core.seeding import seeded_init
+
+CFG_DIR = Path(__file__).parent / "data" / "darknet-cfg"
+
+
+def build_from_cfg(cfg_name: str, size: int):
+    """The Keras model of a shipped Darknet cfg (weights to be set by the caller)."""
+    from core.darknet import build_model
+    return build_model(CFG_DIR / cfg_name, input_size=(size, size))
+
+
+def zoo_yolo_model(entry, weights, seed: int, model_dir: Path):
+    """(model, weights description): --weights random | PATH(.weights/.keras/.h5) | unset."""
+    from core.zoo import load_model_file
+
+    size = entry.input_size[0]
+    cfg = {"tiny_yolo": "yolov2-tiny-voc.cfg", "yolo": "yolov2.cfg"}[entry.key]
+    if weights is None:
+        for candidate in (model_dir / f"{entry.forge_name}.keras", model_dir / f"{entry.forge_name}.h5"):
+            if candidate.exists():
+                return load_model_file(candidate), str(candidate)
+        weights = "random"
+    if weights == "random":
+        model = build_from_cfg(cfg, size)
+        seeded_init(model, seed, entry.family)
+        return model, "random"
+    if weights == "imagenet":
+        raise ConversionError(f"{entry.constant}: there are no ImageNet weights for YOLO; convert "
+                              f"the Darknet weights (yad2k {cfg} FILE.weights "
+                              f"{model_dir}/{entry.forge_name}.keras) or use --weights random")
+    path = Path(weights)
+    if path.suffix == ".weights":
+        from core.darknet import convert as darknet_convert
+        model, _ = darknet_convert(CFG_DIR / cfg, path)
+        return model, str(path)
+    return load_model_file(path), str(path)
