@@ -349,6 +349,15 @@ def make_input(width=None, height=None, channels=None, num_images=1, line=None) 
     return t
 
 
+def _check_single_destination(t, fn, name, k, line):
+    if t.destination_tensor is not None:
+        raise ReferenceDeviceError(
+            f"{fn} {name!r}{where(line)}: input #{k} {t.short_id!r} already writes into "
+            f"{t.destination_tensor.short_id!r}; a Forge tensor has one destination image, the "
+            "earlier Concatenate/Collect would read an image nobody writes; insert an "
+            "Activation (identity Linear) to give each its own copy")
+
+
 def concatenate(tensors, name="", line=None) -> Tensor:
     """Depth concatenation with no copy: each input writes at the running channel offset."""
     merged = Tensor(type_name="Concat", line=line)
@@ -360,6 +369,7 @@ def concatenate(tensors, name="", line=None) -> Tensor:
             raise ReferenceDeviceError(
                 f"Concatenate {name!r}{where(line)}: input #{k} {t.short_id!r} is itself a Concat "
                 "tensor; Forge forbids nesting, feed its inputs into one Concatenate")
+        _check_single_destination(t, "Concatenate", name, k, line)
         if len(t.next) > 1:
             raise ReferenceDeviceError(
                 f"Concatenate {name!r}{where(line)}: input #{k} {t.short_id!r} already has other "
@@ -388,6 +398,7 @@ def collect(tensors, name="", line=None) -> Tensor:
     for k, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise ReferenceDeviceError(f"Collect {name!r}: input #{k} is not a tensor{where(line)}")
+        _check_single_destination(t, "Collect", name, k, line)
         if t.shape.width != first.shape.width or t.shape.height != first.shape.height:
             raise ReferenceDeviceError(
                 f"Collect {name!r}{where(line)}: input #{k} {t.short_id!r} is "
