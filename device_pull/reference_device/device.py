@@ -150,6 +150,10 @@ class ReferenceDevice:
             raise ReferenceDeviceError("the input texture must be an 8-bit RGB(A) HxWx3/4 image")
         self._texture = rgba8
         self._resized = False
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            return self._forward(dump)
+
+    def _forward(self, dump):
         storages = {}
         dumps = {}
         output = self.model.output
