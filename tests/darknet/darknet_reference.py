@@ -193,8 +193,9 @@ def forward(cfg_path, weights_path, image_hwc):
                 scales, mean, var = rd.take(n), rd.take(n), rd.take(n)
                 y = (y - mean) / (np.sqrt(var) + .000001) * scales
             x = activate(y + biases, o.get("activation", "logistic")).reshape(n, 1, 1)
-        elif kind == "softmax":
-            e = np.exp(x - x.max())
+        elif kind == "softmax":  # softmax_cpu: exp(x/temp - max/temp), over the whole output
+            t = _f(o, "temperature", 1)
+            e = np.exp(x / t - x.max() / t)
             x = e / e.sum()
         elif kind in ("dropout", "cost", "region", "yolo"):
             pass  # identity at inference (region/yolo: we compare the raw head input)
