@@ -16,6 +16,7 @@ activations.
 """
 import json
 import time
+import weakref
 from collections import Counter
 from pathlib import Path
 
@@ -121,6 +122,9 @@ def _check_input(model, manifest):
                           "from another model? re-run keras2metal")
 
 
+_SUB_MODELS = weakref.WeakKeyDictionary()
+
+
 class _Plan:
     """What to compute for one Keras model: the sub-model and where each tensor's data comes from."""
 
@@ -155,7 +159,15 @@ class _Plan:
                 if isinstance(out, (list, tuple)):
                     continue
                 self.layer_outputs.append((layer.name, self._add((layer.name, 0), out)))
-        self.sub_model = keras.Model(model.inputs, self.outputs) if self.outputs else None
+        self.sub_model = None
+        if self.outputs:
+            # One sub-model per (model, outputs), kept while the model lives: predict_on_batch
+            # traces it once, so repeated captures with the same model do not trace again.
+            cache = _SUB_MODELS.setdefault(model, {})
+            key = tuple(self.index)
+            if key not in cache:
+                cache[key] = keras.Model(model.inputs, self.outputs)
+            self.sub_model = cache[key]
 
     def _add(self, key, tensor=None):
         if key not in self.index:

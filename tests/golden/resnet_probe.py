@@ -1,0 +1,111 @@
+"""ResNet-50 with a generated manifest, for the golden benchmark; run as a script it measures memory.
+
+``python tests/golden/resnet_probe.py N WORKDIR`` captures N images (the sample images, repeated
+under distinct names) and prints JSON with the process's peak RSS (ru_maxrss) and tracemalloc peak.
+
+The manifest lists one tensor per Forge-visible activation: every ReLU/Add/pooling/Dense output
+of keras.applications.ResNet50 (convolutions and BatchNorms are fused into the activation that
+follows them, as the converter does), plus the image and the caffe preprocessing steps.
+"""
+import json
+import resource
+import shutil
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+IMAGES = HERE.parents[1] / "core" / "data" / "images"
+CAFFE = [
+    {"op": "swap_channels", "permute": [2, 1, 0], "tensor": "rgb2bgr"},
+    {"op": "subtract_mean", "scale": 255.0, "mean": [103.939, 116.779, 123.68],
+     "tensor": "subtract_mean"},
+]
+
+
+def build_resnet50():
+    from core.kerasenv import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.applications.ResNet50(weights=None, input_shape=(224, 224, 3))
+
+
+def resnet_manifest(model, folder: Path) -> Path:
+    """A manifest (core/manifest.py layout) with a tensor per fused activation of ResNet-50."""
+    tensors = [
+        {"name": "__Resize_1__", "forge_type": "Resize", "shape": [224, 224, 3],
+         "reference": {"kind": "image"}},
+        {"name": "rgb2bgr", "forge_type": "Custom", "shape": [224, 224, 3],
+         "reference": {"kind": "preprocessing", "step": 0}},
+        {"name": "subtract_mean", "forge_type": "Custom", "shape": [224, 224, 3],
+         "reference": {"kind": "preprocessing", "step": 1}},
+    ]
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind not in ("Activation", "ReLU", "Add", "MaxPooling2D", "GlobalAveragePooling2D",
+                        "Dense"):
+            continue
+        shape = [int(s) for s in layer.output.shape[1:]]
+        if len(shape) == 1:
+            shape = [1, 1, shape[0]]
+        tensors.append({"name": layer.name, "forge_type": kind, "shape": shape,
+                        "reference": {"kind": "keras", "layer": layer.name, "output_index": 0,
+                                      "affine": None}})
+    for i, t in enumerate(tensors):
+        h, w, c = t["shape"]
+        t.update(index=i, forge_shape=[w, h, c, 1], dump_file=f"resnet_50-{t['name']}.floats",
+                 inputs=[], keras_layers=[t["name"]], compare=True, weights=[])
+    manifest = {
+        "format": "keras2metal.manifest/1", "name": "resnet_50",
+        "builder": {"class": "Resnet50Builder", "file": "Resnet50Builder.swift"},
+        "source": {"model": "resnet50", "weights": "random", "seed": 0, "folded_model": None},
+        "input": {"width": 224, "height": 224, "channels": 3, "keras_input": "input_layer"},
+        "preprocessing": {"family": "caffe", "steps": CAFFE},
+        "output": {"tensor": "predictions", "kind": "classifier", "classes": 1000},
+        "tensors": tensors, "weights": [],
+        "totals": {"layers": len(tensors), "tensors": len(tensors), "parameters": 0},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "resnet_50.manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def image_set(n: int, folder: Path) -> list:
+    """n distinct image files (the sample images, copied under new names as needed)."""
+    sources = sorted(IMAGES.glob("*.jpg"))
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        src = sources[i % len(sources)]
+        dst = folder / f"{i:03d}-{src.name}"
+        if not dst.exists():
+            shutil.copyfile(src, dst)
+        out.append(dst)
+    return out
+
+
+def main(argv):
+    n, work = int(argv[0]), Path(argv[1])
+    sys.path.insert(0, str(HERE.parents[1]))
+    from golden import capture_golden
+
+    model = build_resnet50()
+    manifest = resnet_manifest(model, work)
+    images = image_set(n, work / f"images-{n}")
+    rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    start = time.perf_counter()
+    capture_golden(model, manifest, images, work / f"golden-{n}.h5", progress=False)
+    seconds = time.perf_counter() - start
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(json.dumps({"images": n, "seconds": seconds,
+                      "rss_after_model_kb": rss_model,
+                      "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "tracemalloc_peak_bytes": traced_peak}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
