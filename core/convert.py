@@ -18,7 +18,7 @@ from core.manifest import build_manifest
 from core.swift import builder_source, custom_kernel_sources
 from core.weights import write_weights
 
-FOLD_TOLERANCE = 1e-4  # relative to the output's largest magnitude: float32 reordering noise
+FOLD_TOLERANCE = 1e-3  # relative to the largest output: float32 rounding grows with depth (~1e-4 at 90 layers)
 
 
 @dataclass

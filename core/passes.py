@@ -28,11 +28,10 @@ def forge_output_shape(node: Node, in_shapes: list) -> tuple:
     h, w, c = in_shapes[0]
     if op in ("Convolution", "DepthwiseConvolution", "MaxPooling", "AveragePooling"):
         (kh, kw), (sh, sw) = a["kernel"], a["stride"]
-        padding = "same" if op == "DepthwiseConvolution" else a["padding"]
-        channels = {"Convolution": None, "DepthwiseConvolution": c}.get(op, c)
-        if op == "Convolution":
-            channels = node.weights["kernel"].shape[-1]
-        return (_window_out(h, kh, sh, padding), _window_out(w, kw, sw, padding), channels)
+        # a 'valid' DepthwiseConvolution only exists until legalise_padding removes or refuses it
+        channels = node.weights["kernel"].shape[-1] if op == "Convolution" else c
+        return (_window_out(h, kh, sh, a["padding"]), _window_out(w, kw, sw, a["padding"]),
+                channels)
     if op == "PointwiseConvolution":  # Forge ignores a pointwise stride
         return (h, w, node.weights["kernel"].shape[-1])
     if op == "Dense":

@@ -20,7 +20,7 @@ def calibration_batch(shape, family: str, seed: int, batch: int = 2) -> np.ndarr
     """Smooth random images in [0, 1], put through the model family's preprocessing."""
     rng = np.random.default_rng(seed + 7919)
     h, w, c = shape
-    coarse = rng.uniform(0.0, 1.0, (batch, max(h // 8, 1), max(w // 8, 1), c))
+    coarse = rng.uniform(0.0, 1.0, (batch, -(-h // 8), -(-w // 8), c))
     image = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2)[:, :h, :w, :]
     image = np.clip(image + rng.normal(0.0, 0.05, image.shape), 0.0, 1.0)
     return preprocess_batch(image.astype(np.float32), family)
