@@ -176,7 +176,8 @@ def test_same_size_but_wrong_content(tiny, tmp_path):
 
 # --------------------------------------------------------------------------- BN numerics
 @settings(max_examples=400, deadline=None)
-@given(st.floats(-10, 10, width=32, allow_subnormal=False), st.floats(0, 1e4, width=32, allow_subnormal=False))
+@given(st.floats(-10, 10, width=32).filter(lambda g: g == 0 or abs(g) > 1e-6),
+       st.floats(0, 1e4, width=32, allow_subnormal=False))
 def test_gamma_mapping_inverts_exactly_and_matches_darknet(gamma, var):
     g, v = np.array([gamma], np.float32), np.array([var], np.float32)
     kg = darknet_to_keras_gamma(g, v)
