@@ -241,7 +241,7 @@ NON_MPS_READERS = {"DepthwiseConvolution", "Custom", "ZeroPadding", "SpaceToDept
 def _copy_node(graph: Graph, source: Node) -> Node:
     return Node(name=graph.unique_name(f"{source.name}_copy"), op="Activation",
                 inputs=[source.name], attrs={"neuron": {"type": "linear", "a": 1.0, "b": 0.0}},
-                reference=source.reference, keras_layers=[])
+                reference=source.reference, keras_layers=[], shape=source.shape)
 
 
 def _route_through_copy(graph: Graph, consumer: Node, position: int) -> None:
