@@ -24,13 +24,15 @@ STRIDED = ("Conv", "PointwConv", "DepthwConv", "MaxPool", "AvgPool")
 
 
 class Storage:
-    """An MPSImage: float16 (N, H, W, C)."""
+    """An MPSImage: (N, H, W, C) float16 values (held as float32, see :mod:`.mps`)."""
 
     __slots__ = ("data",)
 
-    def __init__(self, shape: forge.DataShape):
-        n = max(1, shape.num_images)
-        self.data = np.zeros((n, shape.height, shape.width, shape.channels), dtype=F16)
+    def __init__(self, shape: forge.DataShape, data=None):
+        if data is None:
+            n = max(1, shape.num_images)
+            data = np.zeros((n, shape.height, shape.width, shape.channels), dtype=np.float32)
+        self.data = data
 
 
 class ReferenceDevice:
@@ -168,7 +170,7 @@ class ReferenceDevice:
                 self._dump(t, storages, dumps)
             for rid in self.free_after.get(i, ()):
                 storages.pop(rid, None)
-        data = self._read_tensor(output, storages)
+        data = self._read_tensor(output, storages).astype(F16)
         return {"output": data, "dumps": dumps, "resized": self._resized}
 
     def _storage(self, root, storages):
@@ -186,8 +188,7 @@ class ReferenceDevice:
                 "texture size; resize the image or start the network with Resize")
         # MPSImage(texture:featureChannels: 3): the 8-bit texture read as normalised R, G, B.
         rgb = self._texture[:, :, :3].astype(np.float32) / np.float32(255.0)
-        storages[id(t)] = st = Storage(forge.DataShape(w, h, 3))
-        st.data[0] = rgb.astype(F16)
+        storages[id(t)] = Storage(None, mps.to_f16(rgb)[None])
 
     def _read_tensor(self, t, storages):
         """The tensor's own values (H, W, C) as stored in its MPSImage."""
@@ -246,8 +247,13 @@ class ReferenceDevice:
                 return mps.depthwise_convolution(src, weights, layer.biases, kernel, stride,
                                                  offset, out_hw, layer.multiplier,
                                                  layer.activation)
+            wmat = None
+            if weights is layer.weights:
+                wmat = getattr(layer, "_wmat", None)
+                if wmat is None:
+                    wmat = layer._wmat = mps.weight_matrix(weights)
             return mps.convolution(src, weights, layer.biases, kernel, stride, offset, out_hw,
-                                   layer.activation)
+                                   layer.activation, wmat)
         if kind in ("MaxPool", "AvgPool"):
             kernel, stride = layer.kernel, layer.stride
             if layer.fault == "stride" and not _is_square(layer):
@@ -316,15 +322,19 @@ class ReferenceDevice:
             rgb8 = np.asarray(Image.fromarray(np.ascontiguousarray(rgb8)).resize(
                 (layer.width, layer.height), Image.LANCZOS), dtype=np.uint8)
             self._resized = True
-        return (rgb8.astype(np.float32) / np.float32(255.0)).astype(F16)
+        return mps.to_f16(rgb8.astype(np.float32) / np.float32(255.0))
 
     def _write(self, t, result, storages):
         layer = t.layer
         root, img, off = self.roots[id(t)]
         if not layer.honours_destination:
             img, off = 0, 0
-        data = self._storage(root, storages).data
         h, w, c = result.shape
+        if (root is t and id(root) not in storages and (h, w, c) == (
+                t.shape.height, t.shape.width, t.shape.channels) and result.dtype == np.float32):
+            storages[id(root)] = Storage(None, result[None])    # the result is the image
+            return
+        data = self._storage(root, storages).data
         if off + c > data.shape[3] or h > data.shape[1] or w > data.shape[2]:
             raise ReferenceDeviceError(
                 f"{layer.describe()}: its {h}x{w}x{c} output does not fit the destination image "
@@ -344,7 +354,7 @@ class ReferenceDevice:
         root = self.roots[id(t)][0]
         data = self._storage(root, storages).data
         if t.shape.num_images == 1:
-            dumps[self.file_name(t)] = (data.copy(), t.shape.as_array())
+            dumps[self.file_name(t)] = (data, t.shape.as_array())
             if t.type_name == "Concat":
                 self._dump_concat_inputs(t, data, 0, dumps)
         else:
@@ -354,7 +364,7 @@ class ReferenceDevice:
         raw = data[image]
         for inp in t.previous:
             off = inp.destination_channel_offset
-            dumps[self.file_name(inp)] = (raw[:, :, off:off + inp.shape.channels].copy(),
+            dumps[self.file_name(inp)] = (raw[:, :, off:off + inp.shape.channels],
                                           inp.shape.as_array())
 
     def _dump_collect(self, t, data, dumps):
@@ -365,7 +375,7 @@ class ReferenceDevice:
         own inputs get no file.  Files come out right only when the Concat is the first input.
         """
         for k, inp in enumerate(t.previous):
-            dumps[self.file_name(inp)] = (data[inp.destination_image_number].copy(),
+            dumps[self.file_name(inp)] = (data[inp.destination_image_number],
                                           inp.shape.as_array())
             if inp.type_name == "Concat":
                 self._dump_concat_inputs(t, data, k, dumps)

@@ -2,9 +2,11 @@
 
 Conventions shared by every function here:
 
-* images are HWC numpy arrays; between layers they are ``float16`` (every Forge image is an
-  ``MPSImageFeatureChannelFormat.float16`` image); kernels compute in ``float32`` from the
-  float16 values and round the result to float16 once, after the fused neuron;
+* images are HWC numpy arrays holding float16 values (every Forge image is an
+  ``MPSImageFeatureChannelFormat.float16`` image).  For speed they are kept in ``float32``
+  arrays, but every value stored is rounded to float16 exactly as the GPU stores it
+  (:func:`to_f16`), so the numbers are those of a float16 image; kernels compute in float32
+  from those values and round their result to float16 once, after the fused neuron;
 * window placement follows MPS: for destination pixel ``d`` the filter window starts at source
   pixel ``offset + d * stride - (kernel >> 1)`` (per axis), with Forge's offsets
   (:func:`conv_offset`, :func:`pool_offset`);
@@ -12,6 +14,8 @@ Conventions shared by every function here:
   *clamp*: a max-pool read outside the source returns the nearest edge pixel, an average pool
   leaves outside pixels out of the average.
 """
+import threading
+
 import numpy as np
 
 F16 = np.float16
@@ -71,6 +75,13 @@ class Neuron:
     def __repr__(self):
         return f"MPSCNNNeuron{self.kind}(a={self.a:g}, b={self.b:g})"
 
+    @property
+    def preserves_f16(self) -> bool:
+        """True when float16 inputs give float16-exact outputs (no rounding needed)."""
+        exact_b = float(np.float16(self.b)) == self.b
+        return ((self.kind == "ReLU" and self.a == 0.0) or self.kind == "Absolute"
+                or (self.kind == "ReLUN" and self.a == 0.0 and exact_b))
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Apply to a float32 array (in place where possible) and return it."""
         a, b, k = F32(self.a), F32(self.b), self.kind
@@ -106,9 +117,53 @@ class Neuron:
 
 
 def to_f16(x: np.ndarray) -> np.ndarray:
-    """Round to the float16 image format (overflow saturates to ±inf as the GPU does)."""
-    with np.errstate(over="ignore"):
-        return x.astype(F16)
+    """Round to the float16 image format (round to nearest even; overflow gives ±inf as on the
+    GPU) and return the values as float32 (a new array)."""
+    x = np.array(x, dtype=F32, copy=True, order="C")
+    round_f16_(x)
+    return x
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(n: int) -> np.ndarray:
+    buf = getattr(_SCRATCH, "u32", None)
+    if buf is None or buf.size < n:
+        buf = _SCRATCH.u32 = np.empty(max(n, 1 << 16), dtype=np.uint32)
+    return buf[:n]
+
+
+_EXP_MASK = np.uint32(0x7F800000)
+_MIN_EXP = np.uint32(0x38800000)                 # 2**-14, the smallest normal float16
+_MAGIC = np.uint32((13 << 23) | 0x00400000)      # exponent + 13, mantissa 1.5
+
+
+def round_f16_(x: np.ndarray) -> np.ndarray:
+    """In place: round a C-contiguous float32 array to float16 values (exactly ``astype(float16)``).
+
+    numpy's float32→float16 cast has no hardware path here and is slow, so the rounding adds and
+    subtracts ``c = 1.5 * 2**(e + 13)`` (e: the value's binary exponent, at least -14): the sum's
+    unit in the last place is then the float16 quantum of the value (11 significant bits, or
+    2**-24 in the subnormal range), so float32's round-to-nearest-even does float16's rounding
+    and the subtraction is exact.  Arrays holding values beyond ±65504 or NaN take numpy's cast.
+    """
+    if x.size == 0:
+        return x
+    hi, lo = x.max(), x.min()
+    if not (hi <= 65504.0 and lo >= -65504.0):           # also catches NaN
+        with np.errstate(over="ignore", invalid="ignore"):
+            x[...] = x.astype(F16)
+        return x
+    flat = x.reshape(-1)
+    c = _scratch(flat.size)
+    np.bitwise_and(flat.view(np.uint32), _EXP_MASK, out=c)
+    np.maximum(c, _MIN_EXP, out=c)
+    np.add(c, _MAGIC, out=c)
+    cf = c.view(F32)
+    np.add(flat, cf, out=flat)
+    np.subtract(flat, cf, out=flat)
+    return x
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,6 +174,8 @@ def _padded_window_source(src: np.ndarray, start_y: int, start_x: int, span_y: i
                           span_x: int, fill=0.0) -> np.ndarray:
     """float32 copy of src rows [start_y, start_y+span_y) x cols [start_x, ...), zero/fill outside."""
     h, w = src.shape[:2]
+    if start_y >= 0 and start_x >= 0 and start_y + span_y <= h and start_x + span_x <= w:
+        return src[start_y:start_y + span_y, start_x:start_x + span_x]     # no padding needed
     out = np.full((span_y, span_x) + src.shape[2:], fill, dtype=F32)
     y0, y1 = max(start_y, 0), min(start_y + span_y, h)
     x0, x1 = max(start_x, 0), min(start_x + span_x, w)
@@ -135,8 +192,13 @@ def _patches(xp: np.ndarray, out_h: int, out_w: int, kh: int, kw: int, sy: int, 
         strides=(s0 * sy, s1 * sx, s0, s1, s2), writeable=False)
 
 
+def weight_matrix(weights: np.ndarray) -> np.ndarray:
+    """OHWI weights as the (kH*kW*Cin, Cout) matrix the im2col product uses."""
+    return np.ascontiguousarray(weights.reshape(weights.shape[0], -1).T)
+
+
 def convolution(src: np.ndarray, weights: np.ndarray, bias, kernel: tuple, stride: tuple,
-                offset: tuple, out_hw: tuple, neuron=None) -> np.ndarray:
+                offset: tuple, out_hw: tuple, neuron=None, wmat=None) -> np.ndarray:
     """MPSCNNConvolution, edge mode zero.
 
     src: (Hs, Ws, Cin) float16; weights: (Cout, kH, kW, Cin) float32 (OHWI); bias: (Cout,) or
@@ -152,7 +214,8 @@ def convolution(src: np.ndarray, weights: np.ndarray, bias, kernel: tuple, strid
     span_y = (oh - 1) * sy + kh
     span_x = (ow - 1) * sx + kw
     xp = _padded_window_source(src[:, :, :cin], y0, x0, span_y, span_x)
-    wmat = np.ascontiguousarray(weights.reshape(cout, kh * kw * cin).T)
+    if wmat is None:
+        wmat = weight_matrix(weights)
     out = np.empty((oh, ow, cout), dtype=F32)
     if kh == 1 and kw == 1:
         view = xp[::sy, ::sx][:oh, :ow]
@@ -167,7 +230,7 @@ def convolution(src: np.ndarray, weights: np.ndarray, bias, kernel: tuple, strid
         out += bias.astype(F32)
     if neuron is not None:
         out = neuron(out)
-    return to_f16(out)
+    return round_f16_(np.ascontiguousarray(out, dtype=F32))
 
 
 def depthwise_convolution(src: np.ndarray, weights: np.ndarray, bias, kernel: tuple,
@@ -196,7 +259,7 @@ def depthwise_convolution(src: np.ndarray, weights: np.ndarray, bias, kernel: tu
         out += bias.astype(F32)
     if neuron is not None:
         out = neuron(out)
-    return to_f16(out)
+    return round_f16_(np.ascontiguousarray(out, dtype=F32))
 
 
 def fully_connected(src: np.ndarray, weights: np.ndarray, bias, neuron=None) -> np.ndarray:
@@ -237,7 +300,7 @@ def max_pooling(src: np.ndarray, kernel: tuple, stride: tuple, offset: tuple,
         for j in range(kw):
             tap = rows[:, rx[j]]
             out = tap.copy() if out is None else np.maximum(out, tap, out=out)
-    return out.astype(F16)
+    return out
 
 
 def average_pooling(src: np.ndarray, kernel: tuple, stride: tuple, offset: tuple,
@@ -256,7 +319,7 @@ def average_pooling(src: np.ndarray, kernel: tuple, stride: tuple, offset: tuple
             acc += rows[:, rx[j]] * mx[j][None, :, None]
     count = my.sum(axis=0)[:, None] * mx.sum(axis=0)[None, :]
     acc /= np.maximum(count, 1)[:, :, None].astype(F32)
-    return to_f16(acc)
+    return round_f16_(acc)
 
 
 def global_average_pooling(src: np.ndarray, hw: tuple, channels: int) -> np.ndarray:
@@ -276,19 +339,22 @@ def softmax(src: np.ndarray, channels: int) -> np.ndarray:
     x = x - x.max(axis=2, keepdims=True)
     np.exp(x, out=x)
     x /= x.sum(axis=2, keepdims=True)
-    return to_f16(x)
+    return round_f16_(x)
 
 
 def neuron_layer(src: np.ndarray, neuron: Neuron, channels: int) -> np.ndarray:
     """An MPSCNNNeuron kernel used as a layer of its own (Forge's Activation)."""
-    return to_f16(neuron(src[:, :, :channels].astype(F32)))
+    y = neuron(np.array(src[:, :, :channels], dtype=F32, copy=True, order="C"))
+    if neuron.preserves_f16:
+        return y
+    return round_f16_(np.ascontiguousarray(y, dtype=F32))
 
 
 def zero_padding(src: np.ndarray, tblr: tuple, pad_value: float, channels: int) -> np.ndarray:
     """Forge's PadKernel: the image framed by (top, bottom, left, right) pixels of pad_value."""
     t, b, l, r = tblr
     h, w = src.shape[:2]
-    out = np.full((h + t + b, w + l + r, channels), pad_value, dtype=F16)
+    out = np.full((h + t + b, w + l + r, channels), F16(pad_value), dtype=F32)
     out[t:t + h, l:l + w] = src[:, :, :channels]
     return out
 
@@ -301,7 +367,7 @@ def space_to_depth_x2(src: np.ndarray, channels: int) -> np.ndarray:
     """
     h, w = src.shape[0] // 2, src.shape[1] // 2
     slices = (channels + 3) // 4
-    x = np.zeros((src.shape[0], src.shape[1], slices * 4), dtype=F16)
+    x = np.zeros((src.shape[0], src.shape[1], slices * 4), dtype=F32)
     x[:, :, :channels] = src[:, :, :channels]
     quads = [x[:h, :w], x[:h, w:2 * w], x[h:2 * h, :w], x[h:2 * h, w:2 * w]]
     q = np.stack(quads, axis=2)                      # (h, w, r, slices*4)
@@ -311,9 +377,9 @@ def space_to_depth_x2(src: np.ndarray, channels: int) -> np.ndarray:
 
 def merge(images: np.ndarray, op: str) -> np.ndarray:
     """Forge's MergeOpKernel over the images (axis 0) of a Collect: Add/Multiply/Maximum/Average."""
-    x = images.astype(F32)
+    x = images
     if op == "Add":
-        out = x.sum(axis=0)
+        out = np.add(x[0], x[1]) if x.shape[0] == 2 else x.sum(axis=0, dtype=F32)
     elif op == "Multiply":
         out = np.prod(x, axis=0)
     elif op == "Maximum":
@@ -322,7 +388,7 @@ def merge(images: np.ndarray, op: str) -> np.ndarray:
         out = (x / F32(x.shape[0])).sum(axis=0)
     else:
         raise ValueError(f"unknown merge operation {op}")
-    return to_f16(out)
+    return round_f16_(np.ascontiguousarray(out, dtype=F32))
 
 
 def transpose_channels(src: np.ndarray, permute, channels: int) -> np.ndarray:
@@ -334,10 +400,9 @@ def transpose_channels(src: np.ndarray, permute, channels: int) -> np.ndarray:
 
 def subtract_mean_color(src: np.ndarray, red, green, blue, scale, channels: int) -> np.ndarray:
     """Forge's SubtractMeanColor in half precision: ``out = in * (s, s, s, 1) - (r, g, b, 0)``."""
-    mean = np.zeros(max(4, channels), dtype=F16)
-    mean[:3] = np.array([red, green, blue], dtype=F32).astype(F16)
-    mul = np.ones(max(4, channels), dtype=F16)
-    mul[:3] = F16(scale)
-    with np.errstate(over="ignore"):
-        scaled = (src[:, :, :channels] * mul[:channels]).astype(F16)
-        return (scaled - mean[:channels]).astype(F16)
+    mean = np.zeros(max(4, channels), dtype=F32)
+    mean[:3] = to_f16(np.array([red, green, blue], dtype=F32))
+    mul = np.ones(max(4, channels), dtype=F32)
+    mul[:3] = to_f16(np.array([scale], dtype=F32))
+    scaled = to_f16(src[:, :, :channels] * mul[:channels])
+    return to_f16(scaled - mean[:channels])

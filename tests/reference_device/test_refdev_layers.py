@@ -321,3 +321,21 @@ def test_project_custom_kernel_from_core(tmp_path):
     x = rgb01(img)
     tf_like = x.reshape(3, 2, 3, 2, 3).transpose(0, 2, 1, 3, 4).reshape(3, 3, 12)
     np.testing.assert_allclose(out, tf_like, atol=1e-3)
+
+
+def test_float16_rounding_is_exactly_numpys_cast():
+    rng = np.random.default_rng(0)
+    ref = lambda x: x.astype(np.float16).astype(np.float32)  # noqa: E731
+    for scale in [1e-9, 1e-6, 6e-5, 1e-2, 1, 300, 3e4]:
+        x = (rng.standard_normal(100000) * scale).astype(np.float32)
+        x = x[np.abs(x) <= 65504]
+        np.testing.assert_array_equal(mps.to_f16(x), ref(x))
+    h = np.sort(rng.integers(0, 0x7bff, 50000).astype(np.uint16).view(np.float16).astype(np.float32))
+    ties = ((h[:-1].astype(np.float64) + h[1:]) / 2).astype(np.float32)
+    np.testing.assert_array_equal(mps.to_f16(ties), ref(ties))
+    np.testing.assert_array_equal(mps.to_f16(-ties), ref(-ties))
+    with np.errstate(over="ignore", invalid="ignore"):
+        bits = rng.integers(0, 2**32, 100000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+        np.testing.assert_array_equal(mps.to_f16(bits), ref(bits))
+        edge = np.array([65504, 65519, 65520, 7e4, -65520, 2**-14, 2**-25, 1.5 * 2**-24, 0], np.float32)
+        np.testing.assert_array_equal(mps.to_f16(edge), ref(edge))
