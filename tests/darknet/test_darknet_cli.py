@@ -74,3 +74,19 @@ def test_module_entry_point_subprocess(tmp_path):
     meta = json.loads((out.parent / "mini_darknet.json").read_text())
     assert meta["input_shape"] == [None, None, 3] and meta["heads"][0]["mask"] == [0, 1, 2]
     assert np.isclose(meta["heads"][0]["anchors"][2][1], 58)
+
+
+def test_cli_yolov2_coco_608_for_keras2metal(cfg_dir, weights_cache, tmp_path, capsys):
+    """The file keras2metal YOLO reads from --model_dir: yolo.h5, 608x608, 425 channels."""
+    cfg = os.path.join(cfg_dir, "yolov2.cfg")
+    model_dir = tmp_path / "model_data"
+    model_dir.mkdir()
+    assert main([cfg, weights_cache("yolov2", 0), str(model_dir / "yolo.h5"), "-q"]) == 0
+    assert "Read 50983561 of 50983561 floats" in capsys.readouterr().out
+    import core.darknet.layers as dl
+    from core.kerasenv import keras
+    model = keras.models.load_model(model_dir / "yolo.h5", compile=False)
+    assert tuple(model.input.shape[1:]) == (608, 608, 3)
+    assert tuple(model.output.shape[1:]) == (19, 19, 425)
+    assert isinstance(model.get_layer("reorg_27"), dl.DarknetReorg)
+    assert (model_dir / "yolo_anchors.txt").read_text().startswith("0.57273, 0.677385, 1.87446")
