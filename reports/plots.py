@@ -1,0 +1,173 @@
+"""PNG pictures (matplotlib, Agg backend: no window needed).
+
+* :func:`error_by_depth`: per model, the error of every tensor against its depth (topological
+  index), with the budget line and the first divergence marked;
+* :func:`featuremap_grid`: golden | device | |difference| of one tensor, every channel a tile
+  in a grid (replaces the original ``visualize.py``);
+* :func:`tile_channels`: the tiling itself (HWC → one 2-D picture; rows are y, columns x, so a
+  non-square map keeps its orientation).
+"""
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from core.atomic import atomic_path  # noqa: E402
+from reports.results import get  # noqa: E402
+
+# PNG metadata without the matplotlib version, so pictures do not change with an upgrade
+_PNG_META = {"Software": None}
+FLOOR = 1e-12      # zero errors are drawn at this height on the log axis
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata=_PNG_META)
+    plt.close(fig)
+    return path
+
+
+def _values(tensors, key, budget=False):
+    out = []
+    for t in tensors:
+        v = get(t, "budget", key) if budget else t.get(key)
+        out.append(float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan)
+    return np.array(out, dtype=float)
+
+
+def error_by_depth(results: dict, path, title: str = None) -> Path:
+    """Two panels (relative error, mean abs error) against tensor depth, log scale.
+
+    Points over budget or failing are red; the budget is a dashed step line (budgets can differ
+    per tensor); the first divergence is a vertical line with its name.
+    """
+    tensors = [t for t in results.get("tensors") or [] if isinstance(t, dict)]
+    tensors = sorted(tensors, key=lambda t: (t.get("index") if isinstance(t.get("index"), int)
+                                             else 10**9))
+    depth = np.array([t["index"] if isinstance(t.get("index"), int) else i
+                      for i, t in enumerate(tensors)], dtype=float)
+    failing = np.array([t.get("status") not in (None, "pass") for t in tensors], dtype=bool)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+    panels = (("rel_error", "relative error"), ("mean_abs", "mean abs error"))
+    first = results.get("first_divergence") or {}
+    for ax, (key, label) in zip(axes, panels):
+        values = _values(tensors, key)
+        budget = _values(tensors, key, budget=True)
+        shown = np.where(np.isfinite(values), np.maximum(values, FLOOR), np.nan)
+        ok = ~failing & np.isfinite(shown)
+        bad = failing & np.isfinite(shown)
+        if len(depth):
+            ax.plot(depth, shown, color="0.75", linewidth=0.8, zorder=1)
+        ax.scatter(depth[ok], shown[ok], s=14, color="tab:blue", label="passing tensor", zorder=2)
+        if bad.any():
+            ax.scatter(depth[bad], shown[bad], s=22, color="tab:red", label="failing tensor", zorder=3)
+        if np.isfinite(budget).any():
+            ax.step(depth, budget, where="mid", color="tab:orange", linestyle="--",
+                    linewidth=1.2, label="budget", zorder=1)
+        if isinstance(first.get("index"), int):
+            ax.axvline(first["index"], color="tab:red", linestyle=":", linewidth=1.2,
+                       label=f"first divergence: {first.get('tensor')}")
+        if np.isfinite(shown).any() or np.isfinite(budget).any():
+            ax.set_yscale("log")
+        ax.set_ylabel(label)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    axes[-1].set_xlabel("tensor depth (topological index)")
+    name = results.get("model") or "model"
+    size = results.get("input_size")
+    size_text = f" {size[0]}×{size[1]}" if isinstance(size, list) and len(size) == 2 else ""
+    fig.suptitle(title or f"{name}{size_text} — {results.get('device') or 'device n/a'}: "
+                 "error by layer depth")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# -- feature maps -------------------------------------------------------------------------
+def as_hwc(array) -> np.ndarray:
+    """Any activation as (H, W, C): HWC stays, a vector becomes 1×1×N, 2-D (A, B) becomes A×B×1."""
+    a = np.asarray(array, dtype=np.float32)
+    if a.ndim == 3:
+        return a
+    if a.ndim == 4:                        # (N, H, W, C): first image
+        return a[0]
+    if a.ndim == 2:
+        return a[:, :, None]
+    return a.reshape(1, 1, -1)
+
+
+def tile_channels(hwc, max_channels: int = None, pad: float = np.nan) -> np.ndarray:
+    """Tile the channels of an (H, W, C) map into an n×m grid with a 1-pixel gap (``pad``).
+
+    Tile ``c`` (row-major in the grid) is ``hwc[:, :, c]``: H rows, W columns.  Vectors
+    (1×1×N) are laid out as a near-square picture instead, one pixel per value.
+    """
+    hwc = as_hwc(hwc)
+    h, w, c = hwc.shape
+    if h == 1 and w == 1 and c > 1:        # a Dense / logits vector: one pixel per value
+        cols = math.ceil(math.sqrt(c))
+        rows = math.ceil(c / cols)
+        flat = np.full(rows * cols, pad, dtype=np.float32)
+        flat[:c] = hwc.reshape(-1)
+        return flat.reshape(rows, cols)
+    if max_channels is not None:
+        c = min(c, max_channels)
+    cols = math.ceil(math.sqrt(c))
+    rows = math.ceil(c / cols)
+    grid = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), pad, dtype=np.float32)
+    for k in range(c):
+        r, q = divmod(k, cols)
+        grid[r * (h + 1): r * (h + 1) + h, q * (w + 1): q * (w + 1) + w] = hwc[:, :, k]
+    return grid
+
+
+def _stats(a) -> str:
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        return "no finite values"
+    return f"min {finite.min():.4g}  max {finite.max():.4g}  mean {finite.mean():.4g}"
+
+
+def featuremap_grid(a, b, path, label_a: str = "A", label_b: str = "B", title: str = "",
+                    max_channels: int = 256) -> Path:
+    """Three panels: A | B | |A − B|; A and B share one colour scale, the difference its own."""
+    a, b = as_hwc(a), as_hwc(b)
+    if a.size != b.size:
+        raise ValueError(f"{label_a} has {a.size} values {a.shape}, {label_b} has {b.size} "
+                         f"{b.shape}: they are not the same tensor")
+    if a.shape != b.shape:                 # same data, other bookkeeping (e.g. [N,1] vs 1×1×N)
+        b = b.reshape(a.shape)
+    diff = np.abs(a - b)
+    ta, tb, td = (tile_channels(x, max_channels) for x in (a, b, diff))
+    both = np.concatenate([a[np.isfinite(a)], b[np.isfinite(b)]])
+    lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    dfin = diff[np.isfinite(diff)]
+    dhi = float(dfin.max()) if dfin.size and dfin.max() > 0 else 1.0
+    aspect = ta.shape[1] / max(ta.shape[0], 1)
+    panel_w = 5.0
+    fig, axes = plt.subplots(1, 3, figsize=(3 * panel_w, max(2.5, panel_w / aspect + 1.2)))
+    cmap = matplotlib.colormaps["gray"].copy()
+    cmap.set_bad("white")
+    hot = matplotlib.colormaps["magma"].copy()
+    hot.set_bad("white")
+    for ax, tiles, data, label, kw in (
+            (axes[0], ta, a, label_a, dict(cmap=cmap, vmin=lo, vmax=hi)),
+            (axes[1], tb, b, label_b, dict(cmap=cmap, vmin=lo, vmax=hi)),
+            (axes[2], td, diff, f"|{label_a} − {label_b}|", dict(cmap=hot, vmin=0.0, vmax=dhi))):
+        image = ax.imshow(np.ma.masked_invalid(tiles), interpolation="nearest", **kw)
+        ax.set_title(f"{label}\n{_stats(data)}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    h, w, c = a.shape
+    shown = c if h == 1 and w == 1 else min(c, max_channels)
+    fig.suptitle(f"{title}  (H×W×C = {h}×{w}×{c}"
+                 + (f", first {shown} channels" if shown < c else "") + ")")
+    fig.tight_layout()
+    return _save(fig, path)
