@@ -9,8 +9,8 @@ CFG_DIR = Path(__file__).parent / "data" / "darknet-cfg"
 
 def build_from_cfg(cfg_name: str, size: int):
     """The Keras model of a shipped Darknet cfg (weights to be set by the caller)."""
-    from core.darknet import build_model
-    return build_model(CFG_DIR / cfg_name, input_size=(size, size))
+    from core.darknet import build_keras_model, build_plan
+    return build_keras_model(build_plan(CFG_DIR / cfg_name, input_size=(size, size)))
 
 
 def zoo_yolo_model(entry, weights, seed: int, model_dir: Path):
