@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from core.darknet import write_random_weights
 from core.darknet.cli import main
@@ -76,6 +77,7 @@ def test_module_entry_point_subprocess(tmp_path):
     assert np.isclose(meta["heads"][0]["anchors"][2][1], 58)
 
 
+@pytest.mark.slow
 def test_cli_yolov2_coco_608_for_keras2metal(cfg_dir, weights_cache, tmp_path, capsys):
     """The file keras2metal YOLO reads from --model_dir: yolo.h5, 608x608, 425 channels."""
     cfg = os.path.join(cfg_dir, "yolov2.cfg")
