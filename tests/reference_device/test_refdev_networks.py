@@ -1,0 +1,152 @@
+"""The eight networks, converted with seeded random weights, on the reference device vs Keras.
+
+Slow: each test converts a zoo model with ``python -m core`` (builder + weights + manifest), runs
+the generated builder on the reference device and compares every dumped tensor that the manifest
+maps to a Keras tensor, and the top-5 of classifiers.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device_pull.reference_device import ReferenceDevice
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ROOT / "core" / "data" / "images"
+NETWORKS = ["vgg16", "resnet50", "inception_v3", "inception_resnet_v2", "mobilenet", "xception",
+            "tiny_yolo", "yolo"]
+# Float16 images drift from float32 Keras as depth grows (about 5e-4 relative per layer,
+# amplified by random weights); a conversion bug gives errors of order 1.
+MAX_REL = 0.15
+MEAN_REL = 0.1
+
+
+def convert(spec, out: Path) -> Path:
+    """``python -m core SPEC --weights random --seed 0`` into ``out``; returns the manifest path."""
+    params = out / "P"
+    manifests = list(params.glob("*.manifest.json")) if params.exists() else []
+    if manifests:
+        return manifests[0]
+    cmd = [sys.executable, "-m", "core", spec, "--weights", "random", "--seed", "0",
+           "--param_dir", str(params), "--src_out_dir", str(out / "S"),
+           "--model_dir", str(out / "M")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if proc.returncode != 0:
+        pytest.fail(f"conversion of {spec} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return next(params.glob("*.manifest.json"))
+
+
+def network_image(width, height, folder: Path) -> Path:
+    """A photo pre-sized to the network input (so the device's Resize is the identity)."""
+    from PIL import Image
+
+    src = IMAGES / "dog.jpg"
+    path = folder / f"dog-{width}x{height}.png"
+    if not path.exists():
+        Image.open(src).convert("RGB").resize((width, height), Image.LANCZOS).save(path)
+    return path
+
+
+def preprocess(rgb01, steps, upto=None):
+    x = rgb01.astype(np.float32)
+    for k, st in enumerate(steps):
+        if upto is not None and k > upto:
+            break
+        if st["op"] == "swap_channels":
+            x = x[..., st["permute"]]
+        elif st["op"] == "subtract_mean":
+            x = x * st["scale"] - np.asarray(st["mean"], np.float32)
+        elif st["op"] == "linear":
+            x = st["a"] * x + st["b"]
+        else:
+            raise AssertionError(st)
+    return x
+
+
+def keras_references(spec, manifest, rgb01):
+    from core.kerasenv import keras
+    from core.zoo import load_model
+
+    model = load_model(spec, "random", 0)
+    keras_tensors = [t for t in manifest["tensors"]
+                     if t.get("reference") and t["reference"]["kind"] == "keras"]
+    layers = sorted({t["reference"]["layer"] for t in keras_tensors})
+    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in layers])
+    x = preprocess(rgb01, manifest["preprocessing"]["steps"])
+    values = probe.predict(x[None], verbose=0)
+    if len(layers) == 1:
+        values = [values]
+    return dict(zip(layers, (v[0] for v in values)))
+
+
+def expected(t, refs, rgb01, steps):
+    r = t["reference"]
+    if r["kind"] == "image":
+        return rgb01
+    if r["kind"] == "preprocessing":
+        return preprocess(rgb01, steps, upto=r["step"])
+    if r["kind"] == "keras":
+        v = refs[r["layer"]]
+        if r.get("affine"):
+            v = r["affine"][0] * v + r["affine"][1]
+        return v
+    return None
+
+
+@pytest.mark.parametrize("spec", NETWORKS)
+def test_network_matches_keras(spec, tmp_path_factory):
+    base = Path(os.environ.get("REFDEV_NETWORK_DIR") or tmp_path_factory.getbasetemp()) / f"net-{spec}"
+    base.mkdir(parents=True, exist_ok=True)
+    manifest_path = convert(spec, base)
+    manifest = json.loads(manifest_path.read_text())
+    builder = next((base / "S").glob("*Builder.swift"))
+    width, height = manifest["input"]["width"], manifest["input"]["height"]
+    image = network_image(width, height, base)
+    from PIL import Image
+
+    rgba = np.asarray(Image.open(image).convert("RGBA"))
+    rgb01 = rgba[:, :, :3].astype(np.float32) / 255.0
+
+    device = ReferenceDevice(builder, manifest_path.parent)
+    result = device.forward(rgba, dump="all")
+    dumps = result["dumps"]
+    refs = keras_references(spec, manifest, rgb01)
+    steps = manifest["preprocessing"]["steps"]
+
+    compared, failures = 0, []
+    for t in manifest["tensors"]:
+        if not t.get("dump_file") or not t.get("reference") or not t.get("compare", True):
+            continue
+        want = expected(t, refs, rgb01, steps)
+        if want is None:
+            continue
+        assert t["dump_file"] in dumps, f"{spec}: the device wrote no {t['dump_file']}"
+        got = np.asarray(dumps[t["dump_file"]][0], np.float64).reshape(-1)
+        want = np.asarray(want, np.float64).reshape(-1)
+        assert got.size == want.size, (t["name"], got.size, want.size)
+        diff = np.abs(got - want)
+        max_rel = diff.max() / max(np.abs(want).max(), 1e-6)
+        mean_rel = diff.mean() / max(np.abs(want).mean(), 1e-6)
+        compared += 1
+        if not (max_rel < MAX_REL and mean_rel < MEAN_REL):
+            failures.append(f"{t['name']}: max rel {max_rel:.3g}, mean rel {mean_rel:.3g}")
+    assert compared > 5
+    assert not failures, f"{spec}: " + "; ".join(failures[:10])
+
+    # every file the manifest expects is written, under the same name
+    wanted = {t["dump_file"] for t in manifest["tensors"] if t.get("dump_file")}
+    assert wanted <= set(dumps), sorted(wanted - set(dumps))[:10]
+
+    out = manifest["output"]
+    if out.get("kind") == "classifier":
+        got = result["output"].astype(np.float32).reshape(-1)
+        ref_t = next(t for t in manifest["tensors"] if t["name"] == out["tensor"])
+        want = np.asarray(expected(ref_t, refs, rgb01, steps), np.float32).reshape(-1)
+        assert list(np.argsort(-got, kind="stable")[:5]) == list(np.argsort(-want, kind="stable")[:5])
