@@ -1,0 +1,104 @@
+"""keras2metal's command line on real model files: outputs, errors, hostile names."""
+import json
+import subprocess
+import sys
+import urllib.error
+
+import pytest
+from conftest import small_model
+
+from core.cli import main
+from core.kerasenv import keras
+
+L = keras.layers
+
+
+def outputs(tmp_path):
+    return ["--param_dir", str(tmp_path / "P"), "--src_out_dir", str(tmp_path / "S"),
+            "--model_dir", str(tmp_path / "M")]
+
+
+def saved_model(tmp_path, build, name="m.keras"):
+    model = small_model(build)
+    path = tmp_path / name
+    model.save(str(path))
+    return path, model
+
+
+def test_converts_a_keras_file_with_its_own_weights(tmp_path, capsys):
+    path, model = saved_model(tmp_path, lambda x: L.Conv2D(8, 3, activation="relu",
+                                                           name="c")(x))
+    assert main([str(path), "--preprocessing", "tf", "-v"] + outputs(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "Number of layers" in out and "folded model matches" in out
+    manifest = json.loads((tmp_path / "P" / "m.manifest.json").read_text())
+    assert manifest["preprocessing"]["family"] == "tf"
+    assert manifest["source"]["weights"] == "file"
+    written = (tmp_path / "P" / "m-c.weights.bin").read_bytes()
+    assert written == model.get_layer("c").get_weights()[0].transpose(3, 0, 1, 2).tobytes()
+
+
+def test_hostile_layer_names_never_escape_the_output_folder(tmp_path):
+    path, _ = saved_model(tmp_path, lambda x: L.Dense(3, name="..__evil name")(
+        L.Flatten(name="class")(L.Conv2D(4, 3, name="a-b.c")(x))))
+    assert main([str(path), "--name", "net"] + outputs(tmp_path)) == 0
+    files = sorted(p.name for p in (tmp_path / "P").iterdir())
+    assert all(p.parent == tmp_path / "P" for p in (tmp_path / "P").iterdir())
+    assert "net-a_b_c.weights.bin" in files and "net-____evil_name.weights.bin" in files
+    swift = (tmp_path / "S" / "NetBuilder.swift").read_text()
+    assert 'name: "a_b_c"' in swift
+
+
+def test_bad_name_option_is_refused(tmp_path, capsys):
+    path, _ = saved_model(tmp_path, lambda x: L.Conv2D(4, 3, name="c")(x))
+    assert main([str(path), "--name", "../x"] + outputs(tmp_path)) == 2
+    assert "plain identifier" in capsys.readouterr().err
+
+
+def test_missing_and_truncated_model_files(tmp_path, capsys):
+    assert main([str(tmp_path / "nope.keras")] + outputs(tmp_path)) == 2
+    assert "no such model file" in capsys.readouterr().err
+    path, _ = saved_model(tmp_path, lambda x: L.Conv2D(4, 3, name="c")(x))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert main([str(path)] + outputs(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and not (tmp_path / "P").exists()
+
+
+def test_lambda_needs_unsafe(tmp_path, capsys):
+    path, _ = saved_model(tmp_path, lambda x: L.Lambda(lambda t: t + 1.0, name="plus")(x))
+    assert main([str(path)] + outputs(tmp_path)) == 2
+    assert "--unsafe" in capsys.readouterr().err
+
+
+def test_imagenet_weights_that_cannot_be_fetched_say_what_to_do(tmp_path, capsys, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable")
+    monkeypatch.setattr(keras.applications, "MobileNet", offline)
+    assert main(["MOBILE_NET", "--weights", "imagenet"] + outputs(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "could not fetch the ImageNet weights" in err and "--weights random" in err
+
+
+def test_unsupported_layer_stops_with_the_layer_named(tmp_path, capsys):
+    path, _ = saved_model(tmp_path, lambda x: L.UpSampling2D(name="up")(x))
+    assert main([str(path)] + outputs(tmp_path)) == 2
+    assert "'up' (UpSampling2D)" in capsys.readouterr().err
+    assert not (tmp_path / "P").exists() or not list((tmp_path / "P").glob("*.manifest.json"))
+
+
+def test_help_explains_outputs_and_zoo():
+    out = subprocess.run([sys.executable, "-m", "core", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for text in ("RESNET_50", "--weights", "--seed", "manifest.json", "Builder.swift"):
+        assert text in out
+
+
+@pytest.mark.parametrize("weights", ["random"])
+def test_same_seed_same_weights(tmp_path, weights):
+    from core.zoo import load_model
+    a = load_model("mobilenet", weights, seed=3).get_layer("conv1").get_weights()[0]
+    b = load_model("mobilenet", weights, seed=3).get_layer("conv1").get_weights()[0]
+    c = load_model("mobilenet", weights, seed=4).get_layer("conv1").get_weights()[0]
+    assert (a == b).all() and not (a == c).all()
