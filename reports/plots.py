@@ -83,7 +83,7 @@ def error_by_depth(results: dict, path, title: str = None) -> Path:
     size_text = f" {size[0]}×{size[1]}" if isinstance(size, list) and len(size) == 2 else ""
     fig.suptitle(title or f"{name}{size_text} — {results.get('device') or 'device n/a'}: "
                  "error by layer depth")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.08, hspace=0.08)
     return _save(fig, path)
 
 
@@ -152,10 +152,8 @@ def featuremap_grid(a, b, path, label_a: str = "A", label_b: str = "B", title: s
     aspect = ta.shape[1] / max(ta.shape[0], 1)
     panel_w = 5.0
     fig, axes = plt.subplots(1, 3, figsize=(3 * panel_w, max(2.5, panel_w / aspect + 1.2)))
-    cmap = matplotlib.colormaps["gray"].copy()
-    cmap.set_bad("white")
-    hot = matplotlib.colormaps["magma"].copy()
-    hot.set_bad("white")
+    cmap = matplotlib.colormaps["gray"].with_extremes(bad="white")
+    hot = matplotlib.colormaps["magma"].with_extremes(bad="white")
     for ax, tiles, data, label, kw in (
             (axes[0], ta, a, label_a, dict(cmap=cmap, vmin=lo, vmax=hi)),
             (axes[1], tb, b, label_b, dict(cmap=cmap, vmin=lo, vmax=hi)),
