@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -93,3 +94,14 @@ def all_models(folder) -> list:
                             seed=k, fail_at=45 if model == "resnet_50" else None)
         paths.append(write_json(Path(folder) / f"{model}.json", data))
     return paths
+
+
+def assert_picture(path, min_w=400, min_h=200):
+    """A PNG of a reasonable size that is not blank (many colours, real contrast)."""
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        w, h = im.size
+        assert w >= min_w and h >= min_h, (w, h)
+        pixels = np.asarray(im.convert("RGB"), dtype=np.float32)
+    assert pixels.std() > 10, "picture is (nearly) blank"
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20

@@ -3,24 +3,12 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from reports_helpers import make_results
+from reports_helpers import assert_picture, make_results
 
 from core.store import StoreWriter
 from reports.__main__ import main
 from reports.plots import error_by_depth, featuremap_grid, tile_channels
-
-
-def assert_picture(path, min_w=400, min_h=200):
-    """A PNG of a reasonable size that is not blank (many colours, real contrast)."""
-    with Image.open(path) as im:
-        assert im.format == "PNG"
-        w, h = im.size
-        assert w >= min_w and h >= min_h, (w, h)
-        pixels = np.asarray(im.convert("RGB"), dtype=np.float32)
-    assert pixels.std() > 10, "picture is (nearly) blank"
-    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20
 
 
 def test_error_by_depth(tmp_path):
@@ -107,3 +95,11 @@ def test_featuremaps_command_from_dump_folders(tmp_path, capsys):
     assert main(["featuremaps", str(keras_dir), str(forge_dir), "--tensor", "conv1",
                  "--out", str(out)]) == 0
     assert_picture(out, 900, 150)
+
+
+def test_picture_check_rejects_blank(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (900, 600), "white").save(tmp_path / "blank.png")
+    with pytest.raises(AssertionError, match="blank"):
+        assert_picture(tmp_path / "blank.png")
