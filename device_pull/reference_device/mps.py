@@ -251,10 +251,12 @@ def depthwise_convolution(src: np.ndarray, weights: np.ndarray, bias, kernel: tu
         xp = np.repeat(xp, multiplier, axis=2)
     w = weights.reshape(c * multiplier, kh, kw).astype(F32)
     out = np.zeros((oh, ow, c * multiplier), dtype=F32)
+    tmp = np.empty_like(out)
     for i in range(kh):
         for j in range(kw):
             tap = xp[i:i + (oh - 1) * sy + 1:sy, j:j + (ow - 1) * sx + 1:sx]
-            out += tap * w[:, i, j]
+            np.multiply(tap, w[:, i, j], out=tmp)
+            out += tmp
     if bias is not None:
         out += bias.astype(F32)
     if neuron is not None:
