@@ -140,7 +140,9 @@ def layer_row(t) -> dict:
         "cosine": fmt.cosine(t.get("cosine")),
         "budget": _budget(t),
         "use": _use(t),
-        "status": _status(t.get("status")),
+        "status": _status(t.get("status")) + (f" ({t['nan_inf']} NaN/Inf)"
+                                              if isinstance(t.get("nan_inf"), int)
+                                              and t["nan_inf"] > 0 else ""),
     }
 
 
@@ -291,12 +293,34 @@ def _report_command(paths, out_md, plots_dir, baseline_dir, date) -> str:
     return shlex.join(argv)
 
 
+def _derive(results) -> dict:
+    """Fill ``worst_tensor`` / ``first_divergence`` from the tensors when the file lacks the key
+    (a null value is kept: it means "none")."""
+    tensors = sorted_tensors(results)
+    if "worst_tensor" not in results:
+        used = [(budget_use(t), i) for i, t in enumerate(tensors) if budget_use(t) is not None]
+        if used:
+            t = tensors[max(used, key=lambda p: (p[0], -p[1]))[1]]
+            budget = t.get("budget") or {}
+            metric = max((m for m in ("rel_error", "mean_abs", "max_abs")
+                          if isinstance(t.get(m), (int, float)) and budget.get(m)),
+                         key=lambda m: t[m] / budget[m])
+            results["worst_tensor"] = {"tensor": t.get("name"), "metric": metric,
+                                       "value": t[metric], "budget": budget[metric]}
+    if "first_divergence" not in results and tensors and all(t.get("status") for t in tensors):
+        failing = [t for t in tensors if t.get("status") == "fail"]
+        results["first_divergence"] = None if not failing else {
+            "tensor": failing[0].get("name"), "keras_layer": failing[0].get("keras_layer"),
+            "index": failing[0].get("index"), "hint": None}
+    return results
+
+
 def build_report(results_paths, out_md, plots_dir=None, baseline_dir=None, date=None,
                  title=TITLE) -> str:
     """The report's markdown text; writes the pictures into ``plots_dir`` when given."""
     out_md = Path(out_md)
     md_dir = out_md.parent
-    all_results = [load_results(p) for p in results_paths]
+    all_results = [_derive(load_results(p)) for p in results_paths]
     if not all_results:
         raise ValueError("no results files given")
     order = sorted(range(len(all_results)),

@@ -108,3 +108,15 @@ def test_own_regressions_win_over_baselines():
     assert source == "results" and len(regs) == 3
     regs, source = regressions(load_results(DATA / "tiny_yolo.results.json"), None)
     assert (regs, source) == ([], None)
+
+
+def test_worst_and_first_divergence_derived_when_absent(tmp_path):
+    data = make_results(n=10, fail_at=6)
+    del data["worst_tensor"], data["first_divergence"]
+    data["tensors"][8]["nan_inf"] = 3
+    path = write_json(tmp_path / "r.json", data)
+    text = build_report([path], tmp_path / "r.md")
+    row = [line for line in text.splitlines() if line.startswith("| `resnet_50`")][0]
+    assert "`layer_009` rel_error 1.05e-01 / 5.00e-02" in row
+    assert "`layer_006` (#7)" in row
+    assert "**fail** (3 NaN/Inf)" in text
