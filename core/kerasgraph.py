@@ -5,6 +5,8 @@ the differences between Keras 2 and Keras 3 node objects live here only.
 """
 from dataclasses import dataclass
 
+import tensorflow as tf
+
 from core.errors import ConversionError
 from core.kerasenv import keras
 
@@ -35,10 +37,9 @@ def _node_layer(node):
 
 
 def _node_inputs(node):
-    tensors = getattr(node, "input_tensors", None)
-    if tensors is None:
-        tensors = node.keras_inputs
-    return list(tensors)
+    if hasattr(node, "keras_inputs"):  # Keras 2: input_tensors may be a bare tensor
+        return list(node.keras_inputs)
+    return list(node.input_tensors)
 
 
 def _history_id(tensor) -> str:
@@ -71,7 +72,7 @@ def layer_calls(model) -> list:
                     f"layer {layer.name!r} is a nested model ({type(layer).__name__}); flatten it "
                     "into one functional model before converting")
             inputs = [_history_id(t) for t in _node_inputs(node)]
-            n_outputs = len(node.outputs) if isinstance(node.outputs, (list, tuple)) else 1
+            n_outputs = len(tf.nest.flatten(node.outputs))
             outputs = [tensor_id(layer.name, i) for i in range(n_outputs)]
             calls.append(LayerCall(layer, inputs, outputs))
     return calls
