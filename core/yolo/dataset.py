@@ -50,6 +50,12 @@ SHAPE_CLASSES = ["circle", "square", "triangle"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class DatasetError(ValueError):
     """A dataset problem, naming the file and what to do about it."""
 
@@ -240,6 +246,7 @@ def _temp_path(path):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
     return tmp
 
 
