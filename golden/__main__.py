@@ -80,6 +80,9 @@ def capture(args) -> int:
 
     try:
         manifest = load_manifest(args.manifest)
+        from core.kerasenv import keras
+
+        keras.backend.clear_session()      # unnamed layers get the names the converter gave them
         model = load_model(args.model, args.weights, args.seed)
         folded = load_folded(manifest) if args.folded else None
         summary = capture_golden(model, manifest, args.images, args.out, folded_model=folded,

@@ -15,6 +15,7 @@ run, written and dropped before the next, so memory stays bounded by the model p
 activations.
 """
 import json
+import re
 import time
 import weakref
 from collections import Counter
@@ -144,8 +145,12 @@ class _Plan:
                 what = ("the folded model has none of the layers " +
                         ", ".join(repr(n) for n in [wanted, *entry.get("keras_layers", [])])
                         if folded else f"Keras model {model.name!r} has no layer {wanted!r}")
-                self.source[entry["name"]] = (None, f"{what}; is the manifest from another model? "
-                                                    "re-run keras2metal for this model")
+                hint = ("is the manifest from another model? re-run keras2metal for this model"
+                        if not re.search(r"_\d+$", wanted or "") else
+                        "Keras numbers unnamed layers (add_3, ...) per process, so a model built "
+                        "after others gets other names: load it in a fresh process or call "
+                        "keras.backend.clear_session() first")
+                self.source[entry["name"]] = (None, f"{what}; {hint}")
                 continue
             key = (layer, int(ref.get("output_index", 0) or 0))
             self.source[entry["name"]] = (self._add(key), ref.get("affine"), layer)

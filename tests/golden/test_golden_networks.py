@@ -49,7 +49,11 @@ def test_network_golden_and_device_line_up(name, tmp_path):
     manifest = load_manifest(manifest_path)
     image = _image_for(manifest)
 
-    # golden: original and folded model
+    # golden: original and folded model (fresh Keras session: unnamed layers such as add_3 get
+    # the names the converter, a fresh process, gave them)
+    from core.kerasenv import keras
+
+    keras.backend.clear_session()
     model = load_model(name, "random", 0)
     golden = tmp_path / "golden.h5"
     summary = capture_golden(model, manifest, [image], golden, folded_model=load_folded(manifest),
