@@ -363,8 +363,8 @@ def convert_voc(voc_dir, out, *, classes=None, split=None, include_difficult=Fal
                 progress=True) -> int:
     if not os.path.isdir(voc_dir):
         raise DatasetError(f"{voc_dir}: no such folder")
-    names = resolve_classes(classes, voc_dir)
     total = len(annotation_files(voc_dir, split))
+    names = resolve_classes(classes, voc_dir)
     records = iter_voc(voc_dir, names, split=split, include_difficult=include_difficult, clip=clip)
     low = os.fspath(out).lower()
     if is_tfrecord(low):
