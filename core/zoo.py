@@ -22,6 +22,7 @@ class ZooEntry:
     input_size: tuple             # (height, width)
     kind: str                     # "classifier" or "yolo"
     build: Callable               # build(weights: "imagenet" | None, model_dir: Path) -> keras.Model
+    trained: bool = False         # build() returns trained weights: --weights trained keeps them
 
     @property
     def builder_class(self) -> str:
@@ -47,6 +48,14 @@ def _darknet(cfg_name: str, forge_name: str, size: int):
     return build
 
 
+def _default_model(weights, model_dir):
+    if weights == "imagenet":
+        raise ConversionError("DEFAULT: the embedded shape classifier has no ImageNet weights; use "
+                              "--weights trained (its shipped weights) or random")
+    from core.default_model import load_shipped
+    return load_shipped()
+
+
 ZOO = [
     ZooEntry("tiny_yolo", "TINY_YOLO", "tiny_yolo", "yolo", (416, 416), "yolo",
              _darknet("yolov2-tiny-voc.cfg", "tiny_yolo", 416)),
@@ -64,6 +73,8 @@ ZOO = [
              _application("MobileNet", 224)),
     ZooEntry("xception", "XCEPTION", "xception", "tf", (299, 299), "classifier",
              _application("Xception", 299)),
+    ZooEntry("default", "DEFAULT", "shapes_net", "tf", (32, 32), "classifier", _default_model,
+             trained=True),
 ]
 
 _ALIASES = {"resnet_50": "resnet50", "vgg_16": "vgg16", "mobile_net": "mobilenet",
@@ -143,6 +154,11 @@ def load_model(spec: str, weights: str = "random", seed: int = 0, *,
                 "Use --weights random for seeded random weights, or download the weights file "
                 "elsewhere and pass --weights PATH") from exc
     model = entry.build(None, Path(model_dir))
+    if weights == "trained":
+        if not entry.trained:
+            raise ConversionError(f"{entry.constant}: --weights trained applies to models shipped "
+                                  "with trained weights (DEFAULT); use random, imagenet or PATH")
+        return model
     if weights == "random":
         seeded_init(model, seed, entry.family)
     else:

@@ -1,0 +1,40 @@
+"""Root pytest configuration: the options of the validation suite (``pytest validation ...``).
+
+They are registered here, at the root, so pytest knows them from any directory and with any
+test path; every option has a default, so the unit tests under ``tests/`` (plain ``pytest``)
+never need them.  The suite itself lives in ``validation/`` (see validation/README.md).
+"""
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("keras2metal validation", "validation suite (pytest validation ...)")
+    group.addoption("--model", default="default", metavar="NAME|PATH",
+                    help="zoo name (default, resnet50, RESNET_50, ...) or a .keras/.h5 model file "
+                         "(default: the embedded shape classifier)")
+    group.addoption("--weights", default=None, metavar="random|imagenet|trained|file|PATH",
+                    help="as for keras2metal; default: trained for the embedded model, random "
+                         "for zoo models, the file's own weights for model files")
+    group.addoption("--seed", type=int, default=0, help="seed of --weights random (default 0)")
+    group.addoption("--device-dump", default=None, metavar="DIR",
+                    help="dump folder copied off the phone; without it the reference device runs "
+                         "the converted network")
+    group.addoption("--fault", default=None, metavar="KIND:LAYER",
+                    help="reference device only: inject a conversion fault into one layer "
+                         "(transpose, stride, bias, garbage) to see the suite catch it")
+    group.addoption("--images", nargs="+", default=None, metavar="DIR|FILES",
+                    help="images to run (default: the model's built-in sample images)")
+    group.addoption("--labels", default=None, metavar="FILE",
+                    help="image -> class index (JSON or '<image> <index>' lines), for accuracy")
+    group.addoption("--budget", default=None, metavar="FILE",
+                    help="budget TOML (default: validation/budgets/<model>.toml if present)")
+    group.addoption("--baseline", default=None, metavar="FILE",
+                    help="baseline JSON (default: validation/baselines/<model>.json)")
+    group.addoption("--update-baseline", action="store_true", default=False,
+                    help="rewrite the baseline with this run's metrics (atomically)")
+    group.addoption("--results", default=None, metavar="OUT.json",
+                    help="write the machine-readable results of the run")
+    group.addoption("--report", default=None, metavar="OUT.md",
+                    help="write a markdown report (needs the reports package)")
+    group.addoption("--validation-cache", default=None, metavar="DIR",
+                    help="cache folder of conversions and stores (default: $KERAS2METAL_CACHE or "
+                         ".cache/validation in the current directory)")

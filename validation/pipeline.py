@@ -1,0 +1,363 @@
+"""The heavy work of a validation run, cached on disk: convert → device results → golden.
+
+``prepare(settings)`` returns a :class:`Prepared` with the manifest, the golden store and the
+device store of one (model, weights, seed, images, device source), producing what is missing:
+
+1. **conversion** (``core.cli.resolve_model`` + ``core.convert.convert``): weights, builder,
+   manifest, folded model;
+2. **device store**: with ``device_dump`` the folder from the phone is ingested
+   (``device_pull.ingest.ingest_dump``); without it the reference device runs the generated
+   builder and weights on the images (``--fault KIND:LAYER`` injects one conversion bug), its dump
+   folder is ingested and then deleted;
+3. **golden store** (``golden.capture_golden``): Keras on the same images.
+
+Cache layout (``$KERAS2METAL_CACHE``, else ``.cache/validation`` under the directory pytest was
+started from)::
+
+    <cache>/<model>-<conversion key>/         one conversion
+        Parameters/  src/  models/            weights + manifest, builder, folded model
+        golden-<images key>.h5                golden store per image set
+        device-<device key>.h5                device store per image set and device source
+        *.lock                                flock(2) files serialising writers
+
+Keys are sha256 digests of everything the artifact depends on: the model (zoo key, or the model
+file's bytes), the weights (value, or the weights file's bytes), the seed, the image files'
+names and bytes, the dump folder's file list (names, sizes, mtimes) or the injected fault, and the
+source of the packages that produce the artifact (``core``, ``golden``, ``device_pull``), so a
+change of the converter invalidates its conversions.  Every artifact is written atomically by its
+producer and guarded by an exclusive file lock, so parallel pytest-xdist workers (and parallel
+runs) compute each artifact once and the others wait and reuse it.
+"""
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = ROOT / "core" / "data" / "default_model"
+SAMPLE_IMAGES = ROOT / "core" / "data" / "images"
+CACHE_ENV = "KERAS2METAL_CACHE"
+DEFAULT_MODEL = "default"
+
+
+class ValidationSetupError(RuntimeError):
+    """The run cannot be prepared (bad model, images, dump folder...); the text says what to do."""
+
+
+# -- settings -----------------------------------------------------------------------------
+
+@dataclass
+class Settings:
+    """What a validation run is about; paths are resolved against ``base_dir``."""
+    model: str = DEFAULT_MODEL
+    weights: Optional[str] = None
+    seed: int = 0
+    images: Optional[list] = None
+    labels: Optional[str] = None
+    device_dump: Optional[str] = None
+    fault: Optional[str] = None
+    cache_dir: Optional[str] = None
+    base_dir: str = "."
+    name: Optional[str] = None
+    preprocessing: Optional[str] = None
+    keep_dumps: bool = False
+
+    def __post_init__(self):
+        base = Path(self.base_dir).resolve()
+        self.base_dir = str(base)
+        from core.zoo import zoo_entry
+
+        entry = zoo_entry(str(self.model))
+        self.zoo_key = entry.key if entry is not None else None
+        if entry is None:
+            path = _abs(self.model, base)
+            if not path.is_file():
+                raise ValidationSetupError(
+                    f"--model {self.model}: neither a zoo name (DEFAULT, RESNET_50, ...; see "
+                    "`keras2metal --help`) nor an existing .keras/.h5 file")
+            self.model = str(path)
+        if self.weights is None:
+            if entry is None:
+                self.weights = "file"
+            else:
+                self.weights = "trained" if getattr(entry, "trained", False) else "random"
+        elif self.weights not in ("random", "imagenet", "file", "trained"):
+            self.weights = str(_abs(self.weights, base))
+        is_default = self.zoo_key == DEFAULT_MODEL
+        if self.images:
+            self.images = [str(_abs(p, base)) for p in self.images]
+            self.default_images = False
+        else:
+            self.images = [str(DEFAULT_MODEL_DIR / "images" if is_default else SAMPLE_IMAGES)]
+            self.default_images = True
+        if self.labels:
+            self.labels = str(_abs(self.labels, base))
+        elif is_default and self.default_images:
+            self.labels = str(DEFAULT_MODEL_DIR / "labels.json")
+        if self.device_dump:
+            self.device_dump = str(_abs(self.device_dump, base))
+            if not Path(self.device_dump).is_dir():
+                raise ValidationSetupError(f"--device-dump {self.device_dump}: no such folder; "
+                                           "copy the app's Documents folder off the phone first")
+            if self.fault:
+                raise ValidationSetupError("--fault applies to the reference device only; drop it "
+                                           "or drop --device-dump")
+        if self.cache_dir is None:
+            self.cache_dir = os.environ.get(CACHE_ENV) or str(base / ".cache" / "validation")
+        self.cache_dir = str(_abs(self.cache_dir, base))
+
+    @property
+    def model_label(self) -> str:
+        return self.zoo_key or Path(self.model).stem
+
+
+def _abs(path, base: Path) -> Path:
+    p = Path(os.path.expanduser(str(path)))
+    return p if p.is_absolute() else (base / p)
+
+
+# -- hashing ------------------------------------------------------------------------------
+
+def _sha_file(path, h=None):
+    h = h or hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h
+
+
+def digest(*parts) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+_CODE_HASHES = {}
+
+
+def code_hash(package: str) -> str:
+    """sha256 of the package's Python sources (and data files it reads), cached per process."""
+    if package not in _CODE_HASHES:
+        h = hashlib.sha256()
+        folder = ROOT / package
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".cfg", ".metal", ".swift", ".json",
+                                                  ".keras") \
+                    and "__pycache__" not in path.parts:
+                h.update(str(path.relative_to(ROOT)).encode())
+                _sha_file(path, h)
+        _CODE_HASHES[package] = h.hexdigest()
+    return _CODE_HASHES[package]
+
+
+def images_id(paths) -> list:
+    return [[Path(p).name, _sha_file(p).hexdigest()] for p in paths]
+
+
+def dump_id(folder) -> list:
+    out = []
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            out.append([str(path.relative_to(folder)), st.st_size, st.st_mtime_ns])
+    return out
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """An exclusive flock(2) on ``path`` (created if needed) for the duration of the block."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+# -- the prepared run ---------------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    settings: Settings
+    folder: Path
+    manifest_path: Path
+    manifest: dict
+    image_paths: list
+    golden_path: Optional[Path] = None
+    device_path: Optional[Path] = None
+    timings: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+class Pipeline:
+    """Produces and caches the artifacts of one :class:`Settings`; keeps the Keras model in memory
+    between steps of the same process."""
+
+    def __init__(self, settings: Settings, log=None):
+        self.s = settings
+        self.log = log or (lambda msg: None)
+        self._model = None
+        self._resolved = None
+        from core.images import ImageError, list_images
+
+        try:
+            self.image_paths = list_images(self.s.images)
+        except ImageError as exc:
+            raise ValidationSetupError(f"--images: {exc}") from None
+        self.images_key = digest(images_id(self.image_paths))
+
+    # keys ----------------------------------------------------------------------------
+    def conversion_key(self) -> str:
+        s = self.s
+        model_id = s.zoo_key or ["file", _sha_file(s.model).hexdigest()]
+        weights_id = s.weights
+        if Path(str(s.weights)).is_file():
+            weights_id = ["file", _sha_file(s.weights).hexdigest()]
+        return digest("conversion/1", model_id, weights_id, s.seed, s.name, s.preprocessing,
+                      code_hash("core"))
+
+    def folder(self) -> Path:
+        key = self.conversion_key()
+        return Path(self.s.cache_dir) / f"{self.s.model_label}-{key[:16]}"
+
+    # the Keras model -----------------------------------------------------------------
+    def keras_model(self):
+        if self._resolved is None:
+            from core.cli import resolve_model
+            from core.errors import ConversionError
+
+            args = argparse.Namespace(model=self.s.model, weights=self.s.weights, seed=self.s.seed,
+                                      name=self.s.name, preprocessing=self.s.preprocessing,
+                                      model_dir=str(self.folder() / "models"), unsafe=False)
+            try:
+                self._resolved = resolve_model(args)
+            except ConversionError as exc:
+                raise ValidationSetupError(f"--model {self.s.model}: {exc}") from None
+        return self._resolved
+
+    # steps ---------------------------------------------------------------------------
+    def convert(self) -> Path:
+        folder = self.folder()
+        param_dir = folder / "Parameters"
+        manifests = sorted(param_dir.glob("*.manifest.json")) if param_dir.is_dir() else []
+        if manifests:
+            return manifests[0]
+        with file_lock(folder.with_suffix(".lock")):
+            manifests = sorted(param_dir.glob("*.manifest.json")) if param_dir.is_dir() else []
+            if manifests:
+                return manifests[0]
+            from core.convert import convert
+            from core.errors import ConversionError
+
+            self.log(f"converting {self.s.model} (weights {self.s.weights}, seed {self.s.seed})")
+            model, name, family, kind, source = self.keras_model()
+            tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                result = convert(model, name=name, family=family, param_dir=tmp / "Parameters",
+                                 src_out_dir=tmp / "src", model_dir=tmp / "models",
+                                 output_kind=kind, source=source)
+            except ConversionError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise ValidationSetupError(f"conversion of {self.s.model} failed: {exc}") from None
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            (tmp / "settings.json").write_text(json.dumps({
+                "model": self.s.model, "weights": self.s.weights, "seed": self.s.seed,
+                "name": name}, indent=1))
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+            return folder / "Parameters" / result.manifest_path.name
+
+    def golden(self, manifest_path: Path, manifest: dict) -> Path:
+        key = digest("golden/1", self.images_key, code_hash("golden"))
+        path = manifest_path.parent.parent / f"golden-{key[:16]}.h5"
+        if path.is_file():
+            return path
+        with file_lock(path.with_suffix(".lock")):
+            if path.is_file():
+                return path
+            from golden import GoldenError, capture_golden
+
+            self.log(f"capturing golden activations of {len(self.image_paths)} image(s)")
+            model = self.keras_model()[0]
+            try:
+                capture_golden(model, manifest, self.image_paths, path, progress=False)
+            except GoldenError as exc:
+                raise ValidationSetupError(f"golden capture failed: {exc}") from None
+        return path
+
+    def device(self, manifest_path: Path, manifest: dict) -> Path:
+        from device_pull.ingest import IngestError, ingest_dump
+
+        folder = manifest_path.parent.parent
+        if self.s.device_dump:
+            source = ["dump", self.s.device_dump, dump_id(self.s.device_dump)]
+        else:
+            source = ["reference", self.s.fault]
+        key = digest("device/1", self.images_key, source, code_hash("device_pull"))
+        path = folder / f"device-{key[:16]}.h5"
+        if path.is_file():
+            return path
+        with file_lock(path.with_suffix(".lock")):
+            if path.is_file():
+                return path
+            if self.s.device_dump:
+                dump_dir = Path(self.s.device_dump)
+            else:
+                from device_pull.reference_device import ReferenceDeviceError, run_reference_device
+
+                dump_dir = folder / f"dumps-{key[:16]}"
+                shutil.rmtree(dump_dir, ignore_errors=True)
+                builder = manifest_path.parent / manifest["builder"]["file"]
+                self.log(f"running the reference device on {len(self.image_paths)} image(s)"
+                         + (f" with fault {self.s.fault}" if self.s.fault else ""))
+                try:
+                    run_reference_device(builder, manifest_path.parent, self.image_paths, dump_dir,
+                                         dump="all", fault=self.s.fault)
+                except ReferenceDeviceError as exc:
+                    shutil.rmtree(dump_dir, ignore_errors=True)
+                    raise ValidationSetupError(f"reference device: {exc}") from None
+            try:
+                ingest_dump(dump_dir, manifest, path, images=self.image_paths)
+            except (IngestError, OSError) as exc:
+                raise ValidationSetupError(f"ingesting {dump_dir}: {exc}") from None
+            finally:
+                if not self.s.device_dump and not self.s.keep_dumps:
+                    shutil.rmtree(dump_dir, ignore_errors=True)
+        return path
+
+    def prepare(self, *, stores: bool = True) -> Prepared:
+        """Everything of the run; with ``stores=False`` only the conversion (for collection)."""
+        import time
+
+        from core.manifest import ManifestError, load_manifest
+
+        t0 = time.perf_counter()
+        manifest_path = self.convert()
+        try:
+            manifest = load_manifest(manifest_path)
+        except ManifestError as exc:
+            raise ValidationSetupError(str(exc)) from None
+        prepared = Prepared(self.s, manifest_path.parent.parent, manifest_path, manifest,
+                            self.image_paths)
+        prepared.timings["conversion_s"] = time.perf_counter() - t0
+        if stores:
+            t1 = time.perf_counter()
+            prepared.device_path = self.device(manifest_path, manifest)
+            t2 = time.perf_counter()
+            prepared.golden_path = self.golden(manifest_path, manifest)
+            prepared.timings.update(device_s=t2 - t1, golden_s=time.perf_counter() - t2)
+        return prepared
