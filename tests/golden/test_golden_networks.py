@@ -38,6 +38,20 @@ def _image_for(manifest) -> Path:
     return candidate if candidate.exists() else IMAGES / "dog.jpg"
 
 
+def _concat_inputs_under_collect(manifest) -> set:
+    """Inputs of a Concat that is itself an input of a Collect: Forge's DocumentDirectoryDumper
+    passes the Collect instead of the Concat there, so these partial dumps are never written."""
+    types = {t["name"]: t["forge_type"] for t in manifest["tensors"]}
+    out = set()
+    for t in manifest["tensors"]:
+        if t["forge_type"] != "Collect":
+            continue
+        for concat in t["inputs"]:
+            if types.get(concat) == "Concat":
+                out.update(next(x["inputs"] for x in manifest["tensors"] if x["name"] == concat))
+    return out
+
+
 @pytest.mark.parametrize("name", NETWORKS)
 def test_network_golden_and_device_line_up(name, tmp_path):
     params, src, models = tmp_path / "P", tmp_path / "S", tmp_path / "M"
@@ -81,6 +95,7 @@ def test_network_golden_and_device_line_up(name, tmp_path):
     report = ingest_dump(dump, manifest, device, images=[image])
     assert report.images == [key]
     assert not report.ignored, report.ignored
+    not_dumped = _concat_inputs_under_collect(manifest)
     with Store(golden) as g, Store(device) as d:
         assert d.attrs["manifest_sha256"] == g.attrs["manifest_sha256"]
         assert d.images() == g.images()
@@ -88,6 +103,8 @@ def test_network_golden_and_device_line_up(name, tmp_path):
         for tensor in g.tensor_names(key):
             gdata, gstatus, _ = g.tensor(key, tensor)
             ddata, dstatus, dreason = d.tensor(key, tensor)
+            if gstatus == "ok" and dstatus == "missing" and tensor in not_dumped:
+                continue        # Forge's dumper skips these (forge-target.md 4.2); recorded
             if gstatus == "ok":
                 assert dstatus in ("ok", "nan_inf"), (tensor, dstatus, dreason)
                 assert ddata.shape == gdata.shape, (tensor, ddata.shape, gdata.shape)
