@@ -67,12 +67,12 @@ def load_folded(manifest: dict):
         raise ValueError(f"{path}: folded model named by the manifest does not exist; "
                          "re-run keras2metal")
     try:
-        import core.zoo  # noqa: F401  (registers the project's custom layers, if any)
-    except ModuleNotFoundError:
-        pass
-    from core.kerasenv import keras
+        from core.zoo import load_model_file   # registers the project's custom layers
+    except ImportError:
+        from core.kerasenv import keras
 
-    return keras.models.load_model(path, compile=False)
+        return keras.models.load_model(path, compile=False)
+    return load_model_file(path)
 
 
 def capture(args) -> int:
