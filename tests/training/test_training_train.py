@@ -15,15 +15,16 @@ SIZE = 32  # input 32x32, stride 8 -> 4x4 grid
 
 def small_yolo(path, filters=2 * (5 + 20)):
     """conv-bn-leaky-pool x3 + a 1x1 head conv, saved with a _anchors.txt like yad2k writes."""
-    from core.kerasenv import keras
+    from core.kerasenv import KERAS3, keras
     L = keras.layers
     keras.utils.set_random_seed(0)
+    slope = dict(negative_slope=0.1) if KERAS3 else dict(alpha=0.1)
     inp = keras.Input((SIZE, SIZE, 3), name="input")
     x = inp
     for i, f in enumerate((8, 16, 32)):
         x = L.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv_{2 * i}")(x)
         x = L.BatchNormalization(epsilon=1e-5, name=f"bn_{2 * i}")(x)
-        x = L.LeakyReLU(negative_slope=0.1, name=f"leaky_{2 * i}")(x)
+        x = L.LeakyReLU(**slope, name=f"leaky_{2 * i}")(x)
         if i < 2:
             x = L.MaxPooling2D(2, 2, name=f"maxpool_{2 * i + 1}")(x)
     x = L.MaxPooling2D(2, 2, name="maxpool_5")(x)
