@@ -132,6 +132,7 @@ _LAYER_SIGNATURES = {
     "TransposeChannelsKernel": ((), {"device": _REQ, "featureChannels": _REQ, "permute": _REQ}),
     "SubtractMeanColor": ((), {"device": _REQ, "red": 123.68, "green": 116.779,
                                "blue": 103.939, "scale": 255.0}),
+    "RGB2BGR": ((), {"device": _REQ}),
 }
 _NEURON_SIGNATURES = {
     "ReLU": {"device": _REQ, "a": 0.0},
@@ -609,6 +610,10 @@ class Interpreter:
             self._expect_device(node, callee, a)
             return F.CustomKernel(callee, {k: self._num(node, a[k])
                                            for k in ("red", "green", "blue", "scale")}, line)
+        if callee == "RGB2BGR":
+            self._expect_device(node, callee, a)
+            return F.CustomKernel("TransposeChannelsKernel",
+                                  {"featureChannels": 4, "permute": [2, 1, 0, 3]}, line)
         raise AssertionError(callee)
 
     def _custom_kernel(self, node, callee, positional, labelled, line):
@@ -624,7 +629,7 @@ class Interpreter:
         spec = CUSTOM_KERNELS.get(callee)
         if spec is None:
             raise self.error(node, f"unknown custom kernel `{callee}`; the reference device "
-                                   "implements TransposeChannelsKernel and SubtractMeanColor and "
+                                   "implements TransposeChannelsKernel, SubtractMeanColor and RGB2BGR and "
                                    "looks the project's own kernels up in core.custom_kernels "
                                    "(CUSTOM_KERNELS); register it there with a numpy_forward")
         kwargs = {k: v for k, v in labelled.items() if k != "device"}

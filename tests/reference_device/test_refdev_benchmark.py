@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from device_pull.reference_device import ReferenceDevice
-from test_refdev_networks import convert
+from refdev_support import convert
 
 pytestmark = pytest.mark.slow
 

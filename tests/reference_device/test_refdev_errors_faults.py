@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import TINY_BUILDER, write_floats
+from refdev_support import TINY_BUILDER, write_floats
 from device_pull.__main__ import main as device_pull_main
 from device_pull.reference_device import (ReferenceDevice, ReferenceDeviceError, parse_builder,
                                           parse_builder_source)

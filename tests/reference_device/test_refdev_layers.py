@@ -3,7 +3,7 @@ stride, SpaceToDepthX2 quadrants, Concatenate/Collect rules, naming and the neur
 import numpy as np
 import pytest
 
-from conftest import write_floats
+from refdev_support import write_floats
 from device_pull.reference_device import ReferenceDevice, ReferenceDeviceError, parse_builder_source
 from device_pull.reference_device import mps
 
@@ -300,6 +300,14 @@ def test_custom_transpose_and_subtract_mean(tmp_path):
     out = dev.forward(img)["output"].astype(np.float32)
     want = rgb01(img)[:, :, ::-1] * 255 - np.array([10, 20, 30])
     np.testing.assert_allclose(out, want, atol=0.13)
+
+
+def test_rgb2bgr_kernel(tmp_path):
+    src = builder('let swap = Custom(RGB2BGR(device: device))', "let output = input --> swap")
+    dev = device_for(tmp_path, src)
+    img = image()
+    np.testing.assert_array_equal(dev.forward(img)["output"].astype(np.float32), rgb01(img)[:, :, ::-1])
+    assert dev.tensors[1].short_id == "__Custom_2__"
 
 
 def test_unknown_custom_kernel_names_the_line(tmp_path):

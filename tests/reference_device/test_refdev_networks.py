@@ -6,14 +6,13 @@ maps to a Keras tensor, and the top-5 of classifiers.
 """
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from device_pull.reference_device import ReferenceDevice
+from refdev_support import convert
 
 pytestmark = pytest.mark.slow
 
@@ -25,22 +24,6 @@ NETWORKS = ["vgg16", "resnet50", "inception_v3", "inception_resnet_v2", "mobilen
 # amplified by random weights); a conversion bug gives errors of order 1.
 MAX_REL = 0.15
 MEAN_REL = 0.1
-
-
-def convert(spec, out: Path) -> Path:
-    """``python -m core SPEC --weights random --seed 0`` into ``out``; returns the manifest path."""
-    params = out / "P"
-    manifests = list(params.glob("*.manifest.json")) if params.exists() else []
-    if manifests:
-        return manifests[0]
-    cmd = [sys.executable, "-m", "core", spec, "--weights", "random", "--seed", "0",
-           "--param_dir", str(params), "--src_out_dir", str(out / "S"),
-           "--model_dir", str(out / "M")]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    if proc.returncode != 0:
-        pytest.fail(f"conversion of {spec} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return next(params.glob("*.manifest.json"))
 
 
 def network_image(width, height, folder: Path) -> Path:

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import TINY_REFERENCE, rel_error
+from refdev_support import TINY_REFERENCE, rel_error
 from device_pull.reference_device import ReferenceDevice, run_reference_device
 
 
