@@ -241,12 +241,13 @@ def discover(dump_dir: Path, model: str, run_log, *, image=None) -> list:
 
 
 def _load_shapes(folder: Path, model: str, warnings: list) -> dict:
-    own = folder / f"shapes-{model}.json"
-    if own.is_file():
-        return _read_json(own, warnings) or {}
-    plain = folder / "shapes.json"
-    if plain.is_file():
-        return _read_json(plain, warnings) or {}
+    for path in (folder / f"shapes-{model}.json", folder / "shapes.json"):
+        if path.is_file():
+            shapes = _read_json(path, warnings)
+            if shapes is not None and not isinstance(shapes, dict):
+                warnings.append(f"{path}: not a {{file: [W, H, C, N]}} object; ignored")
+                shapes = None
+            return shapes or {}
     others = sorted(folder.glob("shapes-*.json"))
     if others:
         warnings.append(f"{others[0]}: shapes json of another model (expected shapes-{model}.json); "
@@ -323,9 +324,14 @@ def _ingest_image(writer, manifest, dump: ImageDump, dump_dir: Path, report: Ing
                       f"{model!r} (expected {dump_file}); ingest with that model's manifest")
         used.add(path.name)
         extra["file"] = path.name
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            _record(writer, report, dump.key, name, None, "missing",
+                    f"{path}: cannot read the file ({exc}); copy the dump folder again", **extra)
+            continue
         hwc = _forge_hwc(entry)
-        json_shape = shapes.get(path.name)
+        json_shape = _valid_shape(shapes.get(path.name), path.name, warnings)
         is_input = hwc is None or entry.get("forge_type") == "Input" or \
             (entry.get("reference") or {}).get("kind") == "input_texture"
         if is_input:
@@ -393,6 +399,16 @@ def _other_model_file(files, wanted, used, model, name):
         prefix = fname[: -len(suffix)]
         if prefix and prefix != model and not prefix.startswith(model + "-"):
             return path
+    return None
+
+
+def _valid_shape(value, file: str, warnings: list):
+    """A shapes json entry as a list of ints, or None (with a warning when malformed)."""
+    if value is None:
+        return None
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+        return [int(v) for v in value]
+    warnings.append(f"shapes json entry of {file} is {value!r}, not [W, H, C, N]; ignored")
     return None
 
 

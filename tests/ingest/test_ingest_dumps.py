@@ -347,3 +347,23 @@ def test_manifest_dict_without_input_tensor(tmp_path):
     report = ingest_dump(tmp_path / "dump", path, tmp_path / "s.h5", image="x")
     assert report.statuses["ok"] == 6 and sum(report.statuses.values()) == len(tensors)
     assert (H, W) == (4, 6)
+
+
+def test_malformed_shapes_json_and_run_log(tmp_path, manifest_path):
+    folder = tmp_path / "dump"
+    arrays = write_dump(folder)
+    shapes = json.loads((folder / f"shapes-{MODEL}.json").read_text())
+    shapes[f"{MODEL}-odd.floats"] = "four by six"
+    (folder / f"shapes-{MODEL}.json").write_text(json.dumps(shapes))
+    report, store = _ingest(tmp_path, manifest_path, folder, image="dog")
+    with store:
+        data, status, _ = store.tensor("dog", "odd")
+        assert status == "ok"
+        np.testing.assert_array_equal(data, arrays["odd"])
+    assert any("four by six" in w for w in report.warnings)
+    (folder / f"shapes-{MODEL}.json").write_text("[1, 2")
+    (folder / f"run-{MODEL}.json").write_text("{broken")
+    report, store = _ingest(tmp_path, manifest_path, folder, image="dog")
+    store.close()
+    assert report.statuses["ok"] == 6
+    assert sum("unreadable JSON" in w for w in report.warnings) == 2
