@@ -36,6 +36,8 @@ class Accumulator:
         self.g_max_abs = 0.0
         self.nan_inf = 0
         self.golden_nan_inf = 0
+        self.g_count = 0
+        self.g_only_sq = 0.0
 
     def add(self, golden, device):
         g = np.asarray(golden, dtype=np.float64).reshape(-1)
@@ -46,6 +48,13 @@ class Accumulator:
         finite_g = np.isfinite(g)
         self.nan_inf += int(d.size - finite_d.sum())
         self.golden_nan_inf += int(g.size - finite_g.sum())
+        gf = g[finite_g]
+        if gf.size:
+            self.g_min = min(self.g_min, float(gf.min()))
+            self.g_max = max(self.g_max, float(gf.max()))
+            self.g_max_abs = max(self.g_max_abs, float(np.abs(gf).max()))
+            self.g_count += gf.size
+            self.g_only_sq += float(np.dot(gf, gf))
         keep = finite_d & finite_g
         if not keep.all():
             g, d = g[keep], d[keep]
@@ -60,15 +69,14 @@ class Accumulator:
         self.g_sq += float(np.dot(g, g))
         self.d_sq += float(np.dot(d, d))
         self.gd += float(np.dot(g, d))
-        self.g_min = min(self.g_min, float(g.min()))
-        self.g_max = max(self.g_max, float(g.max()))
-        self.g_max_abs = max(self.g_max_abs, float(np.abs(g).max()))
 
     def result(self) -> dict:
         if self.count == 0 and self.nan_inf:
             inf = math.inf
             return {"max_abs": inf, "mean_abs": inf, "rmse": inf, "rel_error": inf, "cosine": 0.0,
-                    "range": [0.0, 0.0], "golden_rms": 0.0, "golden_max_abs": 0.0,
+                    "range": [self.g_min, self.g_max] if self.g_count else [0.0, 0.0],
+                    "golden_rms": math.sqrt(self.g_only_sq / max(self.g_count, 1)),
+                    "golden_max_abs": self.g_max_abs,
                     "nan_inf": self.nan_inf, "golden_nan_inf": self.golden_nan_inf, "count": 0}
         n = max(self.count, 1)
         g_norm, d_norm = math.sqrt(self.g_sq), math.sqrt(self.d_sq)
@@ -84,8 +92,8 @@ class Accumulator:
         return {
             "max_abs": self.max_abs, "mean_abs": self.sum_abs / n,
             "rmse": math.sqrt(self.sum_sq / n), "rel_error": rel, "cosine": cosine,
-            "range": [self.g_min if self.count else 0.0, self.g_max if self.count else 0.0],
-            "golden_rms": math.sqrt(self.g_sq / n), "golden_max_abs": self.g_max_abs,
+            "range": [self.g_min, self.g_max] if self.g_count else [0.0, 0.0],
+            "golden_rms": math.sqrt(self.g_only_sq / max(self.g_count, 1)), "golden_max_abs": self.g_max_abs,
             "nan_inf": self.nan_inf, "golden_nan_inf": self.golden_nan_inf, "count": self.count,
         }
 
