@@ -1,0 +1,52 @@
+"""Proof that the budgets are tight enough: every fault kind of the reference device, injected
+into one layer, fails the run and is named as the first divergence — on three networks."""
+import pytest
+
+from conftest import DEFAULT_IMAGES, SAMPLE_IMAGE, evaluate
+
+from device_pull.reference_device import FAULT_KINDS
+
+FEW_IMAGES = sorted(DEFAULT_IMAGES.glob("*_00.png"))
+
+FAULTS = {
+    "default": {"transpose": "block1_pw", "stride": "stem_conv", "bias": "mix_a",
+                "garbage": "reduce_conv"},
+    "mobilenet": {"transpose": "conv_pw_5", "stride": "conv_dw_6", "bias": "conv_pw_3",
+                  "garbage": "conv_dw_8"},
+    "tiny_yolo": {"transpose": "conv_4", "stride": "conv_2", "bias": "conv_6",
+                  "garbage": "conv_8"},
+}
+CASES = [pytest.param(model, kind, layer, id=f"{model}-{kind}-{layer}",
+                      marks=[] if model == "default" else [pytest.mark.slow])
+         for model, faults in FAULTS.items() for kind, layer in faults.items()]
+
+
+def test_every_fault_kind_is_covered():
+    for model, faults in FAULTS.items():
+        assert set(faults) == set(FAULT_KINDS), model
+
+
+@pytest.mark.parametrize("model", [pytest.param("default"),
+                                   pytest.param("mobilenet", marks=pytest.mark.slow),
+                                   pytest.param("tiny_yolo", marks=pytest.mark.slow)])
+def test_clean_run_passes(model, suite_cache):
+    images = FEW_IMAGES if model == "default" else [SAMPLE_IMAGE]
+    run = evaluate(model, suite_cache, images)
+    failing = [(t["name"], t["reason"]) for t in run.results["tensors"] if t["status"] != "pass"]
+    assert not failing and run.results["first_divergence"] is None
+
+
+@pytest.mark.parametrize("model, kind, layer", CASES)
+def test_fault_is_the_first_divergence(model, kind, layer, suite_cache):
+    images = FEW_IMAGES if model == "default" else [SAMPLE_IMAGE]
+    run = evaluate(model, suite_cache, images, fault=f"{kind}:{layer}")
+    r = run.results
+    assert r["passed"] is False
+    fd = r["first_divergence"]
+    assert fd is not None, "the fault went unnoticed"
+    assert layer in fd["forge_layers"], f"first divergence {fd['tensor']}, fault in {layer}"
+    faulted = next(t for t in r["tensors"] if t["name"] == fd["tensor"])
+    assert faulted["status"] == "fail"
+    # everything before the faulted layer is within budget
+    before = [t for t in r["tensors"] if t["index"] < fd["index"]]
+    assert all(t["status"] == "pass" for t in before)
