@@ -123,6 +123,11 @@ def check_multiplier(ctx: Context):
                  "use depth_multiplier=1 (or a DepthwiseConv2D followed by a 1x1 Conv2D)")
 
 
+def kernel_and_bias(w: dict, kernel, channels: int) -> dict:
+    """IR weights: the kernel, and the layer's bias or zeros (folding may add one later)."""
+    return {"kernel": kernel, "bias": w.get("bias", np.zeros(channels, np.float32))}
+
+
 def conv_attrs(ctx: Context, kernel_shape) -> dict:
     return {"kernel": (int(kernel_shape[0]), int(kernel_shape[1])),
             "stride": pair(ctx.config.get("strides", 1)),
@@ -150,8 +155,7 @@ def conv2d(ctx: Context):
         ctx.fail("grouped convolution is not supported by Forge", "use groups=1")
     w = ctx.weights()
     node = ctx.node("Convolution", **conv_attrs(ctx, w["kernel"].shape))
-    node.weights = {"kernel": w["kernel"], "bias": w.get("bias", np.zeros(w["kernel"].shape[-1],
-                                                                          np.float32))}
+    node.weights = kernel_and_bias(w, w["kernel"], w["kernel"].shape[-1])
     node.attrs["use_bias"] = "bias" in w
     return with_activation(ctx, node)
 
@@ -164,7 +168,7 @@ def depthwise_conv2d(ctx: Context):
     w = ctx.weights()
     kernel = w["depthwise_kernel"] if "depthwise_kernel" in w else w["kernel"]
     node = ctx.node("DepthwiseConvolution", **conv_attrs(ctx, kernel.shape))
-    node.weights = {"kernel": kernel, "bias": w.get("bias", np.zeros(kernel.shape[2], np.float32))}
+    node.weights = kernel_and_bias(w, kernel, kernel.shape[2])
     node.attrs["use_bias"] = "bias" in w
     return with_activation(ctx, node)
 
@@ -181,24 +185,23 @@ def separable_conv2d(ctx: Context):
     depthwise.weights = {"kernel": w["depthwise_kernel"]}
     pointwise = ctx.node("PointwiseConvolution", inputs=[depthwise.name], kernel=(1, 1),
                          stride=(1, 1), padding="same", use_bias="bias" in w)
-    pointwise.weights = {"kernel": w["pointwise_kernel"],
-                         "bias": w.get("bias", np.zeros(w["pointwise_kernel"].shape[-1], np.float32))}
+    pointwise.weights = kernel_and_bias(w, w["pointwise_kernel"], w["pointwise_kernel"].shape[-1])
     return [depthwise] + with_activation(ctx, pointwise)
 
 
 @handler("Dense")
 def dense(ctx: Context):
     w = ctx.weights()
-    bias = w.get("bias", np.zeros(w["kernel"].shape[-1], np.float32))
+    units = w["kernel"].shape[-1]
     shape = ctx.input_shapes[0]
     if len(shape) == 4 and tuple(shape[1:3]) != (1, 1):
         # Keras applies a Dense on a feature map pixel by pixel: that is a 1x1 convolution.
         node = ctx.node("Convolution", kernel=(1, 1), stride=(1, 1), padding="valid",
                         use_bias="bias" in w)
-        node.weights = {"kernel": w["kernel"][None, None], "bias": bias}
+        node.weights = kernel_and_bias(w, w["kernel"][None, None], units)
     else:
         node = ctx.node("Dense", use_bias="bias" in w)
-        node.weights = {"kernel": w["kernel"], "bias": bias}
+        node.weights = kernel_and_bias(w, w["kernel"], units)
     return with_activation(ctx, node)
 
 
