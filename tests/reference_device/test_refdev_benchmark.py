@@ -41,6 +41,9 @@ def test_forward_vs_tensorflow_predict(spec, benchmark, tmp_path_factory):
     manifest = json.loads(manifest_path.read_text())
     w, h = manifest["input"]["width"], manifest["input"]["height"]
     device = ReferenceDevice(next((base / "S").glob("*Builder.swift")), manifest_path.parent)
+    from core.kerasenv import keras
+
+    keras.backend.clear_session()
     model = load_model(spec, "random", 0)
 
     rng = np.random.default_rng(0)

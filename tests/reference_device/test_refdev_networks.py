@@ -57,6 +57,7 @@ def keras_references(spec, manifest, rgb01):
     from core.kerasenv import keras
     from core.zoo import load_model
 
+    keras.backend.clear_session()   # auto-generated layer names as in the converter's process
     model = load_model(spec, "random", 0)
     keras_tensors = [t for t in manifest["tensors"]
                      if t.get("reference") and t["reference"]["kind"] == "keras"]
