@@ -29,7 +29,6 @@ import math
 import os
 import platform
 import socket
-import sys
 import tempfile
 from pathlib import Path
 
@@ -72,10 +71,10 @@ def write_results(path, results: dict) -> Path:
 
 
 def command_line(invocation_args) -> str:
-    prog = "pytest"
-    if sys.argv and sys.argv[0].endswith("pytest") is False and "pytest" in " ".join(sys.argv[:3]):
-        prog = "python -m pytest"
-    return " ".join([prog, *map(str, invocation_args)])
+    """The pytest command of this run, as the user would type it."""
+    import shlex
+
+    return " ".join(["pytest", *(shlex.quote(str(a)) for a in invocation_args)])
 
 
 # -- texts ------------------------------------------------------------------------------------
