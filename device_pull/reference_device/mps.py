@@ -346,7 +346,13 @@ def softmax(src: np.ndarray, channels: int) -> np.ndarray:
 
 def neuron_layer(src: np.ndarray, neuron: Neuron, channels: int) -> np.ndarray:
     """An MPSCNNNeuron kernel used as a layer of its own (Forge's Activation)."""
-    y = neuron(np.array(src[:, :, :channels], dtype=F32, copy=True, order="C"))
+    x = src[:, :, :channels]
+    if neuron.kind in ("ReLU", "ReLUN") and neuron.a == 0.0:       # one pass, no copy first
+        y = np.maximum(x, F32(0))
+        if neuron.kind == "ReLUN":
+            np.minimum(y, F32(neuron.b), out=y)
+    else:
+        y = neuron(np.array(x, dtype=F32, copy=True, order="C"))
     if neuron.preserves_f16:
         return y
     return round_f16_(np.ascontiguousarray(y, dtype=F32))
