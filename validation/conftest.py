@@ -42,6 +42,18 @@ def pytest_report_header(config):
         return [f"keras2metal validation: SETUP FAILED: {str(exc).splitlines()[0]}"]
 
 
+def pytest_collection_finish(session):
+    """With -q there is no report header: print the verdict once collection is done instead."""
+    config = session.config
+    if _is_worker(config) or config.get_verbosity() >= 0 or not session.items:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    for line in pytest_report_header(config):
+        reporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def validation_run(pytestconfig):
     st = state(pytestconfig)
