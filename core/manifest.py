@@ -125,6 +125,18 @@ def _tensor_entry(graph, node, names, weights_by_layer, **overrides) -> dict:
     return entry
 
 
+def _mark_undumped_concat_inputs(graph, tensors):
+    """Forge's dumper writes no file for the inputs of a Concat that feeds a Collect: it dumps the
+    Collect's images instead (forge-target.md §4.2), so those tensors cannot be compared."""
+    by_name = {t["name"]: t for t in tensors}
+    for node in graph.nodes:
+        if node.op != "Concatenate" or not any(c.op == "Merge" for c in graph.consumers(node.name)):
+            continue
+        for name in node.inputs:
+            entry = by_name[forge_tensor_names(graph)[name]]
+            entry.update(dump_file=None, compare=False)
+
+
 def build_manifest(graph, weight_entries, *, builder_class, builder_file, source, output_kind,
                    folded_model=None) -> dict:
     names = forge_tensor_names(graph)
@@ -148,6 +160,7 @@ def build_manifest(graph, weight_entries, *, builder_class, builder_file, source
                                          forge_type=node.attrs["operation"], inputs=[collect]))
         else:
             tensors.append(_tensor_entry(graph, node, names, weights_by_layer))
+    _mark_undumped_concat_inputs(graph, tensors)
     for index, tensor in enumerate(tensors):
         tensor["index"] = index
     input_node = graph.node(graph.input)

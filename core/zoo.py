@@ -133,6 +133,9 @@ def load_model(spec: str, weights: str = "random", seed: int = 0, *,
                model_dir="model_data", unsafe: bool = False, family: Optional[str] = None):
     """Build or load a model by zoo name or file, with ``weights`` = random | imagenet | PATH."""
     entry = zoo_entry(str(spec))
+    # Keras names unnamed layers from a per-process counter: start from a clean session so a
+    # model rebuilt in another process (golden capture, validation) gets the same layer names.
+    keras.backend.clear_session()
     if entry is None:
         model = load_model_file(spec, unsafe=unsafe)
         if weights == "random":
