@@ -1,6 +1,6 @@
 """Regression baselines: the accepted per-tensor errors, accuracy and fps of one model setup.
 
-``validation/baselines/<model>.json`` (or ``--baseline FILE``), machine-written by
+``golden/baselines/<model>.json`` (or ``--baseline FILE``), machine-written by
 ``--update-baseline`` (atomically) and read by every run::
 
     {"format": "keras2metal.baseline/1", "model": "resnet_50", "source_model": "resnet50",
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 FORMAT = "keras2metal.baseline/1"
-BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
+BASELINE_DIR = Path(__file__).resolve().parent.parent / "golden" / "baselines"  # DESIGN.md
 REFERENCE_DEVICE = "reference device"
 
 

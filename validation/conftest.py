@@ -81,10 +81,12 @@ def pytest_sessionfinish(session, exitstatus):
     if config.getoption("--update-baseline", default=False):
         baselines.write(run.baseline_path, run.baseline_doc)
         notes.append(f"baseline rewritten: {run.baseline_path}")
-    if results_path:
-        path = write_results(base / results_path, run.results)
-        notes.append(f"results written: {path}")
     report_path = config.getoption("--report", default=None)
+    if report_path and not results_path:  # the report is made from a results file
+        results_path = Path(report_path).with_suffix(".results.json")
+    if results_path:
+        results_path = write_results(base / results_path, run.results)
+        notes.append(f"results written: {results_path}")
     if report_path:
         try:
             from reports import write_report
@@ -94,7 +96,8 @@ def pytest_sessionfinish(session, exitstatus):
                          "package on them")
         else:
             try:
-                out = write_report(run.results, base / report_path)
+                report = base / report_path
+                out = write_report([results_path], report, plots_dir=report.parent / "plots")
                 notes.append(f"report written: {out or base / report_path}")
             except Exception as exc:  # noqa: BLE001 - the report must not hide the verdict
                 notes.append(f"--report failed: {type(exc).__name__}: {exc}")
