@@ -1,6 +1,5 @@
 """``keras2metal MODEL``: convert a Keras model to Forge Swift source plus MPSCNN weight files."""
 import argparse
-import json
 import sys
 from pathlib import Path
 

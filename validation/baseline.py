@@ -16,10 +16,9 @@ baseline recorded for other weights, seed, images or device is not compared (the
 """
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
+from core.atomic import write_text
 
 FORMAT = "keras2metal.baseline/1"
 BASELINE_DIR = Path(__file__).resolve().parent.parent / "golden" / "baselines"  # DESIGN.md
@@ -64,17 +63,7 @@ def load(path):
 
 def write(path, doc: dict):
     """Write atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=1, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, json.dumps(doc, indent=1, sort_keys=False) + "\n")
 
 
 def mismatch(baseline: dict, results: dict):

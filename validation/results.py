@@ -26,13 +26,12 @@ Non-finite numbers are written as JSON ``null``.  The file is written atomically
 """
 import json
 import math
-import os
 import platform
 import socket
-import tempfile
 from pathlib import Path
 
 from validation.metrics import fmt
+from core.atomic import write_text
 
 
 def environment() -> dict:
@@ -57,16 +56,7 @@ def _clean(obj):
 def write_results(path, results: dict) -> Path:
     """Write the results JSON atomically; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_clean(results), fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, json.dumps(_clean(results), indent=1) + "\n")
     return path
 
 

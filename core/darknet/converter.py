@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 
 from .builder import build_keras_model
 from .errors import DarknetError
 from .plan import NetworkPlan, build_plan
 from .weights import read_weights
+from core.atomic import write_text, write_with
 
 META_FORMAT = "keras2metal-darknet"
 
@@ -118,37 +118,12 @@ def format_anchors(values) -> str:
     return ", ".join(out)
 
 
-def atomic_write_text(path, text: str):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_model_atomic(model, path):
     """``model.save`` to a temporary file in the destination folder, then ``os.replace``."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in (".keras", ".h5"):
+    if os.path.splitext(path)[1].lower() not in (".keras", ".h5"):
         raise DarknetError(f"{path}: the output must end in .keras or .h5")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=ext, dir=folder)
-    os.close(fd)
-    os.unlink(tmp)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
+    write_with(path, model.save)
 
 def save_converted(model, meta: DarknetMeta, out_path) -> dict:
     """Write the model, ``<root>_darknet.json`` and, for detectors, ``<root>_anchors.txt``."""
@@ -157,8 +132,8 @@ def save_converted(model, meta: DarknetMeta, out_path) -> dict:
     save_model_atomic(model, out_path)
     written["model"] = os.fspath(out_path)
     if meta.heads:
-        atomic_write_text(root + "_anchors.txt", format_anchors(meta.anchors) + "\n")
+        write_text(root + "_anchors.txt", format_anchors(meta.anchors) + "\n")
         written["anchors"] = root + "_anchors.txt"
-    atomic_write_text(root + "_darknet.json", meta.to_json() + "\n")
+    write_text(root + "_darknet.json", meta.to_json() + "\n")
     written["meta"] = root + "_darknet.json"
     return written

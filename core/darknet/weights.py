@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +28,7 @@ import numpy as np
 from .errors import (WeightsCfgMismatchError, WeightsError, WeightsExtraBytesError,
                      WeightsHeaderError, WeightsTruncatedError)
 from .plan import NetworkPlan, build_plan
+from core.atomic import write_chunks
 
 #: epsilon of every Keras BatchNormalization this package creates (Keras' default)
 BN_EPSILON = 1e-3
@@ -270,21 +270,6 @@ def read_weights(path, plan: NetworkPlan, *, allow_extra: bool = False) -> Darkn
 
 
 # ----------------------------------------------------------------------------------- writing
-def _atomic_write(path, chunks):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _as_header(header_version, seen) -> WeightsHeader:
     if isinstance(header_version, WeightsHeader):
         return header_version
@@ -309,7 +294,7 @@ def write_weights(path, plan: NetworkPlan, layers: dict, *, header_version=(0, 2
                                        f"values, the cfg needs {count}")
                 yield arr.tobytes()
 
-    _atomic_write(path, chunks())
+    write_chunks(path, chunks())
     return header
 
 
@@ -317,10 +302,8 @@ def _random_layer(spec, rng, damp):
     out = {}
     a = spec.attrs
     if spec.kind == "convolutional":
-        n = a["filters"]
         fan_in = spec.in_shape[2] // a["groups"] * a["size"] ** 2
     else:
-        n = a["output"]
         fan_in = a["inputs"]
     for name, count in spec.weights:
         if name == "weights":

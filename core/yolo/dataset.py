@@ -36,11 +36,12 @@ import io
 import json
 import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from core.atomic import write_with
 
 FORMAT = "keras2metal-detection"
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -50,10 +51,7 @@ SHAPE_CLASSES = ["circle", "square", "triangle"]
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+
 
 
 class DatasetError(ValueError):
@@ -241,27 +239,6 @@ def iter_voc(voc_dir, classes, *, split=None, include_difficult=False, clip=Fals
 
 # ----------------------------------------------------------------------------- writers
 
-def _temp_path(path):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
-    return tmp
-
-
-def _atomic(path, write):
-    tmp = _temp_path(path)
-    try:
-        result = write(tmp)
-        os.replace(tmp, path)
-        return result
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_hdf5(records, path, classes, total=None, progress=True) -> int:
     """Stream ``records`` into an HDF5 file (layout in the module docstring); returns the count."""
     import h5py
@@ -296,7 +273,7 @@ def write_hdf5(records, path, classes, total=None, progress=True) -> int:
                 ds["heights"][n] = rec.height
                 n += 1
         return n
-    return _atomic(path, write)
+    return write_with(path, write)
 
 
 def _example(rec):
@@ -345,8 +322,8 @@ def write_tfrecord(records, path, classes, total=None, progress=True) -> int:
                 w.write(_example(rec).SerializeToString())
                 n += 1
         return n
-    n = _atomic(path, write)
-    _atomic(path + ".classes.txt", lambda tmp: _write_text(tmp, "\n".join(classes) + "\n"))
+    n = write_with(path, write)
+    write_with(path + ".classes.txt", lambda tmp: _write_text(tmp, "\n".join(classes) + "\n"))
     return n
 
 
@@ -555,13 +532,13 @@ def generate_shapes(out_dir, count, seed=0, size=(128, 128), max_objects=3, prog
     for i in tqdm(range(count), desc="generate", unit="image", disable=not progress):
         img, objects = shapes_image(rng, width, height, max_objects)
         image_id = f"shapes_{i:06d}"
-        _atomic(os.path.join(jpeg_dir, image_id + ".jpg"),
+        write_with(os.path.join(jpeg_dir, image_id + ".jpg"),
                 lambda tmp: img.save(tmp, format="JPEG", quality=95))
         xml = _voc_xml(image_id + ".jpg", width, height, objects)
-        _atomic(os.path.join(ann_dir, image_id + ".xml"), lambda tmp: _write_text(tmp, xml))
+        write_with(os.path.join(ann_dir, image_id + ".xml"), lambda tmp: _write_text(tmp, xml))
         ids.append(image_id)
-    _atomic(os.path.join(sets_dir, "trainval.txt"), lambda tmp: _write_text(tmp, "\n".join(ids) + "\n"))
-    _atomic(os.path.join(out_dir, "classes.txt"),
+    write_with(os.path.join(sets_dir, "trainval.txt"), lambda tmp: _write_text(tmp, "\n".join(ids) + "\n"))
+    write_with(os.path.join(out_dir, "classes.txt"),
             lambda tmp: _write_text(tmp, "\n".join(SHAPE_CLASSES) + "\n"))
     return ids
 

@@ -5,7 +5,8 @@ import argparse
 import json
 import os
 import sys
-import tempfile
+
+from core.atomic import write_with
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -47,20 +48,6 @@ def _collect(paths):
         else:
             raise FileNotFoundError(f"{p}: no such image or folder")
     return files
-
-
-def _atomic(path, write):
-    folder = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv=None) -> int:
@@ -123,7 +110,7 @@ def main(argv=None) -> int:
             name = os.path.basename(path)
             out_path = os.path.join(args.out, name)
             fmt = (image.format or "PNG") if os.path.splitext(name)[1] else "PNG"
-            _atomic(out_path, lambda tmp: drawn.save(tmp, format=fmt))
+            write_with(out_path, lambda tmp: drawn.save(tmp, format=fmt))
             results.append(dict(image=name, path=os.path.abspath(path), width=image.width,
                                 height=image.height, detections=dets))
             print(f"Found {len(dets)} boxes for {name}")
@@ -136,7 +123,7 @@ def main(argv=None) -> int:
     def write_json(tmp):
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2)
-    _atomic(os.path.join(args.out, "detections.json"), write_json)
+    write_with(os.path.join(args.out, "detections.json"), write_json)
     print(f"Wrote {len(results)} images and detections.json to {args.out}")
     return 0
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -36,14 +35,9 @@ import numpy as np
 
 from .dataset import DatasetError, open_dataset
 from .loss import batch_targets, corner_boxes_to_relative, yolo_loss_terms
+from core.atomic import write_with
 
 CKPT_FORMAT = "keras2metal-yolo-train"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class TrainError(ValueError):
@@ -93,26 +87,11 @@ def checkpoint_paths(out) -> dict:
                 state=root + ".ckpt.json")
 
 
-def _atomic(path, write, suffix=".tmp"):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_text(path, text):
     def w(tmp):
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
-    _atomic(path, w)
+    write_with(path, w)
 
 
 def _optimizer_variables(opt) -> list:
@@ -123,13 +102,13 @@ def _optimizer_variables(opt) -> list:
 def save_checkpoint(model, opt, out, state: dict):
     """Weights, optimizer state, then the JSON (written last: it names a complete checkpoint)."""
     paths = checkpoint_paths(out)
-    _atomic(paths["weights"], lambda tmp: model.save_weights(tmp), suffix=".weights.h5")
+    write_with(paths["weights"], lambda tmp: model.save_weights(tmp), suffix=".weights.h5")
     arrays = {f"v{i:05d}": np.asarray(v) for i, v in enumerate(_optimizer_variables(opt))}
 
     def write_npz(tmp):
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-    _atomic(paths["optimizer"], write_npz, suffix=".npz")
+    write_with(paths["optimizer"], write_npz, suffix=".npz")
     _write_text(paths["state"], json.dumps(dict(state, format=CKPT_FORMAT), indent=2) + "\n")
 
 

@@ -11,7 +11,6 @@ Every file is written atomically (a temporary file in the same folder, then ``os
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,30 +18,15 @@ import numpy as np
 
 from .device import ReferenceDevice
 from .forge import ReferenceDeviceError
+from core.atomic import write_bytes
 
 DEVICE_LABEL = "reference device"
-
-
-def atomic_write_bytes(path, data: bytes):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def atomic_write_json(path, obj):
     # JSONSerialization .prettyPrinted style: two-space indent, "key" : value.
     text = json.dumps(obj, indent=2, separators=(",", " : "))
-    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+    write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 def top_k(values: np.ndarray, k: int = 5) -> list:
@@ -88,7 +72,7 @@ def write_dumps(folder, model_name: str, dumps: dict):
     folder = Path(folder)
     shapes = {}
     for file_name, (array, shape) in dumps.items():
-        atomic_write_bytes(folder / file_name,
+        write_bytes(folder / file_name,
                            np.ascontiguousarray(array, dtype="<f4").tobytes())
         shapes[file_name] = [int(v) for v in shape]
     atomic_write_json(folder / f"shapes-{model_name}.json", shapes)
