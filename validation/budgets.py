@@ -93,7 +93,7 @@ from typing import Optional
 EPS = 2.0 ** -11
 BUDGET_DIR = Path(__file__).resolve().parent / "budgets"
 
-DEFAULT_RULE = {"a": 16.0, "b": 32.0, "g": 2.0, "g_max": 3.0, "g_softmax": 8.0,
+DEFAULT_RULE = {"a": 16.0, "b": 32.0, "g": 2.0, "g_max": 3.0, "g_softmax": 8.0, "c_logits": 4.0,
                 "cap_rel": 0.25, "cap_max": 0.5, "floor": 1e-6}
 DEFAULT_ACCURACY = {"min_device_top1": None, "min_device_top5": None, "max_top1_drop": 0.0,
                     "max_top5_drop": 0.0, "min_agreement_top1": 1.0, "min_agreement_top5": 0.0}
@@ -220,13 +220,25 @@ def load_budget_file(path) -> BudgetFile:
     return out
 
 
+def _log_range(metrics: dict) -> float:
+    """log(max / min) of positive golden values (probabilities), bounded by float32's range."""
+    low, high = (metrics.get("range") or (0.0, 0.0))[:2]
+    if not high or high <= 0:
+        return 0.0
+    return math.log(high / max(low, high * 1e-30))
+
+
 def default_budget(metrics: dict, inherited_rel: float, inherited_max: float, forge_type: str,
                    rule: dict) -> Budget:
     """The default rule (module docstring) for one tensor's golden statistics."""
     gain = rule["g_softmax"] if forge_type == "Softmax" else rule["g"]
-    rel = min(rule["cap_rel"], rule["a"] * EPS + gain * inherited_rel)
     gain_max = rule["g_softmax"] if forge_type == "Softmax" else rule["g_max"]
-    maxn = min(rule["cap_max"], rule["b"] * EPS + gain_max * inherited_max)
+    # A softmax's logits are rounded to float16 first (often inside a Dense Keras does not expose):
+    # an absolute logit error of |z|·ε becomes a relative error of the probabilities, and |z| is
+    # about the log-range of the probabilities.
+    logits = rule["c_logits"] * _log_range(metrics) * EPS if forge_type == "Softmax" else 0.0
+    rel = min(rule["cap_rel"], rule["a"] * EPS + gain * inherited_rel + logits)
+    maxn = min(rule["cap_max"], rule["b"] * EPS + gain_max * inherited_max + logits)
     rms = metrics.get("golden_rms") or 0.0
     gmax = metrics.get("golden_max_abs") or 0.0
     return Budget(rule="default", mean_abs=rel * rms + rule["floor"],
