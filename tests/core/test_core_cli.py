@@ -5,7 +5,7 @@ import sys
 import urllib.error
 
 import pytest
-from conftest import small_model
+from core_helpers import small_model
 
 from core.cli import main
 from core.kerasenv import KERAS3, keras

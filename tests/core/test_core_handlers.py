@@ -1,7 +1,7 @@
 """One test (or a few) per frontend handler, on small Keras models, through the whole converter."""
 import numpy as np
 import pytest
-from conftest import random_input, small_model
+from core_helpers import random_input, small_model
 
 from core.errors import ConversionError
 from core.kerasenv import keras

@@ -2,7 +2,7 @@
 import re
 
 import tree_sitter_swift
-from conftest import small_model
+from core_helpers import small_model
 from tree_sitter import Language, Parser
 
 from core.kerasenv import keras

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_IMAGE = ROOT / "core" / "data" / "images" / "final1-224.jpg"
-DEFAULT_IMAGES = ROOT / "core" / "data" / "default_model" / "images"
+from validation_helpers import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -56,27 +54,3 @@ def run_suite(suite_cache, tmp_path):
                               env=env)
         return SuiteRun(proc, out)
     return run
-
-
-def prepared(model, cache, images, **kw):
-    """Conversion (+ stores) of a model through the suite's own pipeline, in this process."""
-    from validation.pipeline import Pipeline, Settings
-
-    settings = Settings(model=model, cache_dir=str(cache), images=[str(i) for i in images], **kw)
-    return Pipeline(settings).prepare(stores=kw.get("fault") is not None or True)
-
-
-def evaluate(model, cache, images, fault=None, **kw):
-    from validation.run import evaluate_run
-
-    return evaluate_run(prepared(model, cache, images, fault=fault, **kw),
-                        baseline_path=str(Path(cache) / f"no-baseline-{model}.json"))
-
-
-def reference_dumps(manifest_path, manifest, images, out_dir):
-    """Dump folder as the phone writes it, from the reference device (no fault)."""
-    from device_pull.reference_device import run_reference_device
-
-    builder = Path(manifest_path).parent / manifest["builder"]["file"]
-    run_reference_device(builder, Path(manifest_path).parent, [str(i) for i in images], out_dir)
-    return Path(out_dir)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DEFAULT_IMAGES, prepared, reference_dumps
+from validation_helpers import DEFAULT_IMAGES, prepared, reference_dumps
 
 RESULT_KEYS = {"format", "model", "source_model", "weights", "seed", "input_size", "device",
                "environment", "command", "totals", "performance", "accuracy", "tensors",

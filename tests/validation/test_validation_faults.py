@@ -2,7 +2,7 @@
 into one layer, fails the run and is named as the first divergence — on three networks."""
 import pytest
 
-from conftest import DEFAULT_IMAGES, SAMPLE_IMAGE, evaluate
+from validation_helpers import DEFAULT_IMAGES, SAMPLE_IMAGE, evaluate
 
 from device_pull.reference_device import FAULT_KINDS
 

@@ -1,7 +1,7 @@
 """The suite passes on all eight zoo networks with seeded weights on the reference device."""
 import pytest
 
-from conftest import SAMPLE_IMAGE
+from validation_helpers import SAMPLE_IMAGE
 
 NETWORKS = ["mobilenet", "tiny_yolo", "resnet50", "inception_v3", "xception",
             "inception_resnet_v2", "vgg16", "yolo"]
