@@ -100,6 +100,8 @@ class Settings:
             self.labels = str(_abs(self.labels, base))
         elif is_default and self.default_images:
             self.labels = str(DEFAULT_MODEL_DIR / "labels.json")
+        elif self.default_images and entry is not None and entry.kind == "classifier":
+            self.labels = str(SAMPLE_IMAGES / "imagenet_labels.json")  # the ImageNet samples
         if self.device_dump:
             self.device_dump = str(_abs(self.device_dump, base))
             if not Path(self.device_dump).is_dir():
