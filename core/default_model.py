@@ -29,6 +29,7 @@ CLASSES = ("circle", "square", "triangle", "cross", "ring", "horizontal_bars", "
            "diagonal_stripes")
 DATA_DIR = Path(__file__).resolve().parent / "data" / "default_model"
 MODEL_FILE = "shapes_net.keras"
+WEIGHTS_FILE = "shapes_net.weights.npz"   # the same weights by layer name, for Keras 2
 FORGE_NAME = "shapes_net"
 SEED = 2024
 
@@ -169,6 +170,7 @@ def train(out_dir, *, seed: int = SEED, train_count: int = 4000, test_count: int
     model_path = out_dir / MODEL_FILE
     with atomic_path(model_path) as tmp:
         model.save(str(tmp))
+    save_portable_weights(model, out_dir / WEIGHTS_FILE)
     labels = write_samples(out_dir, seed=seed + 2, per_class=samples_per_class)
     xs = np.stack([np.asarray(_read_png(out_dir / "images" / f)) for f in labels["labels"]])
     probs = model.predict(preprocess(xs), verbose=0)
@@ -230,16 +232,34 @@ def shipped_model_path() -> Path:
     return DATA_DIR / MODEL_FILE
 
 
-def load_shipped():
-    """The shipped trained model (``core/data/default_model/shapes_net.keras``)."""
-    from core.errors import ConversionError
-    from core.kerasenv import keras
+def save_portable_weights(model, path) -> None:
+    """Every layer's weights by layer name (npz): readable by Keras 2 and 3 alike."""
+    from core.atomic import write_with
 
-    path = shipped_model_path()
+    arrays = {f"{layer.name}/{i}": w for layer in model.layers
+              for i, w in enumerate(layer.get_weights())}
+    write_with(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays), suffix=".npz")
+
+
+def load_shipped():
+    """The shipped trained model: the .keras file under Keras 3; under Keras 2, which cannot read
+    Keras 3's format, the architecture rebuilt here with the portable weights."""
+    from core.errors import ConversionError
+    from core.kerasenv import KERAS3, keras
+
+    path = shipped_model_path() if KERAS3 else DATA_DIR / WEIGHTS_FILE
     if not path.is_file():
         raise ConversionError(f"{path}: the embedded default model is missing; re-create it with "
                               "`python -m core.default_model train --out core/data/default_model`")
-    return keras.models.load_model(str(path), compile=False)
+    if KERAS3:
+        return keras.models.load_model(str(path), compile=False)
+    model = build_model()
+    with np.load(path) as arrays:
+        for layer in model.layers:
+            count = len(layer.weights)
+            if count:
+                layer.set_weights([arrays[f"{layer.name}/{i}"] for i in range(count)])
+    return model
 
 
 def main(argv=None) -> int:

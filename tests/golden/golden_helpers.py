@@ -29,7 +29,7 @@ def build_model(seed=0):
         weights.append(rng.normal(0, 0.3, w.shape).astype(np.float32))
     # BatchNorm: gamma, beta, moving mean, moving variance (> 0)
     bn = model.get_layer("bn1")
-    names = [v.path for v in model.weights]
+    names = [getattr(v, "path", v.name) for v in model.weights]  # Keras 3: path, Keras 2: name
     for i, name in enumerate(names):
         if "bn1" in name and ("variance" in name or "gamma" in name):
             weights[i] = np.abs(weights[i]) + 0.5

@@ -41,7 +41,7 @@ def save_png(path, rgb8):
 
 def tiny_keras_model(seed=0):
     """The Keras network the hand-written TinyForkStyleBuilder reproduces (RGB [0, 1] input)."""
-    from core.kerasenv import keras
+    from core.kerasenv import KERAS3, keras
 
     L = keras.layers
     rng = np.random.default_rng(seed)
@@ -53,7 +53,8 @@ def tiny_keras_model(seed=0):
     conv1 = L.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv1")(scaled)
     pool1 = L.MaxPooling2D(3, strides=1, padding="same", name="pool1")(conv1)
     a = L.Conv2D(8, 1, padding="same", name="branch_a_conv")(pool1)
-    a = L.LeakyReLU(negative_slope=0.1, name="branch_a")(a)
+    slope = {"negative_slope": 0.1} if KERAS3 else {"alpha": 0.1}
+    a = L.LeakyReLU(name="branch_a", **slope)(a)
     b = L.Conv2D(8, 1, padding="same", activation="relu", name="branch_b1")(pool1)
     b = L.Conv2D(12, (1, 3), padding="same", name="branch_b2")(b)
     c = L.AveragePooling2D(3, strides=1, padding="same", name="branch_c")(pool1)
