@@ -81,13 +81,10 @@ class Record:
 # ----------------------------------------------------------------------------- class names
 
 def read_classes(path) -> list:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            names = [line.strip() for line in fh if line.strip()]
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read the class names ({exc.strerror or exc})") from None
-    if not names:
-        raise DatasetError(f"{path}: no class names (one per line expected)")
+    """The detector's class-name reader, plus the duplicate check a dataset needs."""
+    from core.yolo.detect import read_class_names
+
+    names = read_class_names(path, error=DatasetError)
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise DatasetError(f"{path}: duplicate class names {dup}")

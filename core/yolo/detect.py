@@ -30,14 +30,16 @@ def read_anchors(path) -> list:
     return values
 
 
-def read_class_names(path) -> list:
+def read_class_names(path, error=None) -> list:
+    """Class names, one per line; problems raise ``error`` (default YoloError) naming the file."""
+    error = error or YoloError
     try:
         with open(path, encoding="utf-8") as fh:
             names = [line.strip() for line in fh if line.strip()]
     except OSError as exc:
-        raise YoloError(f"{path}: cannot read class names ({exc.strerror or exc})") from None
+        raise error(f"{path}: cannot read class names ({exc.strerror or exc})") from None
     if not names:
-        raise YoloError(f"{path}: no class names (one per line expected)")
+        raise error(f"{path}: no class names (one per line expected)")
     return names
 
 
