@@ -15,7 +15,6 @@ FORGE_OPS = {
     "DepthwiseConvolution", "Dense", "MaxPooling", "AveragePooling", "GlobalAveragePooling",
     "Softmax", "ZeroPadding", "SpaceToDepthX2", "Concatenate", "Merge",
 }
-TRANSITIONAL_OPS = {"BatchNorm", "Identity"}
 WEIGHTED_OPS = {"Convolution", "PointwiseConvolution", "DepthwiseConvolution", "Dense"}
 
 

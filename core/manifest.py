@@ -78,9 +78,11 @@ def load_manifest(path) -> dict:
     return data
 
 
-def manifest_hash(path) -> str:
-    """sha256 of the manifest file's bytes: stores record it so stale stores are detected."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def manifest_hash(manifest: dict) -> str:
+    """sha256 of the manifest's content (keys sorted, reader-side ``_`` keys left out): the same
+    whichever path or process read it, so stores record it and stale ones are detected."""
+    content = {k: v for k, v in manifest.items() if not k.startswith("_")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def tensor_table(manifest: dict) -> dict:

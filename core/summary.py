@@ -62,7 +62,6 @@ def write_graph_plot(manifest: dict, folder: Path) -> list:
 
 def classify_images(model, result, family: str, image_dir=None) -> str:
     """Top-5 of the original and the folded model for each image (the original's ``-r``)."""
-    from core.images import list_images, load_rgb01
     from core.kerasenv import keras
     from core.seeding import preprocess_batch
 
@@ -70,8 +69,12 @@ def classify_images(model, result, family: str, image_dir=None) -> str:
         if result.folded_path else None
     h, w = result.manifest["input"]["height"], result.manifest["input"]["width"]
     lines = []
-    for path in list_images(image_dir or SAMPLE_IMAGES):
-        x = preprocess_batch(load_rgb01(path, w, h)[None], family)
+    folder = Path(image_dir or SAMPLE_IMAGES)
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    for path in paths:
+        rgb = keras.utils.img_to_array(keras.utils.load_img(path, target_size=(h, w),
+                                                             interpolation="lanczos"))
+        x = preprocess_batch(rgb[None] / np.float32(255.0), family)
         for label, net in (("original", model), ("folded", folded)):
             if net is None:
                 continue

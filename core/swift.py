@@ -40,11 +40,6 @@ NEURON_CLASSES = {
 }
 
 
-def neuron_key(neuron: dict) -> tuple:
-    cls, params = NEURON_CLASSES[neuron["type"]]
-    return (cls,) + tuple(swift_float(neuron[p]) for p in params)
-
-
 def neuron_variable(neuron: dict) -> str:
     cls, params = NEURON_CLASSES[neuron["type"]]
     parts = [neuron["type"]] + [swift_float(neuron[p]).replace("-", "m").replace(".", "_")

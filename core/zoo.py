@@ -24,10 +24,6 @@ class ZooEntry:
     build: Callable               # build(weights: "imagenet" | None, model_dir: Path) -> keras.Model
     trained: bool = False         # build() returns trained weights: --weights trained keeps them
 
-    @property
-    def builder_class(self) -> str:
-        return "".join(part.capitalize() for part in self.forge_name.split("_")) + "Builder"
-
 
 def _application(name: str, size: int):
     def build(weights, model_dir):

@@ -32,7 +32,7 @@ these files; ``layout="padded"`` (``--layout padded``) reads them as padded inst
 candidate is ``truncated`` (smaller than H·W·C·4) or ``oversized`` (larger); its bytes are kept
 as flat float32.
 
-Per tensor the store records status and reason (see :mod:`core.store`): ``missing`` (no file),
+Per tensor the store records status and reason (see :mod:`stores.store`): ``missing`` (no file),
 ``wrong_model`` (a file of another model's prefix), ``shape_mismatch`` (shapes json disagrees
 with the manifest), ``truncated``/``oversized``, ``nan_inf`` (values kept), ``not_compared``
 (``__Input__``, tensors the manifest marks ``compare: false``, tensors Forge writes no file for).
@@ -47,9 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.images import image_key, image_size, list_images
+from imagesets.images import image_key, image_size, list_images
 from core.manifest import load_manifest
-from core.store import StoreWriter
+from stores.store import StoreWriter
 
 LAYOUTS = ("auto", "interleaved", "padded")
 DTYPES = ("auto", "float32", "float16")

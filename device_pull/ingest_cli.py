@@ -6,7 +6,7 @@
 per image and manifest tensor with its status.  Bad tensors are recorded, not fatal: the exit
 status is non-zero only when the input is unusable (no manifest, no dump folder, no dumps).
 """
-from core.images import ImageError
+from imagesets.images import ImageError
 from core.manifest import ManifestError
 
 MAX_LINES = 20

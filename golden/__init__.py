@@ -8,7 +8,7 @@ Public surface:
 * :func:`to_float16_model`: a Keras model computing in float16 (the float16 floor);
 * :class:`GoldenError`.
 
-Stores are read and written with :mod:`core.store`.
+Stores are read and written with :mod:`stores.store`.
 """
 from golden.capture import GoldenError, capture_golden, preprocess_steps, to_float16_model
 

@@ -3,7 +3,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.images import ImageError
+from imagesets.images import ImageError
 from core.manifest import ManifestError, load_manifest
 
 
@@ -13,7 +13,7 @@ def _add_capture(sub):
         description="Run the original Keras model (and with --folded the folded _nobn model) on "
         "the images with exactly the device's input path (8-bit image -> [0, 1] -> the "
         "manifest's preprocessing) and store, for every manifest tensor, its Keras counterpart "
-        "as float32 HWC in an HDF5 store (core.store).")
+        "as float32 HWC in an HDF5 store (stores.store).")
     p.add_argument("model", metavar="MODEL",
                    help="zoo name (resnet50, RESNET_50, ...) or a .h5/.keras file, as for keras2metal")
     p.add_argument("--manifest", required=True, help="<param_dir>/<name>.manifest.json")

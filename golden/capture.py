@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.images import image_key, image_size, list_images, load_bgr_texture, load_rgb01
+from imagesets.images import image_key, image_size, list_images, load_bgr_texture, load_rgb01
 from core.manifest import load_manifest
-from core.store import StoreWriter
+from stores.store import StoreWriter
 
 PRECISIONS = ("float32", "float16")
 
@@ -274,7 +274,7 @@ def capture_golden(model, manifest, images, out_path, *, folded_model=None, prec
     floats_dir = Path(floats_dir) if floats_dir is not None else None
 
     from core.kerasenv import KERAS_VERSION
-    from core.store import package_version
+    from stores.store import package_version
 
     counts, folded_diff = Counter(), {}
     start = time.perf_counter()

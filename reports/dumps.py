@@ -88,7 +88,7 @@ def load_tensor(source, tensor: str, image: str = None):
     """(H×W×C array, label) of ``tensor`` from a store, a dump folder or a ``.floats`` file."""
     source = Path(source)
     if is_store(source):
-        from core.store import Store, StoreError
+        from stores.store import Store, StoreError
 
         try:
             store = Store(source)

@@ -17,10 +17,9 @@
 import json
 from pathlib import Path
 
-import numpy as np
 
-from core.images import image_key
-from core.store import Store
+from imagesets.images import image_key
+from stores.store import Store
 
 from validation.metrics import Accumulator, top_k
 
@@ -221,7 +220,3 @@ def device_name(device: Store) -> str:
 
 def load_stores(prepared):
     return Store(prepared.golden_path), Store(prepared.device_path)
-
-
-def finite(x) -> bool:
-    return x is not None and bool(np.isfinite(x))

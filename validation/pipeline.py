@@ -210,7 +210,7 @@ class Pipeline:
         self.log = log or (lambda msg: None)
         self._model = None
         self._resolved = None
-        from core.images import ImageError, list_images
+        from imagesets.images import ImageError, list_images
 
         try:
             self.image_paths = list_images(self.s.images)

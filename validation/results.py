@@ -35,7 +35,7 @@ from core.atomic import write_text
 
 
 def environment() -> dict:
-    from core.store import package_version
+    from stores.store import package_version
     import numpy
 
     return {"python": platform.python_version(), "tensorflow": package_version("tensorflow"),

@@ -504,5 +504,3 @@ def resolve_destination(t: Tensor):
         node = node.destination_tensor
     return node, image, offset
 
-
-NEURON_CLASSES = {f"MPSCNNNeuron{k}": k for k in mps.Neuron.KINDS}

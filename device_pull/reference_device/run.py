@@ -56,7 +56,7 @@ def load_texture(path) -> np.ndarray:
 def list_images(images) -> list:
     """Folder(s)/files → sorted image paths, with the project's per-image key rules."""
     try:
-        from core.images import ImageError, list_images as core_list
+        from imagesets.images import ImageError, list_images as core_list
     except ImportError:  # pragma: no cover - core is part of the project
         core_list, ImageError = None, ValueError
     if core_list is not None:

@@ -16,7 +16,7 @@ import pytest
 from golden import capture_golden, preprocess_steps
 from resnet_probe import CAFFE, build_resnet50, image_set, resnet_manifest
 
-from core.images import load_rgb01
+from imagesets.images import load_rgb01
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from golden_helpers import IMAGES, SIZE, STEPS, build_model
-from core.images import load_bgr_texture, load_rgb01
-from core.store import Store, StoreError
+from imagesets.images import load_bgr_texture, load_rgb01
+from stores.store import Store, StoreError
 from golden import GoldenError, capture_golden, preprocess_steps
 from golden.__main__ import main
 

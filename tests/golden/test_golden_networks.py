@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from core.manifest import load_manifest
-from core.store import Store
+from stores.store import Store
 from device_pull.ingest import ingest_dump
 from golden import capture_golden
 from golden.__main__ import load_folded, load_model

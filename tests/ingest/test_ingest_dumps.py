@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from core.store import Store
+from stores.store import Store
 from device_pull.__main__ import main
 from device_pull.ingest import (IngestError, candidates, decode, deslice, ingest_dump,
                                 parse_console_log)
@@ -314,7 +314,7 @@ def test_console_log_is_the_fallback_for_predictions(tmp_path, manifest_path):
 
 def test_golden_and_device_stores_line_up(tmp_path):
     """Round trip: float16-rounded golden values written as Forge dumps ingest to the same names."""
-    from core.store import StoreWriter
+    from stores.store import StoreWriter
     from core.manifest import load_manifest
 
     manifest = load_manifest(write_manifest(tmp_path / "params"))

@@ -6,7 +6,7 @@ import pytest
 
 from reports_helpers import assert_picture, make_results
 
-from core.store import StoreWriter
+from stores.store import StoreWriter
 from reports.__main__ import main
 from reports.plots import error_by_depth, featuremap_grid, tile_channels
 

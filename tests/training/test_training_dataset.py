@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from core.yolo.dataset import (SHAPE_CLASSES, DatasetError, convert_voc, generate_shapes, main,
+from training.yolo.dataset import (SHAPE_CLASSES, DatasetError, convert_voc, generate_shapes, main,
                                open_dataset, parse_voc_xml)
 
 

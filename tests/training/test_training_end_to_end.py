@@ -25,7 +25,7 @@ def iou(a, b):
 
 
 def truths(voc, classes):
-    from core.yolo.dataset import parse_voc_xml
+    from training.yolo.dataset import parse_voc_xml
     out = {}
     for i in range(N_IMAGES):
         name, _, boxes, labels = parse_voc_xml(voc / "Annotations" / f"shapes_{i:06d}.xml", classes)
@@ -51,9 +51,9 @@ def test_overfit_detect_convert_and_run_on_the_reference_device(tmp_path, capsys
     from core.darknet import build_keras_model, build_plan
     from core.darknet.converter import make_meta, save_converted
     from core.kerasenv import keras
-    from core.yolo import dataset as yds
+    from training.yolo import dataset as yds
     from core.yolo.detect_cli import main as detect_main
-    from core.yolo.train_cli import main as train_main
+    from training.yolo.train_cli import main as train_main
     from core.yolo_models import CFG_DIR
 
     # a converted tiny YOLO (random weights) at 128x128, as yad2k writes it

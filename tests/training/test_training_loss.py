@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.yolo.loss import (anchor_ious, batch_targets, corner_boxes_to_relative, pad_boxes,
+from training.yolo.loss import (anchor_ious, batch_targets, corner_boxes_to_relative, pad_boxes,
                             preprocess_true_boxes)
 
 
 def _loss(*args, **kw):
-    from core.yolo.loss import yolo_loss_terms
+    from training.yolo.loss import yolo_loss_terms
     return {k: float(v) for k, v in yolo_loss_terms(*args, **kw).items()}
 
 
@@ -175,7 +175,7 @@ def test_loss_matches_loop_reference_on_non_square_grid():
 def test_loss_gradient_is_finite_and_descends():
     import tensorflow as tf
 
-    from core.yolo.loss import yolo_loss
+    from training.yolo.loss import yolo_loss
     rng = np.random.default_rng(1)
     anchors = [[1.0, 1.0], [2.0, 2.0]]
     truths = [[[0.3, 0.3, 0.4, 0.4, 1]]]

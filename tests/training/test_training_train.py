@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from core.yolo.dataset import convert_voc, generate_shapes
-from core.yolo.train import TrainConfig, TrainError, checkpoint_paths, train
-from core.yolo.train_cli import main
+from training.yolo.dataset import convert_voc, generate_shapes
+from training.yolo.train import TrainConfig, TrainError, checkpoint_paths, train
+from training.yolo.train_cli import main
 
 SIZE = 32  # input 32x32, stride 8 -> 4x4 grid
 

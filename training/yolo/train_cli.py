@@ -1,7 +1,7 @@
 """``yolo-train MODEL DATA --out MODEL_OUT``: retrain a converted YOLOv2 model on a dataset.
 
 MODEL is a Keras model written by ``yad2k`` (its ``_darknet.json``/``_anchors.txt`` give the
-default anchors); DATA is an HDF5 or TFRecord file written by ``python -m core.yolo.dataset``.
+default anchors); DATA is an HDF5 or TFRecord file written by ``python -m training.yolo.dataset``.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def build_parser():
                     "checkpoints <root>.ckpt.*.")
     p.add_argument("model", metavar="MODEL", help="Keras model (.keras/.h5) written by yad2k")
     p.add_argument("data", metavar="DATA", help="dataset (.h5 or .tfrecord) written by "
-                   "python -m core.yolo.dataset")
+                   "python -m training.yolo.dataset")
     p.add_argument("--anchors", help="anchors file, one line of comma-separated w,h pairs in grid "
                    "cells (default: the model's _darknet.json / _anchors.txt)")
     p.add_argument("--classes", help="class names, one per line (default: the dataset's classes)")
@@ -61,7 +61,7 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .dataset import DatasetError
-    from .detect import YoloError, read_anchors, read_class_names
+    from core.yolo.detect import YoloError, read_anchors, read_class_names
     from .train import TrainConfig, TrainError, _write_text, train
 
     def fail(msg):

@@ -3,7 +3,7 @@
 :func:`train` loads a Keras model written by ``yad2k`` (or any model whose output is the raw
 (H, W, A*(5+K)) head), puts a new 1x1-style head conv of ``A*(5+K)`` filters on it when the
 class or anchor count differs (or ``new_head``), trains with the YOLOv2 loss of
-:mod:`core.yolo.loss` (TensorFlow ops in a ``tf.GradientTape`` loop, so Keras 2 and Keras 3
+:mod:`training.yolo.loss` (TensorFlow ops in a ``tf.GradientTape`` loop, so Keras 2 and Keras 3
 share it) and writes:
 
 * ``MODEL_OUT`` (.keras or .h5), ``<root>_darknet.json`` (the head with the anchors and class
@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -153,7 +153,7 @@ def restore_checkpoint(model, opt, out):
 
 def model_anchors(model_path) -> list | None:
     """The anchors a converted model carries: ``<root>_darknet.json`` or ``<root>_anchors.txt``."""
-    from .detect import read_anchors
+    from core.yolo.detect import read_anchors
 
     root = output_root(model_path)
     meta_path = root + "_darknet.json"
@@ -471,9 +471,3 @@ def train(cfg: TrainConfig) -> dict:
     say(f"trained {epochs_run} epoch(s); final loss "
         f"{final['total'] if final else float('nan'):.4f}; wrote {cfg.out}")
     return summary
-
-
-def config_dict(cfg: TrainConfig) -> dict:
-    d = asdict(cfg)
-    d.pop("log", None)
-    return d

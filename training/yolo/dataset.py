@@ -1,10 +1,10 @@
 """Detection datasets for YOLO training: Pascal VOC (XML + JPEG) -> HDF5 or TFRecords, and a
 procedurally generated VOC-style dataset of coloured shapes.
 
-``python -m core.yolo.dataset voc DIR --out data.h5|data.tfrecord [--classes FILE|voc]``
+``python -m training.yolo.dataset voc DIR --out data.h5|data.tfrecord [--classes FILE|voc]``
     DIR is a VOC-style folder: ``Annotations/*.xml`` and ``JPEGImages/``, and optionally
     ``classes.txt`` (one name per line) and ``ImageSets/Main/<split>.txt`` (``--split``).
-``python -m core.yolo.dataset generate --out DIR --count N --seed S [--size WxH]``
+``python -m training.yolo.dataset generate --out DIR --count N --seed S [--size WxH]``
     Writes ``JPEGImages/``, ``Annotations/``, ``ImageSets/Main/trainval.txt`` and ``classes.txt``.
 
 HDF5 layout (one row per image, all variable-length rows)::
@@ -369,7 +369,7 @@ class DetectionDataset:
                 self._h5 = h5py.File(self.path, "r")
                 if self._h5.attrs.get("format") != FORMAT:
                     raise DatasetError(f"{self.path}: not a {FORMAT} HDF5 file; write it with "
-                                       "python -m core.yolo.dataset voc DIR --out FILE.h5")
+                                       "python -m training.yolo.dataset voc DIR --out FILE.h5")
                 self.classes = json.loads(self._h5.attrs["classes"])
                 self._n = int(self._h5["images"].shape[0])
             except OSError as exc:
@@ -554,7 +554,7 @@ def _size(text):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m core.yolo.dataset",
+    p = argparse.ArgumentParser(prog="python -m training.yolo.dataset",
                                 description="Detection datasets for yolo-train.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     v = sub.add_parser("voc", help="VOC-style XML + JPEG folder -> HDF5 or TFRecords")

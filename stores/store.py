@@ -8,7 +8,7 @@ One HDF5 file per model and image set, written by ``golden`` (kind ``golden``) a
         format           "keras2metal.store/1"
         kind             "golden" | "device"
         model            manifest name (Forge model name, e.g. "resnet_50")
-        manifest_sha256  sha256 of the manifest file's bytes (stale stores are detected)
+        manifest_sha256  core.manifest.manifest_hash of the manifest (its content, not its path)
         keras, tensorflow  versions (golden: the ones that computed it; device: from the manifest)
         preprocessing    JSON: the manifest's preprocessing block
         precision        "float32" | "float16" (golden: what Keras ran in; device: "float16")
@@ -42,9 +42,9 @@ Writes are atomic: the writer fills ``<path>.tmp-<pid>`` and renames it over ``p
 close; an interrupted run leaves only the temporary file (and no ``complete`` flag), so no
 valid-looking store appears.
 
-This module imports nothing outside ``core``, the standard library, numpy and h5py.
+This module imports nothing of the project but ``core.manifest``; otherwise the standard library,
+numpy and h5py.
 """
-import hashlib
 import json
 import os
 from collections import Counter
@@ -88,13 +88,6 @@ def package_version(dist: str) -> str:
         except metadata.PackageNotFoundError:
             continue
     return "unknown"
-
-
-def _manifest_sha(manifest: dict) -> str:
-    if manifest.get("_path") and Path(manifest["_path"]).is_file():
-        return manifest_hash(manifest["_path"])
-    clean = {k: v for k, v in manifest.items() if not k.startswith("_")}
-    return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()
 
 
 def _set_attrs(obj, attrs: dict):
@@ -150,7 +143,7 @@ class StoreWriter:
             "format": FORMAT,
             "kind": kind,
             "model": manifest["name"],
-            "manifest_sha256": _manifest_sha(manifest),
+            "manifest_sha256": manifest_hash(manifest),
             "keras": source.get("keras") or package_version("keras"),
             "tensorflow": source.get("tensorflow") or package_version("tensorflow"),
             "preprocessing": manifest.get("preprocessing"),
@@ -178,9 +171,6 @@ class StoreWriter:
         if attrs:
             _set_attrs(group, attrs)
         return group
-
-    def set_image_attrs(self, key: str, **attrs):
-        self.image(key, **attrs)
 
     def set_run(self, **attrs):
         """Attributes of the device run log (fps, latency, device, warnings, ...)."""
