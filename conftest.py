@@ -36,5 +36,8 @@ def pytest_addoption(parser):
     group.addoption("--report", default=None, metavar="OUT.md",
                     help="write a markdown report (needs the reports package)")
     group.addoption("--validation-cache", default=None, metavar="DIR",
-                    help="cache folder of conversions and stores (default: $KERAS2METAL_CACHE or "
-                         ".cache/validation in the current directory)")
+                    help="cache folder of conversions and stores (default: $KERAS2METAL_CACHE, "
+                         "else the user cache directory, e.g. ~/.cache/keras2metal/validation)")
+    group.addoption("--cache-limit", default=None, metavar="SIZE",
+                    help="prune least recently used conversions at the end of the run until the "
+                         "cache fits SIZE (e.g. 20GB; default $KERAS2METAL_CACHE_LIMIT or 20GB)")

@@ -1,6 +1,6 @@
 """``python -m reports``: the report, ``featuremaps``, ``compare`` and ``benchmarks`` commands.
 
-    python -m reports RESULTS.json... --out REPORT.md [--plots DIR] [--baseline-dir DIR] [--date D]
+    python -m reports RESULTS.json... --out REPORT.md [--plots DIR] [--date D]
     python -m reports featuremaps A B --tensor NAME --out PNG [--image KEY] [--max-channels N]
     python -m reports compare DIR_A DIR_B [--out MD]
     python -m reports benchmarks BENCH.json... --out MD
@@ -20,9 +20,6 @@ def _report_parser():
     p.add_argument("results", nargs="+", metavar="RESULTS.json", help="results files")
     p.add_argument("--out", required=True, metavar="REPORT.md", help="markdown file to write")
     p.add_argument("--plots", metavar="DIR", help="also draw error-by-depth PNGs into DIR")
-    p.add_argument("--baseline-dir", metavar="DIR",
-                   help="baselines <model>.json to compare with when a results file lists no "
-                   "regressions of its own")
     p.add_argument("--date", help="a date to print in the report (none by default, so reports "
                    "diff cleanly)")
     return p
@@ -104,7 +101,7 @@ def main(argv=None) -> int:
             args = _report_parser().parse_args(argv)
             from reports.markdown import write_report
 
-            print(write_report(args.results, args.out, args.plots, args.baseline_dir, args.date))
+            print(write_report(args.results, args.out, args.plots, args.date))
     except (ResultsError, DumpError, BenchmarkError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -17,7 +17,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.atomic import atomic_path  # noqa: E402
-from reports.results import get  # noqa: E402
 
 # PNG metadata without the matplotlib version, so pictures do not change with an upgrade
 _PNG_META = {"Software": None}
@@ -32,32 +31,23 @@ def _save(fig, path) -> Path:
     return path
 
 
-def _values(tensors, key, budget=False):
-    out = []
-    for t in tensors:
-        v = get(t, "budget", key) if budget else t.get(key)
-        out.append(float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan)
-    return np.array(out, dtype=float)
-
-
-def error_by_depth(results: dict, path, title: str = None) -> Path:
+def error_by_depth(results, path, title: str = None) -> Path:
     """Two panels (relative error, mean abs error) against tensor depth, log scale.
 
-    Points over budget or failing are red; the budget is a dashed step line (budgets can differ
-    per tensor); the first divergence is a vertical line with its name.
+    Tensors the suite judged ``fail`` or found a data problem in are red; the budget is a
+    dashed step line (budgets differ per tensor); the first divergence is a vertical line with
+    its name.  Tensors without measurements (not judged) are left out.
     """
-    tensors = [t for t in results.get("tensors") or [] if isinstance(t, dict)]
-    tensors = sorted(tensors, key=lambda t: (t.get("index") if isinstance(t.get("index"), int)
-                                             else 10**9))
-    depth = np.array([t["index"] if isinstance(t.get("index"), int) else i
-                      for i, t in enumerate(tensors)], dtype=float)
-    failing = np.array([t.get("status") not in (None, "pass") for t in tensors], dtype=bool)
+    tensors = sorted((t for t in results.tensors if t.metrics is not None), key=lambda t: t.index)
+    depth = np.array([t.index for t in tensors], dtype=float)
+    failing = np.array([t.verdict in ("fail", "data_problem") for t in tensors], dtype=bool)
     fig, axes = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
     panels = (("rel_error", "relative error"), ("mean_abs", "mean abs error"))
-    first = results.get("first_divergence") or {}
+    first = results.first_divergence
     for ax, (key, label) in zip(axes, panels):
-        values = _values(tensors, key)
-        budget = _values(tensors, key, budget=True)
+        values = np.array([getattr(t.metrics, key) for t in tensors], dtype=float)
+        budget = np.array([getattr(t.budget, key) if t.budget else np.nan for t in tensors],
+                          dtype=float)
         shown = np.where(np.isfinite(values), np.maximum(values, FLOOR), np.nan)
         ok = ~failing & np.isfinite(shown)
         bad = failing & np.isfinite(shown)
@@ -65,24 +55,22 @@ def error_by_depth(results: dict, path, title: str = None) -> Path:
             ax.plot(depth, shown, color="0.75", linewidth=0.8, zorder=1)
         ax.scatter(depth[ok], shown[ok], s=14, color="tab:blue", label="passing tensor", zorder=2)
         if bad.any():
-            ax.scatter(depth[bad], shown[bad], s=22, color="tab:red", label="failing tensor", zorder=3)
+            ax.scatter(depth[bad], shown[bad], s=22, color="tab:red",
+                       label="failing tensor or data problem", zorder=3)
         if np.isfinite(budget).any():
             ax.step(depth, budget, where="mid", color="tab:orange", linestyle="--",
                     linewidth=1.2, label="budget", zorder=1)
-        if isinstance(first.get("index"), int):
-            ax.axvline(first["index"], color="tab:red", linestyle=":", linewidth=1.2,
-                       label=f"first divergence: {first.get('tensor')}")
+        if first is not None:
+            ax.axvline(first.index, color="tab:red", linestyle=":", linewidth=1.2,
+                       label=f"first divergence: {first.tensor}")
         if np.isfinite(shown).any() or np.isfinite(budget).any():
             ax.set_yscale("log")
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     axes[-1].set_xlabel("tensor depth (topological index)")
-    name = results.get("model") or "model"
-    size = results.get("input_size")
-    size_text = f" {size[0]}×{size[1]}" if isinstance(size, list) and len(size) == 2 else ""
-    fig.suptitle(title or f"{name}{size_text} — {results.get('device') or 'device n/a'}: "
-                 "error by layer depth")
+    h, w = results.input_size
+    fig.suptitle(title or f"{results.model} {w}×{h} — {results.device}: error by layer depth")
     fig.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.08, hspace=0.08)
     return _save(fig, path)
 

@@ -3,16 +3,18 @@
 Public surface (library, for tools and the reports package):
 
 * :class:`validation.pipeline.Settings`, :class:`validation.pipeline.Pipeline` — convert,
-  run the reference device or ingest a dump folder, capture golden activations, cached on disk;
-* :func:`validation.run.evaluate_run` → :class:`validation.run.RunResult` — tensors against
-  budgets, first divergence, accuracy, performance, baseline regressions; ``.results`` is the
-  results JSON (``keras2metal.results/1``, documented in :mod:`validation.results`);
-* :func:`validation.results.write_results`, :func:`validation.baseline.write`;
+  run the reference device or ingest a dump folder, capture golden activations, cached on disk
+  (:mod:`validation.cache`: where, how big, pruning);
+* :func:`validation.run.evaluate_run` → :class:`validation.run.Evaluation`, whose ``results``
+  is the run's :class:`validation.verdicts.Results` (``keras2metal.results/2``): every verdict,
+  decided by :mod:`validation.judge` alone and only rendered elsewhere;
+* :func:`validation.verdicts.load_results`, :func:`validation.verdicts.verdict_lines`,
+  :func:`validation.results.write_results`, :func:`validation.baseline.write`;
 * :mod:`validation.budgets` — the default budget rule and the TOML budget files;
 * :mod:`validation.metrics`, :func:`validation.divergence.first_divergence`.
 
 The pytest options are registered in the root ``conftest.py``; the plumbing is in
-``validation/conftest.py``.
+``validation/conftest.py`` and :mod:`validation.suite`.
 """
-__all__ = ["pipeline", "run", "results", "baseline", "budgets", "metrics", "divergence",
-           "evaluate"]
+__all__ = ["pipeline", "cache", "run", "judge", "verdicts", "results", "baseline", "budgets",
+           "metrics", "divergence", "evaluate"]

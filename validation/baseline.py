@@ -10,9 +10,10 @@
      "performance": {"fps": ..} | null}
 
 A run regresses when a tensor metric exceeds ``baseline × tolerance + floor``, when an accuracy
-falls by more than ``accuracy_drop``, or (on a phone, not the reference device) when fps falls
-by more than the fraction ``fps_drop`` — all from the budget file's ``[baseline]`` section.  A
-baseline recorded for other weights, seed, images or device is not compared (the run says so).
+falls by more than ``accuracy_drop``, or (phone runs only: the reference device records no fps)
+when fps falls by more than the fraction ``fps_drop`` — all from the budget file's
+``[baseline]`` section.  A baseline recorded for other weights, seed, images or device is not
+compared, and neither is a missing one: the run reports the comparison as not judged.
 """
 import json
 import math
@@ -22,28 +23,30 @@ from core.atomic import write_text
 
 FORMAT = "keras2metal.baseline/1"
 BASELINE_DIR = Path(__file__).resolve().parent.parent / "golden" / "baselines"  # DESIGN.md
-REFERENCE_DEVICE = "reference device"
 
 
 def default_path(model_label: str) -> Path:
     return BASELINE_DIR / f"{model_label}.json"
 
 
-def build(results: dict, metrics) -> dict:
-    """The baseline document of a finished run (its results JSON dict)."""
+def build(results, metrics) -> dict:
+    """The baseline document of a finished run (its :class:`~validation.verdicts.Results`)."""
     tensors = {}
-    for t in results["tensors"]:
-        if t["status"] in ("pass", "fail"):
-            tensors[t["name"]] = {m: t.get(m) for m in metrics if t.get(m) is not None}
-    acc = results.get("accuracy") or {}
-    perf = results.get("performance") or {}
-    return {"format": FORMAT, "model": results["model"], "source_model": results["source_model"],
-            "weights": results["weights"], "seed": results["seed"],
-            "images": results.get("images", []), "device": results["device"],
-            "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    for t in results.tensors:
+        if t.verdict in ("pass", "fail") and t.metrics is not None:
+            tensors[t.name] = {m: getattr(t.metrics, m) for m in metrics
+                               if getattr(t.metrics, m) is not None}
+    acc, perf = results.accuracy, results.performance
+    return {"format": FORMAT, "model": results.model, "source_model": results.source_model,
+            "weights": results.weights, "seed": results.seed, "images": list(results.images),
+            "device": results.device, "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "tensors": tensors,
-            "accuracy": {"device": acc.get("device"), "agreement": acc.get("agreement")},
-            "performance": {"fps": perf.get("fps")} if perf else None}
+            "accuracy": {"device": _topk(acc.device), "agreement": _topk(acc.agreement)},
+            "performance": {"fps": perf.fps} if perf.fps is not None else None}
+
+
+def _topk(block):
+    return None if block is None else {"top1": block.top1, "top5": block.top5}
 
 
 def load(path):
@@ -66,13 +69,14 @@ def write(path, doc: dict):
     write_text(path, json.dumps(doc, indent=1, sort_keys=False) + "\n")
 
 
-def mismatch(baseline: dict, results: dict):
+def mismatch(baseline: dict, results):
     """Why the baseline does not apply to this run (text), or None when it does."""
     for key in ("model", "weights", "seed", "images", "device"):
-        if baseline.get(key) != results.get(key):
+        current = getattr(results, key)
+        if baseline.get(key) != current:
             return (f"the baseline was recorded with {key} = {baseline.get(key)!r}, this run has "
-                    f"{results.get(key)!r}; pass --baseline FILE for this setup or record one "
-                    "with --update-baseline")
+                    f"{current!r}; pass --baseline FILE for this setup or record one with "
+                    "--update-baseline")
     return None
 
 
@@ -82,53 +86,52 @@ def _ratio(cur, base):
     return "new" if not base else "inf"
 
 
-def compare(baseline: dict, results: dict, settings: dict) -> list:
-    """The results JSON's ``regressions`` list (empty: nothing got worse beyond tolerance)."""
+def compare(baseline: dict, results, settings: dict) -> list:
+    """What got worse than the baseline beyond tolerance, as Regression fields (empty: nothing)."""
     tol, floor = float(settings["tolerance"]), float(settings["floor"])
     out = []
-    current = {t["name"]: t for t in results["tensors"]}
+    current = {t.name: t for t in results.tensors}
     for name, base in baseline.get("tensors", {}).items():
         t = current.get(name)
-        if t is None or t["status"] not in ("pass", "fail"):
+        if t is None or t.verdict not in ("pass", "fail") or t.metrics is None:
             continue
         for metric in settings["metrics"]:
-            b, c = base.get(metric), t.get(metric)
+            b, c = base.get(metric), getattr(t.metrics, metric, None)
             if b is None or c is None:
                 continue
             if not math.isfinite(c) or c > b * tol + floor:
-                out.append({"tensor": name, "metric": metric, "baseline": b, "current": c,
+                out.append({"what": name, "metric": metric, "baseline": b, "current": c,
                             "tolerance": tol, "worse_by": _ratio(c, b)})
     drop = float(settings["accuracy_drop"])
-    acc = results.get("accuracy") or {}
     for block in ("device", "agreement"):
         base_block = (baseline.get("accuracy") or {}).get(block) or {}
-        cur_block = acc.get(block) or {}
+        cur_block = _topk(getattr(results.accuracy, block)) or {}
         for metric in ("top1", "top5"):
             b, c = base_block.get(metric), cur_block.get(metric)
             if b is None or c is None:
                 continue
             if c < b - drop - 1e-9:
-                out.append({"tensor": f"accuracy.{block}.{metric}", "metric": metric,
+                out.append({"what": f"accuracy.{block}.{metric}", "metric": metric,
                             "baseline": b, "current": c, "tolerance": drop,
                             "worse_by": f"-{(b - c) * 100:.1f} points"})
-    base_perf = baseline.get("performance") or {}
-    cur_perf = results.get("performance") or {}
-    if results.get("device") != REFERENCE_DEVICE and base_perf.get("fps") and cur_perf.get("fps"):
-        b, c = base_perf["fps"], cur_perf["fps"]
+    base_fps = (baseline.get("performance") or {}).get("fps")
+    cur_fps = results.performance.fps
+    if base_fps and cur_fps:       # phone runs only: the reference device records no fps
         frac = float(settings["fps_drop"])
-        if c < b * (1.0 - frac):
-            out.append({"tensor": "performance.fps", "metric": "fps", "baseline": b, "current": c,
-                        "tolerance": frac, "worse_by": f"-{(1 - c / b) * 100:.0f}%"})
+        if cur_fps < base_fps * (1.0 - frac):
+            out.append({"what": "performance.fps", "metric": "fps", "baseline": base_fps,
+                        "current": cur_fps, "tolerance": frac,
+                        "worse_by": f"-{(1 - cur_fps / base_fps) * 100:.0f}%"})
     return out
 
 
 def diff_table(regressions: list) -> str:
-    """A readable diff of the regressions."""
+    """A readable diff of the regressions (Regression objects)."""
     from tabulate import tabulate
 
-    from validation.metrics import fmt
+    from validation.verdicts import fmt
 
-    rows = [[r["tensor"], r["metric"], fmt(r["baseline"]), fmt(r["current"]), r["worse_by"],
-             fmt(r["tolerance"])] for r in regressions]
+    rows = [[r.what, r.metric, fmt(r.baseline), fmt(r.current), r.worse_by, fmt(r.tolerance)]
+            for r in regressions]
     return tabulate(rows, headers=["what", "metric", "baseline", "current", "worse by",
                                    "tolerance"], tablefmt="simple")

@@ -1,14 +1,18 @@
 """First divergence: the earliest tensor that breaks its budget while all its inputs keep theirs.
 
 Tensors are visited in the manifest's topological order.  A tensor's inputs are the manifest's
-``inputs``, looking through tensors that carry no verdict of their own (Collect, tensors without a
-Keras counterpart, missing dumps) to the judged tensors behind them.  A tensor ``fail``-ing (over
-budget, NaN/Inf) or in ``error`` (unusable dump) whose inputs all ``pass`` is where the device
-first stops computing what Keras computes; everything after it inherits the damage.
-"""
+``inputs``, looking through tensors that carry no numerical verdict (``not_judged``: Collect,
+tensors without a Keras counterpart; ``data_problem``: a dump that cannot be compared) to the
+judged tensors behind them.  The earliest ``fail`` whose judged inputs all ``pass`` is where the
+device first stops computing what Keras computes; everything after it inherits the damage.
 
-BROKEN = ("fail", "error")
-TRANSPARENT = ("not_compared", "missing")
+Data problems are reported apart (see :mod:`validation.judge`), with one exception: NaN/Inf
+values that appear in a tensor whose inputs all pass were computed there (float16 overflow,
+garbage weights), so that tensor is also where the device first diverges.
+"""
+from validation.verdicts import Divergence
+
+TRANSPARENT = ("not_judged", "data_problem")
 
 HINTS = {
     "Conv": "convolution weights: OHWI transpose of the Keras (kH, kW, in, out) kernel, kernel or "
@@ -49,50 +53,54 @@ def hint_for(forge_type: str, name: str = "") -> str:
     return HINTS.get(forge_type, DEFAULT_HINT)
 
 
-def judged_inputs(name: str, rows: dict) -> list:
-    """The judged tensors feeding ``name`` (looking through transparent ones)."""
+def judged_inputs(name: str, tensors: dict) -> list:
+    """Names of the judged tensors feeding ``name`` (looking through transparent ones);
+    ``tensors``: name → TensorResult."""
     out, seen = [], set()
-    stack = list(rows[name]["inputs"]) if name in rows else []
+    stack = list(tensors[name].inputs) if name in tensors else []
     while stack:
         i = stack.pop()
-        if i in seen or i not in rows:
+        if i in seen or i not in tensors:
             continue
         seen.add(i)
-        if rows[i]["status"] in TRANSPARENT:
-            stack.extend(rows[i]["inputs"])
+        if tensors[i].verdict in TRANSPARENT:
+            stack.extend(tensors[i].inputs)
         else:
             out.append(i)
     return out
 
 
-def covered_layers(name: str, rows: dict) -> list:
-    """Forge layers the tensor's verdict covers: itself and the not-compared tensors before it."""
-    out, stack = [name], list(rows[name]["inputs"])
+def covered_layers(name: str, tensors: dict) -> list:
+    """Forge layers the tensor's verdict covers: itself and the not-judged layers before it."""
+    out, stack = [name], list(tensors[name].inputs)
     while stack:
-        i = stack.pop()
-        r = rows.get(i)
-        if r and r["status"] == "not_compared" and r["forge_type"] not in ("Collect", "Input"):
-            out.insert(0, i)
-            stack.extend(r["inputs"])
+        t = tensors.get(stack.pop())
+        if t and t.verdict == "not_judged" and t.forge_type not in ("Collect", "Input"):
+            out.insert(0, t.name)
+            stack.extend(t.inputs)
     return out
 
 
-def first_divergence(rows: list):
-    """The results JSON's ``first_divergence`` dict, or None when nothing is broken."""
-    by_name = {r["name"]: r for r in rows}
-    for r in rows:
-        if r["status"] not in BROKEN:
+NAN_HINT = ("NaN/Inf computed from finite inputs: float16 overflow (values beyond ±65504 — "
+            "rescale the layer or split a fused activation) or garbage weights (a weight file "
+            "written or read with the wrong type or layout)")
+
+
+def _only_nan_inf(t) -> bool:
+    return t.verdict == "data_problem" and bool(t.problems) and \
+        all(p.kind == "nan_inf" for p in t.problems)
+
+
+def first_divergence(tensors: list):
+    """The first :class:`Divergence` of judged TensorResults in manifest order, or None."""
+    by_name = {t.name: t for t in tensors}
+    for t in tensors:
+        if t.verdict != "fail" and not _only_nan_inf(t):
             continue
-        inputs = judged_inputs(r["name"], by_name)
-        if all(by_name[i]["status"] == "pass" for i in inputs):
-            return {"tensor": r["name"], "keras_layer": r.get("keras_layer"), "index": r["index"],
-                    "forge_type": r["forge_type"], "forge_layers": covered_layers(r["name"], by_name),
-                    "status": r["status"], "reason": r.get("reason", ""),
-                    "hint": hint_for(r["forge_type"], r["name"])}
-    broken = [r for r in rows if r["status"] in BROKEN]
-    if broken:  # every broken tensor has a broken input: a cycle cannot happen, so report the first
-        r = broken[0]
-        return {"tensor": r["name"], "keras_layer": r.get("keras_layer"), "index": r["index"],
-                "forge_type": r["forge_type"], "forge_layers": [r["name"]], "status": r["status"],
-                "reason": r.get("reason", ""), "hint": hint_for(r["forge_type"], r["name"])}
+        if all(by_name[i].verdict == "pass" for i in judged_inputs(t.name, by_name)):
+            nan = t.verdict != "fail"
+            return Divergence(tensor=t.name, index=t.index, forge_type=t.forge_type,
+                              keras_layer=t.keras_layer,
+                              forge_layers=covered_layers(t.name, by_name), reason=t.reason,
+                              hint=NAN_HINT if nan else hint_for(t.forge_type, t.name))
     return None

@@ -1,29 +1,52 @@
-"""Compare the device store with the golden store, tensor by tensor, and read accuracy and speed.
+"""The measurements a run is judged on: device vs golden per tensor, predictions, the run log.
 
-:func:`tensor_metrics` gives, per manifest tensor in topological order, the metrics of
-:mod:`validation.metrics` over all images plus a status before budgets are applied:
+Nothing here decides pass or fail (that is :mod:`validation.judge`); it reads the two stores and
+says, per manifest tensor, what was compared over which images, and what stood in the way:
 
-* ``compared`` — both sides have usable data in every image (metrics filled in);
-* ``missing``  — the device has no data for the tensor in at least one image (no dump file, or
-  no dump folder for the image at all): reported as missing, never as a pass;
-* ``error``    — the device data is unusable (truncated, oversized, shape mismatch, another
-  model's file) or the golden side could not compute it;
-* ``not_compared`` — tensors with no Keras counterpart (Forge's input texture, Collect, a Dense
-  whose softmax was fused in Keras, ...).
-
-:func:`predictions` gives per image the Keras and the device top-5 and the label;
-:func:`accuracy` and :func:`performance` summarise them and the run log.
+* :func:`compare_tensors` → one :class:`Comparison` per manifest tensor, in topological order:
+  ``comparable`` (the tensor has a Keras counterpart), the metrics over every image where both
+  sides have usable data, and one :class:`Problem` per image where they do not (the store's
+  status and reason: missing, truncated, NaN/Inf, stale conversion, ...);
+* :func:`predictions` → per image the Keras and device top-5 and the label;
+* :func:`run_log` → the device side's run facts (device name, source of the timings).
 """
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
-
-from imagesets.images import image_key
-from stores.store import Store
+from core.manifest import manifest_hash
+from imagesets import image_key
+from stores import Store
 
 from validation.metrics import Accumulator, top_k
 
-BAD_DEVICE = {"truncated", "oversized", "shape_mismatch", "wrong_model"}
+USABLE = ("ok",)
+
+
+class StaleStoreError(RuntimeError):
+    """A store written for another manifest than the one being validated."""
+
+
+@dataclass
+class Problem:
+    kind: str                  # device store status, or golden_<status> for the Keras side
+    image: Optional[str]
+    reason: str
+
+
+@dataclass
+class Comparison:
+    name: str
+    index: int
+    forge_type: str
+    shape: Optional[list]
+    inputs: list
+    keras_layer: Optional[str]
+    comparable: bool
+    not_comparable_reason: str = ""
+    metrics: Optional[dict] = None        # validation.metrics.Accumulator.result() + images
+    problems: list = field(default_factory=list)
 
 
 def comparable(entry: dict) -> bool:
@@ -31,78 +54,75 @@ def comparable(entry: dict) -> bool:
     return bool(entry.get("compare", True)) and bool(ref) and ref.get("kind") != "input_texture"
 
 
-def tensor_metrics(manifest: dict, golden: Store, device: Store) -> list:
-    """One dict per manifest tensor: name, index, forge_type, shape, keras_layer, inputs, status,
-    reason and (when compared) the metrics."""
-    gold_images = golden.images()
-    dev_images = set(device.images())
-    rows = []
-    for entry in manifest["tensors"]:
-        ref = entry.get("reference") or {}
-        row = {"name": entry["name"], "index": entry["index"], "forge_type": entry["forge_type"],
-               "shape": entry.get("shape"), "inputs": list(entry.get("inputs", [])),
-               "keras_layer": ref.get("layer") or (entry.get("keras_layers") or [None])[-1],
-               "keras_layers": list(entry.get("keras_layers", [])),
-               "reference": ref or None}
-        if not comparable(entry):
-            row.update(status="not_compared", reason=_not_compared_reason(entry))
-            rows.append(row)
-            continue
-        acc = Accumulator()
-        missing, errors = [], []
-        for image in gold_images:
-            g, g_status, g_reason = golden.tensor(image, entry["name"])
-            if g_status not in ("ok", "nan_inf"):
-                errors.append(f"golden {image}: {g_status}: {g_reason}")
-                continue
-            if image not in dev_images:
-                missing.append(f"{image}: the device has no dump for this image")
-                continue
-            try:
-                d, d_status, d_reason = device.tensor(image, entry["name"])
-            except KeyError:
-                missing.append(f"{image}: not in the device store")
-                continue
-            if d_status == "missing":
-                missing.append(f"{image}: {d_reason or 'no dump file'}")
-                continue
-            if d_status in BAD_DEVICE:
-                errors.append(f"{image}: {d_status}: {d_reason}")
-                continue
-            if d_status == "not_compared":
-                missing.append(f"{image}: device tensor not compared ({d_reason})")
-                continue
-            if d.size != g.size:
-                errors.append(f"{image}: device has {d.size} values, Keras {g.size}")
-                continue
-            acc.add(g, d)
-        if acc.count or acc.nan_inf:
-            row.update(acc.result())
-        if errors:
-            row.update(status="error", reason="; ".join(errors[:3])
-                       + (f"; ... ({len(errors)} images)" if len(errors) > 3 else ""))
-        elif missing:
-            row.update(status="missing", reason="; ".join(missing[:3])
-                       + (f"; ... ({len(missing)} images)" if len(missing) > 3 else ""))
-        elif not gold_images:
-            row.update(status="missing", reason="no images in the golden store")
-        else:
-            row.update(status="compared", reason="")
-        rows.append(row)
-    return rows
-
-
-def _not_compared_reason(entry: dict) -> str:
+def _not_comparable_reason(entry: dict) -> str:
     ref = entry.get("reference") or {}
     if ref.get("kind") == "input_texture":
         return "Forge's input texture (raw 8-bit image), not a network tensor"
     if entry.get("forge_type") == "Collect":
-        return "Collect only gathers the inputs of a merge; Forge writes no dump"
-    return "no Keras counterpart (e.g. a Dense whose activation Keras fuses); checked through " \
+        return "Collect only gathers the inputs of a merge; Forge writes no dump for it"
+    if not entry.get("dump_file"):
+        return "Forge's dumper writes no file for this tensor (it is dumped through the " \
+               "tensors it feeds)"
+    return "no Keras counterpart (e.g. a Dense whose activation Keras fuses); judged through " \
            "the next tensor"
 
 
-# -- predictions, accuracy, performance ---------------------------------------------------
+def check_fresh(store: Store, manifest: dict, side: str) -> None:
+    """Refuse a store written for another manifest (its content hash is recorded in the store)."""
+    recorded, current = store.attrs.get("manifest_sha256"), manifest_hash(manifest)
+    if recorded != current:
+        raise StaleStoreError(
+            f"{store.path}: the {side} store was written for another conversion (manifest hash "
+            f"{str(recorded)[:12]}…, this manifest {current[:12]}…); delete it (or the cache "
+            "folder) so it is made again")
+
+
+def compare_tensors(manifest: dict, golden: Store, device: Store) -> list:
+    """One :class:`Comparison` per manifest tensor (see the module docstring)."""
+    gold_images = golden.images()
+    dev_images = set(device.images())
+    out = []
+    for entry in manifest["tensors"]:
+        ref = entry.get("reference") or {}
+        row = Comparison(
+            name=entry["name"], index=entry["index"], forge_type=entry["forge_type"],
+            shape=entry.get("shape"), inputs=list(entry.get("inputs", [])),
+            keras_layer=ref.get("layer") or (entry.get("keras_layers") or [None])[-1],
+            comparable=comparable(entry))
+        out.append(row)
+        if not row.comparable:
+            row.not_comparable_reason = _not_comparable_reason(entry)
+            continue
+        acc, images = Accumulator(), 0
+        if not gold_images:
+            row.problems.append(Problem("missing", None, "the golden store holds no images"))
+        for image in gold_images:
+            g, g_status, g_reason = golden.tensor(image, entry["name"])
+            if g_status not in USABLE:
+                row.problems.append(Problem(f"golden_{g_status}", image, g_reason))
+                continue
+            if image not in dev_images:
+                row.problems.append(Problem("missing", image, f"the device results hold no "
+                                                              f"image {image!r}"))
+                continue
+            d, d_status, d_reason = device.tensor(image, entry["name"])
+            if d_status == "nan_inf":             # the values are kept: measure them too
+                acc.add(g, d)
+            if d_status not in USABLE:
+                row.problems.append(Problem(d_status, image, d_reason))
+                continue
+            if d.size != g.size:
+                row.problems.append(Problem("shape_mismatch", image, f"the device has {d.size} "
+                                            f"values, Keras {g.size}"))
+                continue
+            acc.add(g, d)
+            images += 1
+        if acc.count or acc.nan_inf:
+            row.metrics = dict(acc.result(), images=images)
+    return out
+
+
+# -- predictions, labels, the run log ---------------------------------------------------------
 
 def load_labels(path) -> dict:
     """Labels file → {image key: class index}.
@@ -145,78 +165,53 @@ def load_labels(path) -> dict:
     return out
 
 
+@dataclass
+class Prediction:
+    image: str
+    label: Optional[int]
+    keras: Optional[list]          # top-5 class indices
+    device: Optional[list]
+
+
+def _top5(store: Store, image: str, tensor: str):
+    data, status, _ = store.tensor(image, tensor)
+    return top_k(data, 5) if status == "ok" and data.size else None
+
+
 def predictions(manifest: dict, golden: Store, device: Store, labels: dict) -> list:
-    """Per golden image: {image, label, keras: [top5], device: [top5] | None}."""
+    """Per golden image: the label and the Keras and device top-5 (None where unusable)."""
     out_name = (manifest.get("output") or {}).get("tensor")
     dev_images = set(device.images())
     rows = []
     for image in golden.images():
-        row = {"image": image, "label": labels.get(image), "keras": None, "device": None}
-        try:
-            g, status, _ = golden.tensor(image, out_name)
-            if status in ("ok", "nan_inf") and g.size:
-                row["keras"] = top_k(g, 5)
-        except KeyError:
-            pass
+        row = Prediction(image, labels.get(image), _top5(golden, image, out_name), None)
         if image in dev_images:
-            try:
-                d, status, _ = device.tensor(image, out_name)
-            except KeyError:
-                d, status = None, "missing"
-            if d is not None and status in ("ok", "nan_inf") and d.size:
-                row["device"] = top_k(d, 5)
-            else:
+            row.device = _top5(device, image, out_name)
+            if row.device is None:
                 top5 = device.image_attrs(image).get("top5") or []
-                if top5:
-                    row["device"] = [int(p["index"]) for p in top5 if "index" in p][:5]
+                indices = [int(p["index"]) for p in top5 if "index" in p][:5]
+                row.device = indices or None
         rows.append(row)
     return rows
 
 
-def accuracy(rows: list, kind: str) -> dict:
-    """The results JSON's accuracy block (top-1/top-5 of device and Keras, agreement)."""
-    if kind != "classifier":
-        return {"images": len(rows), "labelled": 0, "device": None, "keras": None,
-                "agreement": None, "note": f"output kind {kind!r}: top-k does not apply"}
-    labelled = [r for r in rows if r["label"] is not None]
-
-    def topk(side):
-        usable = [r for r in labelled if r[side]]
-        if not labelled:
-            return None
-        n = len(labelled)
-        return {"top1": sum(1 for r in usable if r[side][0] == r["label"]) / n,
-                "top5": sum(1 for r in usable if r["label"] in r[side][:5]) / n}
-
-    both = [r for r in rows if r["keras"] and r["device"]]
-    agreement = None
-    if both:
-        agreement = {
-            "top1": sum(1 for r in both if r["keras"][0] == r["device"][0]) / len(both),
-            "top5": sum(1 for r in both if set(r["keras"][:5]) == set(r["device"][:5]))
-            / len(both)}
-    return {"images": len(rows), "labelled": len(labelled), "device": topk("device"),
-            "keras": topk("keras"), "agreement": agreement}
-
-
-def performance(device: Store) -> dict:
-    """fps and latency from the run log stored with the device results, or None."""
-    run = device.run_attrs()
-    fps = run.get("fps")
-    lat = run.get("latency_s")
-    if fps is None and not lat:
-        return None
-    if isinstance(lat, (int, float)):
-        lat = {"mean": float(lat), "min": float(lat), "max": float(lat)}
-    if fps is None and lat and lat.get("mean"):
-        fps = 1.0 / lat["mean"]
-    return {"fps": None if fps is None else float(fps), "latency_s": lat, "source": "run log"}
+def run_log(device: Store) -> dict:
+    """The device side's run facts: the run log (phone app or reference device) as ingested."""
+    return device.run_attrs()
 
 
 def device_name(device: Store) -> str:
-    run = device.run_attrs()
-    return run.get("device") or device.attrs.get("device") or "unknown"
+    return device.run_attrs().get("device") or device.attrs.get("device") or "unknown device"
 
 
-def load_stores(prepared):
-    return Store(prepared.golden_path), Store(prepared.device_path)
+def open_stores(prepared):
+    """(golden, device) stores of a prepared run, both checked against its manifest."""
+    golden, device = Store(prepared.golden_path), Store(prepared.device_path)
+    try:
+        check_fresh(golden, prepared.manifest, "golden")
+        check_fresh(device, prepared.manifest, "device")
+    except StaleStoreError:
+        golden.close()
+        device.close()
+        raise
+    return golden, device

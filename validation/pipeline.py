@@ -11,8 +11,8 @@ device store of one (model, weights, seed, images, device source), producing wha
    folder is ingested and then deleted;
 3. **golden store** (``golden.capture_golden``): Keras on the same images.
 
-Cache layout (``$KERAS2METAL_CACHE``, else ``.cache/validation`` under the directory pytest was
-started from)::
+Cache layout (the user cache directory, ``$KERAS2METAL_CACHE`` or ``--validation-cache``; see
+:mod:`validation.cache` for its location, size limit and pruning)::
 
     <cache>/<model>-<conversion key>/         one conversion
         Parameters/  src/  models/            weights + manifest, builder, folded model
@@ -39,10 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from validation.cache import default_cache_dir, mark_used
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = ROOT / "core" / "data" / "default_model"
 SAMPLE_IMAGES = ROOT / "core" / "data" / "images"
-CACHE_ENV = "KERAS2METAL_CACHE"
 DEFAULT_MODEL = "default"
 
 
@@ -92,16 +93,12 @@ class Settings:
         is_default = self.zoo_key == DEFAULT_MODEL
         if self.images:
             self.images = [str(_abs(p, base)) for p in self.images]
-            self.default_images = False
         else:
             self.images = [str(DEFAULT_MODEL_DIR / "images" if is_default else SAMPLE_IMAGES)]
-            self.default_images = True
         if self.labels:
             self.labels = str(_abs(self.labels, base))
-        elif is_default and self.default_images:
-            self.labels = str(DEFAULT_MODEL_DIR / "labels.json")
-        elif self.default_images and entry is not None and entry.kind == "classifier":
-            self.labels = str(SAMPLE_IMAGES / "imagenet_labels.json")  # the ImageNet samples
+        else:
+            self.labels = _builtin_labels(self.images, is_default, entry)
         if self.device_dump:
             self.device_dump = str(_abs(self.device_dump, base))
             if not Path(self.device_dump).is_dir():
@@ -111,12 +108,26 @@ class Settings:
                 raise ValidationSetupError("--fault applies to the reference device only; drop it "
                                            "or drop --device-dump")
         if self.cache_dir is None:
-            self.cache_dir = os.environ.get(CACHE_ENV) or str(base / ".cache" / "validation")
+            self.cache_dir = str(default_cache_dir())
         self.cache_dir = str(_abs(self.cache_dir, base))
 
     @property
     def model_label(self) -> str:
         return self.zoo_key or Path(self.model).stem
+
+
+def _builtin_labels(images, is_default: bool, entry):
+    """The labels file of the built-in sample images, when every image comes from that set."""
+    def within(folder):
+        return all(Path(p).resolve() == folder or folder in Path(p).resolve().parents
+                   for p in images)
+
+    if is_default and within((DEFAULT_MODEL_DIR / "images").resolve()):
+        return str(DEFAULT_MODEL_DIR / "labels.json")
+    if entry is not None and entry.kind == "classifier" and not is_default \
+            and within(SAMPLE_IMAGES.resolve()):
+        return str(SAMPLE_IMAGES / "imagenet_labels.json")      # the ImageNet samples
+    return None
 
 
 def _abs(path, base: Path) -> Path:
@@ -355,6 +366,7 @@ class Pipeline:
             raise ValidationSetupError(str(exc)) from None
         prepared = Prepared(self.s, manifest_path.parent.parent, manifest_path, manifest,
                             self.image_paths)
+        mark_used(prepared.folder)
         prepared.timings["conversion_s"] = time.perf_counter() - t0
         if stores:
             t1 = time.perf_counter()

@@ -1,88 +1,86 @@
-"""The per-process state of a pytest validation session (one per pytest process / xdist worker).
+"""The per-process state of a pytest validation session.
 
-The test ids come from the manifest, so the conversion happens at collection time
-(``pytest_generate_tests`` asks :meth:`SuiteState.manifest`); the device run, the golden capture
-and the evaluation happen once per process on first need (the report header, or the first test).
-Everything heavy is cached on disk by :mod:`validation.pipeline` under file locks, so with
-pytest-xdist the first process to need an artifact produces it and the others reuse it.
+The controlling process (plain pytest, or the xdist controller) prepares the run — conversion,
+device results, golden capture, all cached on disk — and lets the judge evaluate it once, in
+``pytest_configure``; a setup failure there is one usage error with the fix, printed once.  It
+writes the :class:`~validation.verdicts.Results` to a file in the cache and hands its path to the
+xdist workers, which load it instead of judging again: every test renders the same verdicts.
 """
 import traceback
+from pathlib import Path
+
+from core.contracts import ContractError
 
 from validation.pipeline import Pipeline, Settings, ValidationSetupError
 
 STATE_ATTR = "_keras2metal_validation"
+WORKER_KEY = "keras2metal_results"
 
 
 class SuiteState:
     def __init__(self, config):
         self.config = config
-        self._settings = None
-        self._pipeline = None
-        self._manifest = None
-        self._run = None
-        self.error = None          # text of a setup failure, reported by every test
+        self.evaluation = None     # controller: the Evaluation (results + baseline document)
+        self._results = None
+        self.results_file = None   # the judged results, for the workers
+        self.notes = []
 
     def option(self, name):
         return self.config.getoption(name, default=None)
 
-    def settings(self) -> Settings:
-        if self._settings is None:
-            base = str(self.config.invocation_params.dir)
-            self._settings = Settings(
-                model=self.option("--model") or "default", weights=self.option("--weights"),
-                seed=self.option("--seed") or 0, images=self.option("--images"),
-                labels=self.option("--labels"), device_dump=self.option("--device-dump"),
-                fault=self.option("--fault"), cache_dir=self.option("--validation-cache"),
-                base_dir=base)
-        return self._settings
-
-    def pipeline(self) -> Pipeline:
-        if self._pipeline is None:
-            self._pipeline = Pipeline(self.settings())
-        return self._pipeline
-
-    def manifest(self) -> dict:
-        if self.error:
-            raise ValidationSetupError(self.error)
-        if self._manifest is None:
-            try:
-                self._manifest = self.pipeline().prepare(stores=False).manifest
-            except ValidationSetupError as exc:
-                self.error = str(exc)
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported to the user as a setup error
-                self.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
-                raise ValidationSetupError(self.error) from exc
-        return self._manifest
-
-    def run(self):
-        if self.error:
-            raise ValidationSetupError(self.error)
-        if self._run is None:
-            from validation.results import command_line
-            from validation.run import evaluate_run
-
-            try:
-                prepared = self.pipeline().prepare()
-                base = self.config.invocation_params.dir
-                budget = self.option("--budget")
-                baseline = self.option("--baseline")
-                self._run = evaluate_run(
-                    prepared, budget_path=str(base / budget) if budget else None,
-                    baseline_path=str(base / baseline) if baseline else None,
-                    command=command_line(self.config.invocation_params.args),
-                    update_baseline=bool(self.option("--update-baseline")))
-            except ValidationSetupError as exc:
-                self.error = str(exc)
-                raise
-            except Exception as exc:  # noqa: BLE001
-                self.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
-                raise ValidationSetupError(self.error) from exc
-        return self._run
-
     @property
-    def has_run(self) -> bool:
-        return self._run is not None
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    def settings(self) -> Settings:
+        return Settings(
+            model=self.option("--model") or "default", weights=self.option("--weights"),
+            seed=self.option("--seed") or 0, images=self.option("--images"),
+            labels=self.option("--labels"), device_dump=self.option("--device-dump"),
+            fault=self.option("--fault"), cache_dir=self.option("--validation-cache"),
+            base_dir=str(self.config.invocation_params.dir))
+
+    def prepare(self):
+        """Controller: prepare, judge and keep the results (raises ValidationSetupError)."""
+        from core.atomic import write_text
+        from core.contracts import dumps
+        from validation.results import command_line
+        from validation.run import evaluate_run
+
+        try:
+            settings = self.settings()
+            self.pipeline = Pipeline(settings)
+            prepared = self.pipeline.prepare()
+            base = self.config.invocation_params.dir
+            budget, baseline = self.option("--budget"), self.option("--baseline")
+            self.evaluation = evaluate_run(
+                prepared, budget_path=str(base / budget) if budget else None,
+                baseline_path=str(base / baseline) if baseline else None,
+                command=command_line(self.config.invocation_params.args),
+                update_baseline=bool(self.option("--update-baseline")))
+        except ValidationSetupError:
+            raise
+        except (ValueError, OSError) as exc:     # bad budget/labels/baseline files, stale stores
+            raise ValidationSetupError(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - an unexpected error: its traceback, once
+            raise ValidationSetupError(
+                f"unexpected {type(exc).__name__}: {exc}\n{traceback.format_exc()}") from None
+        self._results = self.evaluation.results
+        self.prepared = prepared
+        self.results_file = Path(prepared.folder) / f"results-{id(self)}.json"
+        write_text(self.results_file, dumps(self._results))
+
+    def results(self):
+        if self._results is None:
+            if not self.is_worker:
+                raise ValidationSetupError("the validation run was not prepared")
+            from validation.verdicts import load_results
+
+            try:
+                self._results = load_results(self.config.workerinput[WORKER_KEY])
+            except (KeyError, ContractError) as exc:
+                raise ValidationSetupError(f"worker could not read the judged results: {exc}")
+        return self._results
 
 
 def state(config) -> SuiteState:

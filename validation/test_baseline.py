@@ -5,13 +5,11 @@ import pytest
 from validation.baseline import diff_table
 
 
-def test_baseline(validation_run, pytestconfig):
-    if pytestconfig.getoption("--update-baseline"):
-        return  # the baseline is rewritten at the end of the session
-    regressions = validation_run.results["regressions"]
-    if not regressions and validation_run.baseline_note:
-        pytest.skip(validation_run.baseline_note)
-    if regressions:
-        pytest.fail(f"{len(regressions)} metric(s) worse than the baseline "
-                    f"{validation_run.baseline_path} beyond tolerance:\n{diff_table(regressions)}\n"
-                    "accept the new values with --update-baseline", pytrace=False)
+def test_baseline(results):
+    b = results.baseline
+    if b.verdict == "not_judged":
+        pytest.skip(f"not judged: {b.reason}")
+    if b.verdict == "fail":
+        pytest.fail(f"{len(b.regressions)} metric(s) worse than the baseline {b.path} beyond "
+                    f"tolerance:\n{diff_table(b.regressions)}\naccept the new values with "
+                    "--update-baseline", pytrace=False)

@@ -1,22 +1,10 @@
 """The report over the eight networks and the embedded default: one file, every summary column
-filled, and pictures that open and are not blank.
-
-``K2M_RESULTS_DIR=DIR`` runs the same checks on the results files the validation suite wrote
-(``pytest validation --model M ... --results DIR/M.json`` for every model).
-"""
-import json
-import os
-from pathlib import Path
-
-import pytest
-
+filled (a measurement, or the suite's "not judged"), and pictures that open and are not blank.
+The report of real suite runs is tested with the suite (tests/validation/test_validation_evidence.py)."""
 from reports_helpers import MODELS, all_models, assert_picture
 
 from reports.__main__ import main
 from reports.markdown import SUMMARY_COLUMNS
-
-
-CLASSIFIER_ONLY = ("top-1", "top-5", "agreement top-1/top-5")
 
 
 def summary_rows(text):
@@ -30,40 +18,25 @@ def summary_rows(text):
     return header, rows
 
 
-def check_report(paths, tmp_path, expect_models=None):
+def test_nine_models(tmp_path):
+    paths = all_models(tmp_path / "results")
     out, plots = tmp_path / "REPORT.md", tmp_path / "plots"
     assert main([*map(str, paths), "--out", str(out), "--plots", str(plots)]) == 0
     text = out.read_text()
     header, rows = summary_rows(text)
-    assert tuple(header) == SUMMARY_COLUMNS
-    assert len(rows) == len(paths)
-    if expect_models:
-        assert sorted(r["net"].split("`")[1] for r in rows) == sorted(expect_models)
-    detectors = {json.loads(Path(p).read_text())["model"] for p in paths
-                 if json.loads(Path(p).read_text())["accuracy"].get("agreement") is None}
+    assert tuple(header) == SUMMARY_COLUMNS and len(rows) == len(MODELS)
+    assert sorted(r["net"].split("`")[1] for r in rows) == sorted(m[0] for m in MODELS)
     for row in rows:
-        # a detector (YOLO) has no class scores: top-k accuracy and agreement do not apply
-        exempt = CLASSIFIER_ONLY if row["net"].split("`")[1] in detectors else ()
-        empty = [c for c in SUMMARY_COLUMNS if row[c] in ("", "n/a") and c not in exempt]
-        assert not empty, f"{row['net']}: columns without a measurement: {empty}"
+        empty = [c for c in SUMMARY_COLUMNS if row[c] in ("", "n/a")]
+        assert not empty, f"{row['net']}: columns without a measurement or verdict: {empty}"
+    detectors = {m[0] for m in MODELS if m[6] == "yolo"}
+    for row in rows:
+        if row["net"].split("`")[1] in detectors:
+            assert row["top-1"] == row["agreement top-1/top-5"] == "not judged"
+    assert text.count("\n## ") == 2 + len(MODELS) + 2   # summary, regressions, models, env, reproduce
+    assert "pytest validation --model inception_resnet_v2" in text
     pictures = sorted(plots.glob("*.png"))
     assert len(pictures) == len(paths)
     for png in pictures:
         assert f"]({png.relative_to(tmp_path).as_posix()})" in text
         assert_picture(png, 800, 500)
-    return text
-
-
-def test_nine_models(tmp_path):
-    paths = all_models(tmp_path / "results")
-    text = check_report(paths, tmp_path, [m[0] for m in MODELS])
-    assert text.count("\n## ") == 2 + len(MODELS) + 2   # summary, regressions, models, env, reproduce
-    assert "pytest validation --model inception_resnet_v2" in text
-
-
-@pytest.mark.skipif(not os.environ.get("K2M_RESULTS_DIR"),
-                    reason="set K2M_RESULTS_DIR to a folder of the validation suite's results")
-def test_validation_suite_results(tmp_path):
-    paths = sorted(Path(os.environ["K2M_RESULTS_DIR"]).glob("*.json"))
-    assert paths, f"{os.environ['K2M_RESULTS_DIR']}: no results files"
-    check_report(paths, tmp_path)

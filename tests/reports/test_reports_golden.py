@@ -20,13 +20,12 @@ INPUTS = ["resnet_50.results.json", "tiny_yolo.results.json"]
 def workdir(tmp_path, monkeypatch):
     for name in INPUTS:
         shutil.copy(DATA / name, tmp_path / name)
-    shutil.copytree(DATA / "baselines", tmp_path / "baselines")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
 def _render():
-    out = write_report(INPUTS, "report.md", plots_dir="plots", baseline_dir="baselines")
+    out = write_report(INPUTS, "report.md", plots_dir="plots")
     return out.read_text()
 
 
@@ -43,8 +42,7 @@ def test_report_matches_golden(workdir):
 
 def test_report_is_deterministic_and_order_independent(workdir):
     first = _render()
-    second = write_report(list(reversed(INPUTS)), "report.md", plots_dir="plots",
-                          baseline_dir="baselines").read_text()
+    second = write_report(list(reversed(INPUTS)), "report.md", plots_dir="plots").read_text()
     # only the reproduce command (which echoes the arguments) may differ
     strip = [line for line in first.splitlines() if not line.startswith("python -m reports")]
     assert strip == [line for line in second.splitlines()

@@ -12,13 +12,12 @@ from reports.plots import error_by_depth, featuremap_grid, tile_channels
 
 
 def test_error_by_depth(tmp_path):
-    data = make_results(n=40, fail_at=30)
-    data["tensors"][3]["rel_error"] = 0.0           # drawn at the floor, not dropped
-    data["tensors"][4]["rel_error"] = None
+    data = make_results(n=40, fail_at=30, problem_at=12)
+    data.tensors[3].metrics.rel_error = 0.0          # drawn at the floor, not dropped
     out = error_by_depth(data, tmp_path / "e.png")
     assert_picture(out, 800, 500)
-    blank = error_by_depth({"tensors": []}, tmp_path / "empty.png")
-    assert blank.is_file()
+    empty = make_results(n=0)
+    assert error_by_depth(empty, tmp_path / "empty.png").is_file()
 
 
 def test_tiles_keep_orientation_of_non_square_maps():

@@ -5,15 +5,12 @@
 locks what it writes).  ``$KERAS2METAL_TEST_CACHE`` points it at a persistent folder instead.
 ``run_suite(*args, cwd=...)`` runs ``python -m pytest <repo>/validation ...`` in a subprocess.
 """
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from validation_helpers import ROOT
+from validation_helpers import SuiteRunner
 
 
 @pytest.fixture(scope="session")
@@ -27,30 +24,19 @@ def suite_cache(tmp_path_factory):
     return path
 
 
-class SuiteRun:
-    def __init__(self, proc, results_path):
-        self.returncode = proc.returncode
-        self.output = proc.stdout + proc.stderr
-        self.results_path = results_path
+@pytest.fixture
+def run_suite(suite_cache, tmp_path):
+    runner = SuiteRunner(suite_cache)
 
-    @property
-    def results(self):
-        return json.loads(Path(self.results_path).read_text())
+    def run(*args, cwd=None, results=True, timeout=1800):
+        return runner(*args, cwd=cwd or tmp_path, results=results, timeout=timeout)
+    return run
 
 
 @pytest.fixture
-def run_suite(suite_cache, tmp_path):
-    def run(*args, cwd=None, results=True, timeout=1800):
-        cwd = Path(cwd or tmp_path)
-        out = cwd / "results.json"
-        cmd = [sys.executable, "-m", "pytest", str(ROOT / "validation"), "-p", "no:cacheprovider",
-               "--validation-cache", str(suite_cache), *map(str, args)]
-        if results:
-            cmd += ["--results", str(out)]
-        env = dict(os.environ)
-        env.pop("PYTEST_XDIST_WORKER", None)
-        env.pop("PYTEST_ADDOPTS", None)
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              env=env)
-        return SuiteRun(proc, out)
-    return run
+def rule_only_budget(tmp_path):
+    """A budget file with the default rule and no accuracy or speed thresholds: for machinery
+    tests on a few images, where an accuracy minimum measured on all 32 samples does not apply."""
+    path = tmp_path / "rule-only.toml"
+    path.write_text("[rule]\na = 16.0\n")
+    return path

@@ -31,22 +31,24 @@ def test_every_fault_kind_is_covered():
                                    pytest.param("tiny_yolo", marks=pytest.mark.slow)])
 def test_clean_run_passes(model, suite_cache):
     images = FEW_IMAGES if model == "default" else [SAMPLE_IMAGE]
-    run = evaluate(model, suite_cache, images)
-    failing = [(t["name"], t["reason"]) for t in run.results["tensors"] if t["status"] != "pass"]
-    assert not failing and run.results["first_divergence"] is None
+    r = evaluate(model, suite_cache, images)
+    not_passing = [(t.name, t.reason) for t in r.tensors if t.verdict in ("fail", "data_problem")]
+    assert not not_passing and r.first_divergence is None
+    assert r.count("pass") >= 15
 
 
 @pytest.mark.parametrize("model, kind, layer", CASES)
 def test_fault_is_the_first_divergence(model, kind, layer, suite_cache):
     images = FEW_IMAGES if model == "default" else [SAMPLE_IMAGE]
-    run = evaluate(model, suite_cache, images, fault=f"{kind}:{layer}")
-    r = run.results
-    assert r["passed"] is False
-    fd = r["first_divergence"]
+    r = evaluate(model, suite_cache, images, fault=f"{kind}:{layer}")
+    assert r.verdict == "fail"
+    fd = r.first_divergence
     assert fd is not None, "the fault went unnoticed"
-    assert layer in fd["forge_layers"], f"first divergence {fd['tensor']}, fault in {layer}"
-    faulted = next(t for t in r["tensors"] if t["name"] == fd["tensor"])
-    assert faulted["status"] == "fail"
-    # everything before the faulted layer is within budget
-    before = [t for t in r["tensors"] if t["index"] < fd["index"]]
-    assert all(t["status"] == "pass" for t in before)
+    assert layer in fd.forge_layers, f"first divergence {fd.tensor}, fault in {layer}"
+    faulted = r.tensor(fd.tensor)
+    # over budget, or NaN/Inf computed there (garbage weights overflow float16)
+    assert faulted.verdict == "fail" or {p.kind for p in faulted.problems} == {"nan_inf"}
+    # everything judged before the faulted layer is within budget
+    before = [t for t in r.tensors if t.index < fd.index]
+    assert all(t.verdict in ("pass", "not_judged") for t in before)
+    assert any(t.verdict == "pass" for t in before)

@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from validation.baseline import compare, mismatch
 from validation.budgets import (EPS, BudgetError, BudgetFile, apply_overrides, default_budget,
                                 load_budget_file)
 from validation.divergence import first_divergence
 from validation.evaluate import load_labels
 from validation.metrics import compare as metrics
+from validation.verdicts import TensorResult
 
 
 def test_metrics_of_a_known_error():
@@ -73,31 +73,37 @@ def test_budget_file_patterns_and_errors(tmp_path):
         load_budget_file(path)
 
 
-def _row(name, index, status, inputs, forge_type="Conv"):
-    return {"name": name, "index": index, "status": status, "inputs": inputs,
-            "forge_type": forge_type, "keras_layer": name + "_k", "reason": ""}
+def _row(name, index, verdict, inputs, forge_type="Conv"):
+    return TensorResult(name=name, index=index, forge_type=forge_type, keras_layer=name + "_k",
+                        shape=[1, 1, 1], inputs=inputs, verdict=verdict, reason="")
 
 
-def test_first_divergence_looks_through_collect_and_missing():
+def test_first_divergence_looks_through_collect_and_data_problems():
     rows = [_row("resize", 0, "pass", []),
             _row("a", 1, "pass", ["resize"]),
-            _row("b", 2, "missing", ["a"]),
-            _row("__Collect_for_add__", 3, "not_compared", ["a", "b"], "Collect"),
+            _row("b", 2, "data_problem", ["a"]),
+            _row("__Collect_for_add__", 3, "not_judged", ["a", "b"], "Collect"),
             _row("add", 4, "fail", ["__Collect_for_add__"], "Add"),
             _row("c", 5, "fail", ["add"])]
     fd = first_divergence(rows)
-    assert fd["tensor"] == "add" and fd["keras_layer"] == "add_k" and "merge" in fd["hint"]
-    rows[4]["status"] = "pass"
-    assert first_divergence(rows)["tensor"] == "c"
-    rows[5]["status"] = "pass"
+    assert fd.tensor == "add" and fd.keras_layer == "add_k" and "merge" in fd.hint
+    rows[4].verdict = "pass"
+    assert first_divergence(rows).tensor == "c"
+    rows[5].verdict = "pass"
+    assert first_divergence(rows) is None
+
+
+def test_a_data_problem_is_never_the_first_divergence():
+    rows = [_row("a", 0, "pass", []), _row("b", 1, "data_problem", ["a"]),
+            _row("c", 2, "pass", ["b"])]
     assert first_divergence(rows) is None
 
 
 def test_first_divergence_covers_the_uncompared_dense_before_softmax():
-    rows = [_row("pool", 0, "pass", []), _row("fc", 1, "not_compared", ["pool"], "Dense"),
+    rows = [_row("pool", 0, "pass", []), _row("fc", 1, "not_judged", ["pool"], "Dense"),
             _row("fc__act", 2, "fail", ["fc"], "Softmax")]
     fd = first_divergence(rows)
-    assert fd["tensor"] == "fc__act" and fd["forge_layers"] == ["fc", "fc__act"]
+    assert fd.tensor == "fc__act" and fd.forge_layers == ["fc", "fc__act"]
 
 
 def test_labels_formats(tmp_path):
@@ -112,18 +118,19 @@ def test_labels_formats(tmp_path):
         load_labels(b)
 
 
-def test_baseline_compare_and_mismatch():
-    settings = {"tolerance": 1.5, "floor": 0.0, "metrics": ["mean_abs"], "accuracy_drop": 0.0,
-                "fps_drop": 0.5}
-    base = {"model": "m", "weights": "random", "seed": 0, "images": ["a"], "device": "iPhone",
-            "tensors": {"conv": {"mean_abs": 0.01}, "pool": {"mean_abs": 0.01}},
-            "accuracy": {"device": {"top1": 1.0, "top5": 1.0}}, "performance": {"fps": 20.0}}
-    cur = {"model": "m", "weights": "random", "seed": 0, "images": ["a"], "device": "iPhone",
-           "tensors": [{"name": "conv", "status": "pass", "mean_abs": 0.05},
-                       {"name": "pool", "status": "pass", "mean_abs": 0.012}],
-           "accuracy": {"device": {"top1": 0.5, "top5": 1.0}}, "performance": {"fps": 5.0}}
-    regs = {r["tensor"]: r for r in compare(base, cur, settings)}
-    assert set(regs) == {"conv", "accuracy.device.top1", "performance.fps"}
-    assert regs["conv"]["worse_by"] == "5.0x"
-    assert mismatch(base, cur) is None
-    assert "seed" in mismatch(base, dict(cur, seed=1))
+
+
+def test_nan_inf_from_clean_inputs_is_the_first_divergence():
+    from validation.verdicts import DataProblem
+
+    nan = _row("conv", 1, "data_problem", ["resize"])
+    nan.problems = [DataProblem(kind="nan_inf", image="dog", reason="net-conv.floats: 3 NaN",
+                                fix="rescale")]
+    later = _row("pool", 2, "data_problem", ["conv"])
+    later.problems = [DataProblem(kind="nan_inf", image="dog", reason="NaN", fix="rescale")]
+    rows = [_row("resize", 0, "pass", []), nan, later]
+    fd = first_divergence(rows)
+    assert fd.tensor == "conv" and "float16 overflow" in fd.hint
+    truncated = _row("conv", 1, "data_problem", ["resize"])
+    truncated.problems = [DataProblem(kind="truncated", image="dog", reason="short", fix="copy")]
+    assert first_divergence([rows[0], truncated]) is None

@@ -1,0 +1,152 @@
+"""The judge alone, on hand-made measurements: integrity before numerics, no pass without
+evidence, baselines, and the run's overall verdict."""
+import json
+
+import pytest
+
+from validation.budgets import BudgetFile
+from validation.evaluate import Comparison, Prediction, Problem
+from validation.judge import (judge_accuracy, judge_baseline, judge_performance, judge_run,
+                              judge_tensors)
+from validation.metrics import compare as measure
+from validation.verdicts import verdict_lines
+
+MANIFEST = {"name": "net", "input": {"height": 8, "width": 8}, "output": {"kind": "classifier"},
+            "totals": {"layers": 3, "tensors": 4, "parameters": 10}}
+FACTS = {"model": "net", "source_model": "net.keras", "weights": "file", "seed": 0,
+         "device": "reference device", "images": ["a.png"], "environment": {"python": "3"},
+         "command": "pytest validation"}
+
+
+def _metrics(rel):
+    """Metrics of a tensor of ones measured with relative error ``rel``."""
+    import numpy as np
+
+    g = np.ones(100)
+    return dict(measure(g, g * (1 + rel)), images=1)
+
+
+def _cmp(name, index, inputs, rel=None, problems=(), comparable=True):
+    return Comparison(name=name, index=index, forge_type="Conv", shape=[10, 10, 1],
+                      inputs=inputs, keras_layer=name, comparable=comparable,
+                      not_comparable_reason="" if comparable else "no Keras counterpart",
+                      metrics=None if rel is None else _metrics(rel), problems=list(problems))
+
+
+def test_integrity_before_numerics():
+    comparisons = [
+        _cmp("resize", 0, [], rel=1e-4),
+        _cmp("conv1", 1, ["resize"], rel=1e-4,
+             problems=[Problem("truncated", "a", "net-conv1.floats: 12 bytes is shorter")]),
+        _cmp("conv2", 2, ["conv1"], rel=0.5),
+        _cmp("__Collect__", 3, ["conv2"], comparable=False),
+    ]
+    tensors = judge_tensors(comparisons, BudgetFile())
+    verdicts = {t.name: t.verdict for t in tensors}
+    assert verdicts == {"resize": "pass", "conv1": "data_problem", "conv2": "fail",
+                        "__Collect__": "not_judged"}
+    conv1 = tensors[1]
+    assert conv1.problems[0].kind == "truncated" and "copy the Documents folder" in \
+        conv1.problems[0].fix
+    assert "net-conv1.floats" in conv1.reason
+    # a 16 ε budget for a first layer: rel 1e-4 passes, 0.5 fails
+    assert tensors[2].budget.rel_error == pytest.approx(16 * 2 ** -11 + 2 * 1e-4)
+
+
+def test_run_without_any_compared_tensor_is_not_a_pass():
+    missing = [Problem("missing", "a", "net-conv.floats not found in DIR")]
+    results = judge_run(comparisons=[_cmp("conv", 0, [], problems=missing)], predictions=[],
+                        run_log={}, manifest=MANIFEST, budget_file=BudgetFile(), facts=FACTS)
+    assert results.verdict == "fail" and results.first_divergence is None
+    assert results.first_data_problem.tensor == "conv"
+    text = "\n".join(verdict_lines(results))
+    assert "within" not in text and "0 of 1 tensors judged" in text
+    assert "DATA PROBLEMS" in text and "net-conv.floats not found" in text
+
+    nothing = judge_run(comparisons=[_cmp("x", 0, [], comparable=False)], predictions=[],
+                        run_log={}, manifest=MANIFEST, budget_file=BudgetFile(), facts=FACTS)
+    assert nothing.verdict == "not_judged"
+    assert "NOT JUDGED" in "\n".join(verdict_lines(nothing))
+
+
+def _pred(label, keras, device):
+    return Prediction("img", label, keras, device)
+
+
+def test_accuracy_needs_labels_device_outputs_and_trained_weights():
+    rows = [_pred(1, [1, 2, 3, 4, 5], [1, 2, 3, 4, 5]), _pred(2, [2, 1, 3, 4, 5], [1, 2, 3, 4, 5])]
+    thresholds = {"min_device_top1": 0.5, "min_device_top5": None, "max_top1_drop": 0.0,
+                  "max_top5_drop": 0.0, "min_agreement_top1": 1.0, "min_agreement_top5": None}
+    acc = judge_accuracy(rows, "classifier", "trained", thresholds)
+    checks = {c.name: c for c in acc.checks}
+    assert acc.device.top1 == 0.5 and acc.keras.top1 == 1.0
+    assert checks["device_top1"].verdict == "pass"
+    assert checks["device_top5"].verdict == "not_judged"            # no threshold set
+    assert "no threshold" in checks["device_top5"].reason
+    assert checks["device_vs_keras_top1"].verdict == "fail"         # 0.5 < 1.0 - 0
+    assert checks["agreement_top1"].verdict == "fail"               # 1 of 2 images
+    assert checks["agreement_top5"].verdict == "not_judged"
+
+    random = judge_accuracy(rows, "classifier", "random", thresholds)
+    assert random.device is None
+    for name in ("device_top1", "device_top5", "device_vs_keras_top1", "device_vs_keras_top5"):
+        check = next(c for c in random.checks if c.name == name)
+        assert check.verdict == "not_judged"
+        assert "random weights: accuracy against labels is not meaningful" in check.reason
+
+    no_device = judge_accuracy([_pred(1, [1, 2, 3, 4, 5], None)], "classifier", "trained",
+                               thresholds)
+    assert {c.name: c.verdict for c in no_device.checks}["device_top1"] == "not_judged"
+    assert "no device outputs" in no_device.checks[0].reason
+    assert no_device.agreement is None
+
+    no_labels = judge_accuracy([_pred(None, [1], [1])], "classifier", "trained", thresholds)
+    assert "no labels" in no_labels.checks[0].reason
+
+    detector = judge_accuracy(rows, "yolo", "trained", thresholds)
+    assert all(c.verdict == "not_judged" for c in detector.checks)
+
+
+def test_fps_is_judged_only_on_a_phone():
+    thresholds = {"min_fps": 10.0, "max_latency_s": None}
+    reference = judge_performance({"latency_s": {"mean": 0.03, "min": 0.02, "max": 0.04},
+                                   "fps": 33.0}, "reference device", thresholds)
+    assert reference.fps is None and reference.source == "host emulation"
+    assert reference.host_emulation_s.mean == 0.03
+    assert all(c.verdict == "not_judged" and "host emulation" in c.reason
+               for c in reference.checks)
+
+    phone = judge_performance({"fps": 8.0, "latency_s": 0.125, "run_log": "run.json"},
+                              "iPhone X", thresholds)
+    checks = {c.name: c for c in phone.checks}
+    assert phone.source == "phone run log" and phone.fps == 8.0
+    assert checks["fps"].verdict == "fail" and checks["latency"].verdict == "not_judged"
+
+    silent = judge_performance({"compile_s": 0.3}, "iPhone X", thresholds)
+    assert silent.fps is None and all(c.verdict == "not_judged" for c in silent.checks)
+
+
+def test_no_baseline_is_not_judged_and_says_nothing_was_compared():
+    results = judge_run(comparisons=[_cmp("conv", 0, [], rel=1e-4)], predictions=[],
+                        run_log={}, manifest=MANIFEST, budget_file=BudgetFile(), facts=FACTS,
+                        baseline_path="golden/baselines/net.json")
+    assert results.baseline.verdict == "not_judged"
+    assert "nothing compared" in results.baseline.reason
+    assert results.verdict == "pass" and "baseline" in results.verdict_reason
+
+    settings = BudgetFile().baseline
+    doc = {"model": "net", "weights": "file", "seed": 0, "images": ["a.png"],
+           "device": "reference device", "tensors": {"conv": {"rel_error": 1e-6}}}
+    worse = judge_baseline("b.json", doc, None, results, settings)
+    assert worse.verdict == "fail" and worse.regressions[0].what == "conv"
+    other = judge_baseline("b.json", dict(doc, seed=3), None, results, settings)
+    assert other.verdict == "not_judged" and "seed" in other.reason
+
+
+def test_schema_command_prints_the_results_schema(capsys):
+    from validation.__main__ import main
+
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert "verdict" in schema["properties"] and "tensors" in schema["required"]
+    assert schema["additionalProperties"] is False

@@ -1,0 +1,348 @@
+"""The one judge: measurements + budgets + thresholds + baseline → :class:`~validation.verdicts.Results`.
+
+Every verdict of a run is decided here and nowhere else (tests, terminal, results JSON and
+reports render the result).  The rules:
+
+* **Integrity before numerics.**  A tensor whose device data is missing, truncated, oversized,
+  NaN/Inf, of the wrong shape, of another model or of another conversion in any image has a
+  ``data_problem`` naming the file and the fix; it is never a numerical pass or fail, and the
+  search for the first divergence looks through it.
+* **Numerics.**  A comparable tensor with clean data in every image is held to its budget
+  (:mod:`validation.budgets`): ``pass`` or ``fail`` with the violated metrics.  The first
+  divergence is the earliest ``fail`` whose judged inputs all ``pass``
+  (:mod:`validation.divergence`).
+* **No pass without evidence.**  Accuracy of random weights, accuracy without labels or without
+  device outputs, a threshold the budget file does not set, fps of the reference device (its
+  speed is the host's) and a baseline comparison without a baseline are ``not_judged`` with the
+  reason.  A run in which no tensor could be judged is not a pass.
+"""
+import math
+from typing import Optional
+
+from validation import baseline as baselines
+from validation.budgets import BudgetFile, apply_overrides, default_budget
+from validation.divergence import first_divergence, judged_inputs
+from validation.verdicts import (Accuracy, BaselineComparison, Check, DataProblem,
+                                 FirstDataProblem, Latency, Metrics, Performance, Regression,
+                                 Results, TensorResult, TopK, Totals, Violation, Worst, fmt)
+
+REFERENCE_DEVICE = "reference device"
+RANDOM_WEIGHTS = "random"
+
+# What a user does about each kind of data problem (the reason names the file).
+FIXES = {
+    "missing": "run the app with debug: true (debugEvaluate dumps every tensor) and copy the "
+               "whole Documents folder again",
+    "truncated": "the copy is incomplete: copy the Documents folder off the phone again",
+    "oversized": "the file belongs to another build of the network: re-run the app with this "
+                 "build and copy the folder again",
+    "shape_mismatch": "the dump comes from another build of the network: convert again, rebuild "
+                      "the app with the new builder and weights, and re-run it",
+    "wrong_model": "the files carry another model's prefix: validate them with that model, or "
+                   "run the app with this one",
+    "stale_conversion": "the dump was made with another conversion (its manifest hash differs): "
+                        "re-run the app with this build's builder and weights",
+    "nan_inf": "NaN/Inf in the device's values: if the copy is complete, float16 overflowed at "
+               "or before this layer (values beyond ±65504); check the value range of the "
+               "Keras layer and rescale it",
+    "not_compared": "the device side marks this tensor as not comparable; re-run the app with "
+                    "this build",
+}
+GOLDEN_FIX = ("Keras itself did not give usable values for this layer: check the model's "
+              "weights (NaN/Inf) and that the manifest belongs to this model")
+
+
+def fix_for(kind: str) -> str:
+    if kind.startswith("golden_"):
+        return GOLDEN_FIX
+    return FIXES.get(kind, "copy the dump folder again, or re-run the app with this build")
+
+
+# -- tensors ------------------------------------------------------------------------------------
+
+def _finite(x) -> float:
+    return x if x is not None and math.isfinite(x) else 1e30
+
+
+def _violations_text(violations) -> str:
+    return "; ".join(f"cosine {fmt(v)} < {fmt(lim)}" if k == "cosine" else
+                     f"{k} {fmt(v)} > budget {fmt(lim)}" for k, v, lim in violations)
+
+
+def judge_tensors(comparisons: list, budget_file: BudgetFile) -> list:
+    """TensorResult per comparison, in manifest order (budgets inherit the inputs' errors)."""
+    results, by_name = [], {}
+    for c in comparisons:
+        t = TensorResult(name=c.name, index=c.index, forge_type=c.forge_type,
+                         keras_layer=c.keras_layer, shape=c.shape, inputs=c.inputs,
+                         verdict="not_judged", reason="")
+        results.append(t)
+        by_name[c.name] = t
+        if not c.comparable:
+            t.reason = c.not_comparable_reason
+            continue
+        if c.metrics is not None:
+            t.metrics = Metrics(**{k: c.metrics[k] for k in Metrics.__dataclass_fields__})
+        if c.problems:
+            t.verdict = "data_problem"
+            t.problems = [DataProblem(kind=p.kind, image=p.image, reason=p.reason,
+                                      fix=fix_for(p.kind)) for p in c.problems]
+            first = t.problems[0]
+            t.reason = f"{first.kind}: {first.reason}"
+            continue
+        inputs = [by_name[i] for i in judged_inputs(c.name, by_name) if by_name[i].metrics]
+        inherited_rel = max((_finite(i.metrics.rel_error) for i in inputs), default=0.0)
+        inherited_max = max((_finite(i.metrics.max_abs) / i.metrics.golden_max_abs
+                             if i.metrics.golden_max_abs else 0.0 for i in inputs), default=0.0)
+        budget = default_budget(c.metrics, inherited_rel, inherited_max, c.forge_type,
+                                budget_file.rule)
+        budget = apply_overrides(budget, c.name, budget_file)
+        t.budget = budget.result()
+        if budget.skip:
+            t.reason = f"skipped by the budget file's pattern(s) {budget.rule}"
+            continue
+        violations = budget.violations(c.metrics)
+        t.violations = [Violation(metric=k, value=v, limit=lim) for k, v, lim in violations]
+        t.verdict = "fail" if violations else "pass"
+        t.reason = _violations_text(violations)
+    return results
+
+
+def first_data_problem(tensors: list) -> Optional[FirstDataProblem]:
+    for t in tensors:
+        if t.verdict == "data_problem":
+            p = t.problems[0]
+            return FirstDataProblem(tensor=t.name, index=t.index, keras_layer=t.keras_layer,
+                                    kind=p.kind, reason=p.reason, fix=p.fix)
+    return None
+
+
+def worst_tensor(tensors: list) -> Optional[Worst]:
+    worst = None
+    for t in tensors:
+        if t.verdict not in ("pass", "fail") or not t.budget or t.budget.rel_error <= 0:
+            continue
+        ratio = _finite(t.metrics.rel_error) / t.budget.rel_error
+        if worst is None or ratio > worst[0]:
+            worst = (ratio, Worst(tensor=t.name, metric="rel_error", value=t.metrics.rel_error,
+                                  budget=t.budget.rel_error))
+    return worst[1] if worst else None
+
+
+# -- accuracy -----------------------------------------------------------------------------------
+
+def _topk(rows, side) -> Optional[TopK]:
+    usable = [r for r in rows if r.label is not None]
+    if not usable or not any(getattr(r, side) for r in usable):
+        return None
+    n = len(usable)
+    return TopK(top1=sum(1 for r in usable if getattr(r, side) and getattr(r, side)[0] == r.label)
+                / n,
+                top5=sum(1 for r in usable if getattr(r, side) and r.label in getattr(r, side)[:5])
+                / n, images=n)
+
+
+def _agreement(rows) -> Optional[TopK]:
+    both = [r for r in rows if r.keras and r.device]
+    if not both:
+        return None
+    return TopK(top1=sum(1 for r in both if r.keras[0] == r.device[0]) / len(both),
+                top5=sum(1 for r in both if set(r.keras[:5]) == set(r.device[:5])) / len(both),
+                images=len(both))
+
+
+def _threshold_check(name, value, threshold, passes, describe) -> Check:
+    if threshold is None:
+        return Check(name=name, verdict="not_judged", value=value,
+                     reason=f"{describe} (no threshold in the budget file)")
+    return Check(name=name, verdict="pass" if passes else "fail", value=value,
+                 threshold=threshold, reason=describe)
+
+
+def judge_accuracy(rows: list, output_kind: str, weights: str, thresholds: dict) -> Accuracy:
+    """Top-1/top-5 against labels (device, Keras) and device/Keras agreement, with their checks."""
+    labelled = sum(1 for r in rows if r.label is not None)
+    names = ("device_top1", "device_top5", "device_vs_keras_top1", "device_vs_keras_top5",
+             "agreement_top1", "agreement_top5")
+    if output_kind != "classifier":
+        why = f"output kind {output_kind!r}: top-k accuracy does not apply"
+        return Accuracy(images=len(rows), labelled=labelled, device=None, keras=None,
+                        agreement=None, checks=[Check(name=n, verdict="not_judged", reason=why)
+                                                for n in names])
+    checks = []
+    device = keras = None
+    if weights == RANDOM_WEIGHTS:
+        why = "random weights: accuracy against labels is not meaningful"
+        checks += [Check(name=n, verdict="not_judged", reason=why) for n in names[:4]]
+    else:
+        device, keras = _topk(rows, "device"), _topk(rows, "keras")
+        for k in ("top1", "top5"):
+            name = f"device_{k}"
+            if not labelled:
+                checks.append(Check(name=name, verdict="not_judged",
+                                    reason="no labels (--labels FILE)"))
+            elif device is None:
+                checks.append(Check(name=name, verdict="not_judged",
+                                    reason="no device outputs to score"))
+            else:
+                value, lim = getattr(device, k), thresholds.get(f"min_device_{k}")
+                checks.append(_threshold_check(
+                    name, value, lim, lim is not None and value >= lim - 1e-9,
+                    f"device {k} {value:.3f}" + (f", minimum {lim:.3f}" if lim is not None else "")))
+        for k in ("top1", "top5"):
+            name = f"device_vs_keras_{k}"
+            if device is None or keras is None:
+                checks.append(Check(name=name, verdict="not_judged",
+                                    reason="needs labels and both device and Keras outputs"))
+                continue
+            drop = thresholds.get(f"max_{k}_drop")
+            dv, kv = getattr(device, k), getattr(keras, k)
+            checks.append(_threshold_check(
+                name, dv, drop, drop is not None and dv >= kv - drop - 1e-9,
+                f"device {k} {dv:.3f}, Keras {kv:.3f}"
+                + (f", allowed drop {drop}" if drop is not None else "")))
+    agreement = _agreement(rows)
+    for k in ("top1", "top5"):
+        name = f"agreement_{k}"
+        if agreement is None:
+            checks.append(Check(name=name, verdict="not_judged",
+                                reason="no image has both device and Keras outputs"))
+            continue
+        value, lim = getattr(agreement, k), thresholds.get(f"min_agreement_{k}")
+        what = "top-1 class" if k == "top1" else "top-5 set"
+        checks.append(_threshold_check(
+            name, value, lim, lim is not None and value >= lim - 1e-9,
+            f"device and Keras give the same {what} on {value:.3f} of {agreement.images} image(s)"
+            + (f", minimum {lim}" if lim is not None else "")))
+    return Accuracy(images=len(rows), labelled=labelled, device=device, keras=keras,
+                    agreement=agreement, checks=checks)
+
+
+# -- performance --------------------------------------------------------------------------------
+
+def _latency(value) -> Optional[Latency]:
+    if isinstance(value, (int, float)):
+        return Latency(mean=float(value), min=float(value), max=float(value))
+    if isinstance(value, dict) and value.get("mean"):
+        mean = float(value["mean"])
+        return Latency(mean=mean, min=float(value.get("min", mean)),
+                       max=float(value.get("max", mean)))
+    return None
+
+
+def judge_performance(run: dict, device: str, thresholds: dict) -> Performance:
+    """fps/latency of a phone run against the budget file; the reference device's time is host
+    emulation time and never device fps."""
+    latency = _latency(run.get("latency_s"))
+    names = ("fps", "latency")
+    if device == REFERENCE_DEVICE:
+        why = ("reference device: its time is host emulation time"
+               + (f" ({latency.mean * 1000:.1f} ms per image)" if latency else "")
+               + ", not device fps; fps is judged on phone runs")
+        return Performance(source="host emulation", fps=None, latency_s=None,
+                           host_emulation_s=latency,
+                           checks=[Check(name=n, verdict="not_judged", reason=why)
+                                   for n in names])
+    fps = run.get("fps")
+    if fps is None and latency is not None:
+        fps = 1.0 / latency.mean
+    source = "phone run log" if run.get("run_log") else (
+        "console log" if run.get("compile_s") is not None else "none")
+    checks = []
+    if fps is None:
+        why = "the phone's run log has no fps or latency (the console log has none)"
+        checks = [Check(name=n, verdict="not_judged", reason=why) for n in names]
+    else:
+        lim = thresholds.get("min_fps")
+        checks.append(_threshold_check("fps", float(fps), lim, lim is not None and fps >= lim,
+                                       f"{fps:.2f} fps" + (f", minimum {lim}" if lim else "")))
+        lim = thresholds.get("max_latency_s")
+        if latency is None:
+            checks.append(Check(name="latency", verdict="not_judged",
+                                reason="the run log has no latency"))
+        else:
+            checks.append(_threshold_check(
+                "latency", latency.mean, lim, lim is not None and latency.mean <= lim,
+                f"mean latency {latency.mean * 1000:.1f} ms"
+                + (f", maximum {lim * 1000:.1f} ms" if lim else "")))
+    return Performance(source=source, fps=None if fps is None else float(fps), latency_s=latency,
+                       host_emulation_s=None, checks=checks)
+
+
+# -- baseline -----------------------------------------------------------------------------------
+
+def judge_baseline(path, doc: Optional[dict], note: Optional[str], results: Results,
+                   settings: dict) -> BaselineComparison:
+    """Compare with the accepted baseline; no baseline (or another setup's) is not judged."""
+    where = str(path) if path else None
+    if doc is None:
+        return BaselineComparison(verdict="not_judged", path=where,
+                                  reason=note or f"no baseline at {where}: nothing compared; "
+                                                 "record one with --update-baseline")
+    why = baselines.mismatch(doc, results)
+    if why:
+        return BaselineComparison(verdict="not_judged", path=where, reason=f"{where}: {why}")
+    regressions = [Regression(**r) for r in baselines.compare(doc, results, settings)]
+    if regressions:
+        return BaselineComparison(verdict="fail", path=where, regressions=regressions,
+                                  reason=f"{len(regressions)} metric(s) worse than the baseline "
+                                         "beyond tolerance")
+    compared = len(doc.get("tensors", {}))
+    return BaselineComparison(verdict="pass", path=where,
+                              reason=f"{compared} tensor(s), accuracy and fps within tolerance "
+                                     "of the baseline")
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+def overall(results: Results) -> tuple:
+    """(verdict, reason) of the whole run."""
+    fails, problems = results.count("fail"), results.count("data_problem")
+    failed_checks = [c.name for c in results.checks() if c.verdict == "fail"]
+    not_judged = [c.name for c in results.checks() if c.verdict == "not_judged"]
+    if results.baseline.verdict == "fail":
+        failed_checks.append("baseline")
+    elif results.baseline.verdict == "not_judged":
+        not_judged.append("baseline")
+    parts = []
+    if fails:
+        fd = results.first_divergence
+        parts.append(f"{fails} tensor(s) over budget"
+                     + (f" (first divergence {fd.tensor})" if fd else ""))
+    if problems:
+        parts.append(f"{problems} tensor(s) with data problems")
+    if failed_checks:
+        parts.append("failed: " + ", ".join(failed_checks))
+    judged = results.count("pass") + fails
+    tail = f"; not judged: {', '.join(not_judged)}" if not_judged else ""
+    if parts:
+        return "fail", "; ".join(parts) + tail
+    if not judged:
+        return "not_judged", "no tensor could be compared" + tail
+    return "pass", f"all {judged} judged tensors within budget" + tail
+
+
+def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: dict,
+              budget_file: BudgetFile, facts: dict, baseline_path=None,
+              baseline_doc: Optional[dict] = None, baseline_note: Optional[str] = None) -> Results:
+    """The results of one run.  ``facts``: model, source_model, weights, seed, device, images,
+    environment, command (what the run was about, recorded as is)."""
+    tensors = judge_tensors(comparisons, budget_file)
+    kind = (manifest.get("output") or {}).get("kind", "raw")
+    results = Results(
+        **facts,
+        input_size=[manifest["input"]["height"], manifest["input"]["width"]],
+        totals=Totals(**manifest["totals"]),
+        budget_file=budget_file.path,
+        tensors=tensors,
+        first_divergence=first_divergence(tensors),
+        first_data_problem=first_data_problem(tensors),
+        worst_tensor=worst_tensor(tensors),
+        accuracy=judge_accuracy(predictions, kind, facts["weights"], budget_file.accuracy),
+        performance=judge_performance(run_log, facts["device"], budget_file.performance),
+        baseline=BaselineComparison(verdict="not_judged", path=None, reason="pending"),
+        verdict="not_judged", verdict_reason="pending")
+    results.baseline = judge_baseline(baseline_path, baseline_doc, baseline_note, results,
+                                      budget_file.baseline)
+    results.verdict, results.verdict_reason = overall(results)
+    return results

@@ -1,0 +1,345 @@
+"""The typed result of a validation run (``keras2metal.results/2``): every verdict, from one judge.
+
+:mod:`validation.judge` is the only code that decides anything; the pytest tests, the terminal
+header and summary, the results JSON and the ``reports`` package render a :class:`Results`.
+
+Verdicts:
+
+* ``pass`` — compared against a threshold and within it;
+* ``fail`` — compared and over its threshold (numerics), or a check that failed;
+* ``data_problem`` — the device data cannot be compared as it is (missing, truncated, oversized,
+  NaN/Inf, wrong shape, another model's or another conversion's dump): it names the file and the
+  fix, and is kept apart from numerical divergence;
+* ``not_judged`` — no data or no threshold (a tensor without a Keras counterpart, accuracy of
+  random weights, fps on the reference device, no baseline): reported with the reason, never as
+  a pass.
+
+A run passes only if nothing failed, nothing has a data problem and at least one tensor was
+judged; its summary counts what was judged and lists what was not.
+"""
+from dataclasses import field
+from typing import Literal, Optional
+
+from core.contracts import component, contract, read
+
+FORMAT = "keras2metal.results/2"
+Verdict = Literal["pass", "fail", "data_problem", "not_judged"]
+CheckVerdict = Literal["pass", "fail", "not_judged"]
+PerformanceSource = Literal["phone run log", "console log", "host emulation", "none"]
+
+
+@component
+class Budget:
+    rule: str                 # "default" or the budget-file pattern(s) that changed it
+    mean_abs: float
+    max_abs: float
+    rel_error: float
+    cosine: float
+    inherited_rel: float = 0.0
+    inherited_max: float = 0.0
+
+
+@component
+class Metrics:
+    """device vs Keras over every image compared (see validation.metrics)."""
+    max_abs: float
+    mean_abs: float
+    rmse: float
+    rel_error: float
+    cosine: float
+    range: list[float]
+    golden_rms: float
+    golden_max_abs: float
+    nan_inf: int
+    golden_nan_inf: int
+    count: int
+    images: int
+
+
+@component
+class Violation:
+    metric: str
+    value: Optional[float]
+    limit: float
+
+
+@component
+class DataProblem:
+    kind: str                 # the store status: missing, truncated, nan_inf, stale_conversion...
+    image: Optional[str]
+    reason: str               # names the file
+    fix: str
+
+
+@component
+class TensorResult:
+    name: str
+    index: int
+    forge_type: str
+    keras_layer: Optional[str]
+    shape: Optional[list[int]]
+    inputs: list[str]
+    verdict: Verdict
+    reason: str
+    metrics: Optional[Metrics] = None
+    budget: Optional[Budget] = None
+    violations: list[Violation] = field(default_factory=list)
+    problems: list[DataProblem] = field(default_factory=list)
+
+
+@component
+class Divergence:
+    """The earliest tensor over budget whose judged inputs all pass."""
+    tensor: str
+    index: int
+    forge_type: str
+    keras_layer: Optional[str]
+    forge_layers: list[str]
+    reason: str
+    hint: str
+
+
+@component
+class FirstDataProblem:
+    tensor: str
+    index: int
+    keras_layer: Optional[str]
+    kind: str
+    reason: str
+    fix: str
+
+
+@component
+class Worst:
+    tensor: str
+    metric: str
+    value: float
+    budget: float
+
+
+@component
+class Check:
+    name: str
+    verdict: CheckVerdict
+    reason: str
+    value: Optional[float] = None
+    threshold: Optional[float] = None
+
+
+@component
+class TopK:
+    top1: float
+    top5: float
+    images: int
+
+
+@component
+class Accuracy:
+    images: int
+    labelled: int
+    device: Optional[TopK]
+    keras: Optional[TopK]
+    agreement: Optional[TopK]
+    checks: list[Check]
+
+
+@component
+class Latency:
+    mean: float
+    min: float
+    max: float
+
+
+@component
+class Performance:
+    source: PerformanceSource
+    fps: Optional[float]           # only from a phone (run log or console log)
+    latency_s: Optional[Latency]
+    host_emulation_s: Optional[Latency]   # the reference device: host time, not device fps
+    checks: list[Check]
+
+
+@component
+class Regression:
+    what: str                      # tensor name, or accuracy.<side>.<k>, performance.fps
+    metric: str
+    baseline: float
+    current: Optional[float]
+    tolerance: float
+    worse_by: str
+
+
+@component
+class BaselineComparison:
+    verdict: CheckVerdict
+    path: Optional[str]
+    reason: str
+    regressions: list[Regression] = field(default_factory=list)
+
+
+@component
+class Totals:
+    layers: int
+    tensors: int
+    parameters: int
+
+
+@contract(FORMAT, "write it again with `pytest validation ... --results FILE`")
+class Results:
+    model: str
+    source_model: str
+    weights: str
+    seed: int
+    input_size: list[int]          # [height, width]
+    device: str
+    images: list[str]
+    environment: dict[str, str]
+    command: str
+    totals: Totals
+    budget_file: Optional[str]
+    tensors: list[TensorResult]
+    first_divergence: Optional[Divergence]
+    first_data_problem: Optional[FirstDataProblem]
+    worst_tensor: Optional[Worst]
+    accuracy: Accuracy
+    performance: Performance
+    baseline: BaselineComparison
+    verdict: CheckVerdict
+    verdict_reason: str
+    format: str = FORMAT
+
+    def tensor(self, name: str) -> TensorResult:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(f"no tensor {name!r} in the results of {self.model}")
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for t in self.tensors if t.verdict == verdict)
+
+    def checks(self) -> list:
+        return [*self.accuracy.checks, *self.performance.checks]
+
+
+def load_results(path) -> Results:
+    """Read a results file; a file of another format or shape is a ContractError naming it."""
+    return read(Results, path)
+
+
+# -- texts: how every part renders the same verdicts -------------------------------------------
+
+def fmt(value) -> str:
+    """A metric for text: 4 significant digits, NaN/Inf spelled out, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(fmt(v) for v in value) + "]"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def tensor_counts(results: Results) -> str:
+    """'20 of 22 tensors judged: 19 pass, 1 fail; 2 not judged (...)' — never more than compared."""
+    judged = results.count("pass") + results.count("fail")
+    parts = [f"{judged} of {len(results.tensors)} tensors judged"]
+    numeric = [f"{results.count(v)} {v}" for v in ("pass", "fail") if results.count(v)]
+    if numeric:
+        parts[0] += ": " + ", ".join(numeric)
+    problems = results.count("data_problem")
+    if problems:
+        parts.append(f"{problems} with data problems")
+    not_judged = results.count("not_judged")
+    if not_judged:
+        parts.append(f"{not_judged} not judged")
+    return "; ".join(parts)
+
+
+def verdict_lines(results: Results) -> list:
+    """The verdict as printed at the top and the end of a pytest run (and atop the report)."""
+    r = results
+    lines = [f"keras2metal validation: {r.model} ({r.source_model}, weights {r.weights}, seed "
+             f"{r.seed}) on the {r.device}, {len(r.images)} image(s); " + tensor_counts(r)]
+    fd = r.first_divergence
+    if fd:
+        covered = (f", covering Forge layers {', '.join(fd.forge_layers)}"
+                   if len(fd.forge_layers) > 1 else "")
+        lines.append(f"FIRST DIVERGENCE: tensor {fd.tensor!r} (#{fd.index}, Forge {fd.forge_type}"
+                     f"{covered}) ↔ Keras layer {fd.keras_layer!r}: {fd.reason}")
+        lines.append(f"  typical causes: {fd.hint}")
+    elif r.count("fail"):
+        lines.append(f"numerics: {r.count('fail')} tensor(s) over budget")
+    elif r.count("pass"):
+        lines.append(f"first divergence: none among the {r.count('pass')} judged tensors")
+    else:
+        lines.append("numerics: NOT JUDGED — no tensor could be compared")
+    dp = r.first_data_problem
+    if dp:
+        lines.append(f"DATA PROBLEMS: {r.count('data_problem')} tensor(s) cannot be compared; "
+                     f"first: {dp.tensor!r} (#{dp.index}) {dp.kind}: {dp.reason}")
+        lines.append(f"  fix: {dp.fix}")
+    acc = r.accuracy
+    measured = []
+    for label, block in (("device", acc.device), ("Keras", acc.keras),
+                         ("agreement", acc.agreement)):
+        if block is not None:
+            measured.append(f"{label} top-1 {block.top1:.3f} top-5 {block.top5:.3f}")
+    if measured:
+        lines.append("accuracy: " + "; ".join(measured) + f" ({acc.labelled} labelled of "
+                     f"{acc.images})")
+    perf = r.performance
+    if perf.fps is not None:
+        lat = perf.latency_s
+        lines.append(f"performance: {perf.fps:.2f} fps" + (
+            f", mean latency {lat.mean * 1000:.1f} ms" if lat else "") + f" ({perf.source})")
+    elif perf.host_emulation_s is not None:
+        lines.append(f"performance: not device fps — host emulation "
+                     f"{perf.host_emulation_s.mean * 1000:.1f} ms per image on this machine")
+    grouped = {}
+    for check in r.checks():
+        if check.verdict != "pass":
+            grouped.setdefault((check.verdict, check.reason), []).append(check.name)
+    for (verdict, reason), names in grouped.items():
+        word = "FAIL" if verdict == "fail" else "not judged"
+        lines.append(f"  {', '.join(names)}: {word} — {reason}")
+    b = r.baseline
+    if b.verdict == "fail":
+        lines.append(f"REGRESSIONS: {len(b.regressions)} metric(s) worse than the baseline {b.path}")
+    elif b.verdict == "pass":
+        lines.append(f"baseline: no regressions against {b.path}")
+    else:
+        lines.append(f"baseline: not judged — {b.reason}")
+    lines.append(f"VERDICT: {r.verdict.upper().replace('_', ' ')} — {r.verdict_reason}")
+    return lines
+
+
+def tensor_table(t: TensorResult) -> str:
+    """The failure table of one tensor: metric, device vs Keras, budget."""
+    from tabulate import tabulate
+
+    m, b = t.metrics, t.budget
+    get = (lambda key: getattr(m, key)) if m else (lambda key: None)
+    rows = [
+        ["max abs", fmt(get("max_abs")), fmt(b.max_abs) if b else "-"],
+        ["mean abs", fmt(get("mean_abs")), fmt(b.mean_abs) if b else "-"],
+        ["RMSE", fmt(get("rmse")), "-"],
+        ["relative error", fmt(get("rel_error")), fmt(b.rel_error) if b else "-"],
+        ["cosine similarity", fmt(get("cosine")), f">= {fmt(b.cosine)}" if b else "-"],
+        ["value range (Keras)", fmt(get("range")), "-"],
+        ["NaN/Inf count", fmt(get("nan_inf")), "0"],
+    ]
+    text = tabulate(rows, headers=["metric", "device vs Keras", "budget"], tablefmt="simple")
+    head = [f"tensor {t.name} (Forge {t.forge_type}, index {t.index}, shape {t.shape}) ↔ Keras "
+            f"layer {t.keras_layer}"]
+    if b is not None:
+        head.append(f"budget rule: {b.rule}; inherited relative error from inputs "
+                    f"{fmt(b.inherited_rel)}")
+    return "\n".join(head) + "\n" + text
+
+
+def problem_lines(t: TensorResult, limit: int = 3) -> list:
+    lines = [f"{p.image or 'all images'}: {p.kind}: {p.reason} — fix: {p.fix}"
+             for p in t.problems[:limit]]
+    if len(t.problems) > limit:
+        lines.append(f"... and {len(t.problems) - limit} more image(s)")
+    return lines
