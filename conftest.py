@@ -22,9 +22,20 @@ def pytest_addoption(parser):
                     help="reference device only: inject a conversion fault into one layer "
                          "(transpose, stride, bias, garbage) to see the suite catch it")
     group.addoption("--images", nargs="+", default=None, metavar="DIR|FILES",
-                    help="images to run (default: the model's built-in sample images)")
-    group.addoption("--labels", default=None, metavar="FILE",
-                    help="image -> class index (JSON or '<image> <index>' lines), for accuracy")
+                    help="images to run: folders (read recursively) and/or files (default: the "
+                         "model's built-in sample images)")
+    group.addoption("--labels", default=None, metavar="FILE|folders",
+                    help="classes of the images, for accuracy: JSON {image: class}, an "
+                         "'image,label' CSV (also Kaggle's LOC_val_solution.csv), '<image> "
+                         "<label>' lines, an ImageNet synset list (labels from the class "
+                         "folders), or 'folders' (folder name = class); a label is an index, a "
+                         "class name or a WordNet id")
+    group.addoption("--limit", type=int, default=None, metavar="N",
+                    help="validate only the first N images (sorted by name)")
+    group.addoption("--sample", type=int, default=None, metavar="N",
+                    help="validate a seeded random sample of N images (see --sample-seed)")
+    group.addoption("--sample-seed", type=int, default=0, metavar="S",
+                    help="seed of --sample (default 0: the same images every run)")
     group.addoption("--budget", default=None, metavar="FILE",
                     help="budget TOML (default: validation/budgets/<model>.toml if present)")
     group.addoption("--baseline", default=None, metavar="FILE",

@@ -4,7 +4,8 @@ The device input path (Forge test app): the file is loaded as an 8-bit texture (
 SRGB off, ``.bgra8Unorm``), Forge's input stage scales it to the network size and to [0, 1], and
 the network's preprocessing layers follow.  Here:
 
-* :func:`list_images` turns a folder or a list of files into a sorted list of image paths;
+* :func:`list_images` turns folders (recursively) and files into a sorted list of image paths,
+  optionally the first N or a seeded sample of N;
 * :func:`image_key` is the per-image key used everywhere (stores, dump folders, run logs): the
   file stem;
 * :func:`load_rgb01` gives the float32 HWC RGB image in [0, 1] at the network size: 8-bit RGB(A)
@@ -31,11 +32,12 @@ def image_key(path) -> str:
     return Path(path).stem
 
 
-def list_images(sources) -> list:
-    """Folder(s) and/or image files → sorted list of image paths (a folder is read non-recursively).
+def list_images(sources, *, limit=None, sample=None, seed=0) -> list:
+    """Folders (read recursively) and/or image files → sorted list of image paths.
 
-    Sorted by key then path.  Raises :class:`ImageError` for a missing path, a folder without
-    images, a file that is not an image, or two images with the same key.
+    Sorted by key then path.  ``limit``: keep the first N; ``sample``: a seeded random choice
+    of N (same seed, same images), in sorted order.  Raises :class:`ImageError` for a missing
+    path, a folder without images, a file that is not an image, or two images with the same key.
     """
     if isinstance(sources, (str, Path)):
         sources = [sources]
@@ -43,8 +45,9 @@ def list_images(sources) -> list:
     for source in sources:
         source = Path(source)
         if source.is_dir():
-            files = [p for p in source.iterdir()
-                     if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+            files = [p for p in source.rglob("*")
+                     if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                     and not any(part.startswith(".") for part in p.relative_to(source).parts)]
             if not files:
                 raise ImageError(f"{source}: folder holds no images "
                                  f"({', '.join(IMAGE_EXTENSIONS)}); pass image files or another folder")
@@ -61,9 +64,24 @@ def list_images(sources) -> list:
     for path in found:
         other = keys.setdefault(image_key(path), path)
         if other != path:
-            raise ImageError(f"{other} and {path} share the key {image_key(path)!r} (the file stem); "
-                             "rename one so every image has its own key")
-    return found
+            raise ImageError(f"{other} and {path} share the key {image_key(path)!r} (the file "
+                             "stem, which names the image in stores, dump folders and labels); "
+                             "rename one so every image has its own file name")
+    return select(found, limit=limit, sample=sample, seed=seed)
+
+
+def select(paths: list, *, limit=None, sample=None, seed=0) -> list:
+    """The first ``limit`` paths, or a seeded sample of ``sample`` of them (kept in order)."""
+    for name, value in (("--limit", limit), ("--sample", sample)):
+        if value is not None and value < 1:
+            raise ImageError(f"{name} {value}: expected a positive number of images")
+    if sample is not None and sample < len(paths):
+        rng = np.random.default_rng(seed)
+        chosen = set(rng.choice(len(paths), size=sample, replace=False).tolist())
+        paths = [p for i, p in enumerate(paths) if i in chosen]
+    if limit is not None:
+        paths = paths[:limit]
+    return paths
 
 
 def load_rgb8(path) -> np.ndarray:

@@ -66,7 +66,8 @@ def _accuracy_cell(results, block, key, check_name) -> str:
     value = getattr(results.accuracy, block)
     if value is None:
         return "not judged"
-    text = fmt.percent(getattr(value, key))
+    low, high = getattr(value, f"{key}_ci")
+    text = f"{fmt.percent(getattr(value, key))} ({fmt.percent(low)}–{fmt.percent(high)})"
     failed = any(c.name == check_name and c.verdict == "fail" for c in results.checks())
     return f"**{text}**" if failed else text
 
@@ -264,8 +265,8 @@ def build_report(results_paths, out_md, plots_dir=None, date=None, title=TITLE) 
               "", "verdict: the suite's verdict of the run; tensors judged: tensors compared "
               "against a budget (the rest have data problems or nothing to compare); speed: fps "
               "of a phone run, or the reference device's host emulation time (not device fps); "
-              "top-1/top-5: the device's accuracy on the labelled images (not judged for random "
-              "weights or without labels); agreement: share of images where the device's top-k "
+              "top-1/top-5: the device's accuracy on the labelled images with its 95% interval (not "
+              "judged for random weights or without labels); agreement: share of images where the device's top-k "
               "equals Keras's; worst tensor: metric value / budget; first divergence: the first "
               "tensor over its budget whose inputs are all within theirs.", "",
               "## Regressions", ""] + _regressions(all_results) + [""]

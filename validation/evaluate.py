@@ -10,13 +10,10 @@ says, per manifest tensor, what was compared over which images, and what stood i
 * :func:`predictions` → per image the Keras and device top-5 and the label;
 * :func:`run_log` → the device side's run facts (device name, source of the timings).
 """
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from core.manifest import manifest_hash
-from imagesets import image_key
 from stores import Store
 
 from validation.metrics import Accumulator, top_k
@@ -122,48 +119,7 @@ def compare_tensors(manifest: dict, golden: Store, device: Store) -> list:
     return out
 
 
-# -- predictions, labels, the run log ---------------------------------------------------------
-
-def load_labels(path) -> dict:
-    """Labels file → {image key: class index}.
-
-    Accepted: JSON ``{"file.png": 3, ...}`` or ``{"labels": {...}, "classes": [...]}`` (keys
-    are file names or stems), or text lines ``<file or stem> <index>`` (``#`` comments).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"--labels {path}: no such file")
-    text = path.read_text()
-    out = {}
-    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--labels {path}: not valid JSON ({exc})") from None
-        items = data.get("labels", data) if isinstance(data, dict) else None
-        if not isinstance(items, dict):
-            raise ValueError(f"--labels {path}: expected an object image → class index")
-        for key, value in items.items():
-            try:
-                out[image_key(key)] = int(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"--labels {path}: class of {key!r} is {value!r}, expected an "
-                                 "integer class index") from None
-        return out
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.replace(",", " ").split()
-        if len(parts) != 2:
-            raise ValueError(f"--labels {path}:{number}: expected '<image> <class index>'")
-        try:
-            out[image_key(parts[0])] = int(parts[1])
-        except ValueError:
-            raise ValueError(f"--labels {path}:{number}: class index {parts[1]!r} is not an "
-                             "integer") from None
-    return out
-
+# -- predictions and the run log ---------------------------------------------------------------
 
 @dataclass
 class Prediction:

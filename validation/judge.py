@@ -131,24 +131,39 @@ def worst_tensor(tensors: list) -> Optional[Worst]:
 
 # -- accuracy -----------------------------------------------------------------------------------
 
+Z95 = 1.959964
+
+
+def wilson(successes: int, n: int) -> list:
+    """95% Wilson score interval of a proportion (sound at 0 and 1 and for few images)."""
+    if n == 0:
+        return [0.0, 1.0]
+    p, z2 = successes / n, Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def _share(hits1: int, hits5: int, n: int) -> TopK:
+    return TopK(top1=hits1 / n, top5=hits5 / n, images=n, top1_ci=wilson(hits1, n),
+                top5_ci=wilson(hits5, n))
+
+
 def _topk(rows, side) -> Optional[TopK]:
     usable = [r for r in rows if r.label is not None]
     if not usable or not any(getattr(r, side) for r in usable):
         return None
-    n = len(usable)
-    return TopK(top1=sum(1 for r in usable if getattr(r, side) and getattr(r, side)[0] == r.label)
-                / n,
-                top5=sum(1 for r in usable if getattr(r, side) and r.label in getattr(r, side)[:5])
-                / n, images=n)
+    hits1 = sum(1 for r in usable if getattr(r, side) and getattr(r, side)[0] == r.label)
+    hits5 = sum(1 for r in usable if getattr(r, side) and r.label in getattr(r, side)[:5])
+    return _share(hits1, hits5, len(usable))
 
 
 def _agreement(rows) -> Optional[TopK]:
     both = [r for r in rows if r.keras and r.device]
     if not both:
         return None
-    return TopK(top1=sum(1 for r in both if r.keras[0] == r.device[0]) / len(both),
-                top5=sum(1 for r in both if set(r.keras[:5]) == set(r.device[:5])) / len(both),
-                images=len(both))
+    return _share(sum(1 for r in both if r.keras[0] == r.device[0]),
+                  sum(1 for r in both if set(r.keras[:5]) == set(r.device[:5])), len(both))
 
 
 def _threshold_check(name, value, threshold, passes, describe) -> Check:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from imagesets import FOLDERS
 from validation.cache import default_cache_dir, mark_used
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,9 @@ class Settings:
     seed: int = 0
     images: Optional[list] = None
     labels: Optional[str] = None
+    limit: Optional[int] = None
+    sample: Optional[int] = None
+    sample_seed: int = 0
     device_dump: Optional[str] = None
     fault: Optional[str] = None
     cache_dir: Optional[str] = None
@@ -95,7 +99,9 @@ class Settings:
             self.images = [str(_abs(p, base)) for p in self.images]
         else:
             self.images = [str(DEFAULT_MODEL_DIR / "images" if is_default else SAMPLE_IMAGES)]
-        if self.labels:
+        if self.labels == FOLDERS:
+            pass
+        elif self.labels:
             self.labels = str(_abs(self.labels, base))
         else:
             self.labels = _builtin_labels(self.images, is_default, entry)
@@ -224,7 +230,8 @@ class Pipeline:
         from imagesets.images import ImageError, list_images
 
         try:
-            self.image_paths = list_images(self.s.images)
+            self.image_paths = list_images(self.s.images, limit=self.s.limit,
+                                           sample=self.s.sample, seed=self.s.sample_seed)
         except ImageError as exc:
             raise ValidationSetupError(f"--images: {exc}") from None
         self.images_key = digest(images_id(self.image_paths))

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from imagesets import imagenet_classes, load_labels
 from validation import baseline as baselines
 from validation.budgets import BudgetFile, find_budget_file, load_budget_file
-from validation.evaluate import (compare_tensors, device_name, load_labels, open_stores,
-                                 predictions, run_log)
+from validation.evaluate import (compare_tensors, device_name, open_stores, predictions,
+                                 run_log)
 from validation.judge import judge_run
+from validation.pipeline import DEFAULT_MODEL
 from validation.results import environment
 from validation.verdicts import Results
 
@@ -37,6 +39,18 @@ def resolve_budget_file(settings, manifest, path=None) -> BudgetFile:
     return load_budget_file(found) if found else BudgetFile()
 
 
+def model_classes(settings, manifest):
+    """The model's class names in output order, when known (to read labels given as names)."""
+    classes = (manifest.get("output") or {}).get("classes")
+    if settings.zoo_key == DEFAULT_MODEL:
+        from core.default_model import CLASSES
+
+        return list(CLASSES)
+    if settings.zoo_key and classes == 1000:
+        return imagenet_classes()
+    return None
+
+
 def _weights_label(settings) -> str:
     return settings.weights if not Path(str(settings.weights)).is_file() else str(settings.weights)
 
@@ -45,7 +59,8 @@ def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str
                  update_baseline: bool = False) -> Evaluation:
     s, manifest = prepared.settings, prepared.manifest
     budget_file = resolve_budget_file(s, manifest, budget_path)
-    labels = load_labels(s.labels) if s.labels else {}
+    labels = load_labels(s.labels, prepared.image_paths, model_classes(s, manifest)) \
+        if s.labels else {}
     golden, device = open_stores(prepared)
     try:
         comparisons = compare_tensors(manifest, golden, device)

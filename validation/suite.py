@@ -36,7 +36,9 @@ class SuiteState:
         return Settings(
             model=self.option("--model") or "default", weights=self.option("--weights"),
             seed=self.option("--seed") or 0, images=self.option("--images"),
-            labels=self.option("--labels"), device_dump=self.option("--device-dump"),
+            labels=self.option("--labels"), limit=self.option("--limit"),
+            sample=self.option("--sample"), sample_seed=self.option("--sample-seed") or 0,
+            device_dump=self.option("--device-dump"),
             fault=self.option("--fault"), cache_dir=self.option("--validation-cache"),
             base_dir=str(self.config.invocation_params.dir))
 

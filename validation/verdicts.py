@@ -128,9 +128,12 @@ class Check:
 
 @component
 class TopK:
+    """Shares of ``images``, each with its 95% (Wilson score) confidence interval."""
     top1: float
     top5: float
     images: int
+    top1_ci: list[float]
+    top5_ci: list[float]
 
 
 @component
@@ -283,10 +286,12 @@ def verdict_lines(results: Results) -> list:
     for label, block in (("device", acc.device), ("Keras", acc.keras),
                          ("agreement", acc.agreement)):
         if block is not None:
-            measured.append(f"{label} top-1 {block.top1:.3f} top-5 {block.top5:.3f}")
+            measured.append(f"{label} top-1 {block.top1:.3f} [{block.top1_ci[0]:.3f}, "
+                            f"{block.top1_ci[1]:.3f}] top-5 {block.top5:.3f} "
+                            f"[{block.top5_ci[0]:.3f}, {block.top5_ci[1]:.3f}]")
     if measured:
         lines.append("accuracy: " + "; ".join(measured) + f" ({acc.labelled} labelled of "
-                     f"{acc.images})")
+                     f"{acc.images}; 95% intervals)")
     perf = r.performance
     if perf.fps is not None:
         lat = perf.latency_s

@@ -34,6 +34,14 @@ ENVIRONMENT = {"python": "3.11.9", "tensorflow": "2.21.0", "keras": "3.15.1", "n
                "platform": "Linux-6.1-x86_64", "host": "ci-runner-1"}
 
 
+INTERVALS = {0.875: [0.529, 0.978], 1.0: [0.676, 1.0]}     # 95% Wilson intervals, 8 images
+
+
+def _topk(top1, top5):
+    return TopK(top1=top1, top5=top5, images=8, top1_ci=INTERVALS[top1],
+                top5_ci=INTERVALS[top5])
+
+
 def _tensor(i, rng, verdict):
     mean_abs = float(f"{1e-4 * (1 + i / 10) * (1 + rng.random()):.4g}")
     rel = float(f"{2e-4 * (1 + i / 5) * (1 + rng.random()):.4g}")
@@ -90,14 +98,13 @@ def make_results(model="resnet_50", source="resnet50", size=(224, 224), layers=9
     judged = [t for t in rows if t.verdict in ("pass", "fail")]
     worst = max(judged, key=lambda t: t.metrics.rel_error) if judged else None
     if kind == "classifier" and weights != "random":
-        acc = Accuracy(images=8, labelled=8, device=TopK(top1=0.875, top5=1.0, images=8),
-                       keras=TopK(top1=0.875, top5=1.0, images=8),
-                       agreement=TopK(top1=1.0, top5=1.0, images=8),
+        acc = Accuracy(images=8, labelled=8, device=_topk(0.875, 1.0),
+                       keras=_topk(0.875, 1.0), agreement=_topk(1.0, 1.0),
                        checks=[Check(name="device_top1", verdict="pass", reason="0.875, min 0.8",
                                      value=0.875, threshold=0.8)])
     elif kind == "classifier":
         acc = Accuracy(images=8, labelled=8, device=None, keras=None,
-                       agreement=TopK(top1=1.0, top5=1.0, images=8),
+                       agreement=_topk(1.0, 1.0),
                        checks=[Check(name="device_top1", verdict="not_judged",
                                      reason="random weights: accuracy against labels is not "
                                             "meaningful"),

@@ -9,7 +9,6 @@ import pytest
 from validation.budgets import (EPS, BudgetError, BudgetFile, apply_overrides, default_budget,
                                 load_budget_file)
 from validation.divergence import first_divergence
-from validation.evaluate import load_labels
 from validation.metrics import compare as metrics
 from validation.verdicts import TensorResult
 
@@ -106,18 +105,13 @@ def test_first_divergence_covers_the_uncompared_dense_before_softmax():
     assert fd.tensor == "fc__act" and fd.forge_layers == ["fc", "fc__act"]
 
 
-def test_labels_formats(tmp_path):
-    a = tmp_path / "a.json"
-    a.write_text(json.dumps({"labels": {"dog.jpg": 3, "cat": 5}}))
-    assert load_labels(a) == {"dog": 3, "cat": 5}
-    b = tmp_path / "b.txt"
-    b.write_text("# image class\ndog.jpg 3\ncat.png, 5\n")
-    assert load_labels(b) == {"dog": 3, "cat": 5}
-    b.write_text("dog.jpg three\n")
-    with pytest.raises(ValueError, match="not an integer"):
-        load_labels(b)
+def test_wilson_interval_matches_published_values():
+    from validation.judge import wilson
 
-
+    assert wilson(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)
+    assert wilson(5, 10) == pytest.approx([0.2366, 0.7634], abs=1e-4)
+    assert wilson(10, 10) == pytest.approx([0.7225, 1.0], abs=1e-4)
+    assert wilson(0, 0) == [0.0, 1.0]
 
 
 def test_nan_inf_from_clean_inputs_is_the_first_divergence():
