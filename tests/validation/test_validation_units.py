@@ -1,6 +1,5 @@
 """Unit tests of the suite's library: metrics, budget files and rule, first divergence, labels,
 baseline comparison."""
-import json
 import math
 
 import numpy as np
