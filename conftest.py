@@ -39,7 +39,8 @@ def pytest_addoption(parser):
     group.addoption("--budget", default=None, metavar="FILE",
                     help="budget TOML (default: validation/budgets/<model>.toml if present)")
     group.addoption("--baseline", default=None, metavar="FILE",
-                    help="baseline JSON (default: golden/baselines/<model>.json)")
+                    help="baseline JSON (default: golden/baselines/<model>/<target>.json, the target "
+                         "being the device and the Keras/TensorFlow versions)")
     group.addoption("--update-baseline", action="store_true", default=False,
                     help="rewrite the baseline with this run's metrics (atomically)")
     group.addoption("--results", default=None, metavar="OUT.json",

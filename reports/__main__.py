@@ -4,11 +4,12 @@
     python -m reports featuremaps A B --tensor NAME --out PNG [--image KEY] [--max-channels N]
     python -m reports compare DIR_A DIR_B [--out MD]
     python -m reports benchmarks BENCH.json... --out MD
+    python -m reports diff A.json B.json --out MD [--plot PNG]
 """
 import argparse
 import sys
 
-COMMANDS = ("featuremaps", "compare", "benchmarks")
+COMMANDS = ("featuremaps", "compare", "benchmarks", "diff")
 
 
 def _report_parser():
@@ -62,6 +63,19 @@ def _benchmarks_parser():
     return p
 
 
+def _diff_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m reports diff",
+        description="Per-layer differences between two validation runs or two baselines (e.g. "
+        "Keras 2 vs Keras 3, iPhone 7 vs iPhone X): each side's errors and the ratio B/A, "
+        "tensor by tensor, and a picture of both sides' relative error by depth.")
+    p.add_argument("a", metavar="A.json", help="results file or baseline")
+    p.add_argument("b", metavar="B.json", help="results file or baseline")
+    p.add_argument("--out", required=True, metavar="MD", help="markdown file to write")
+    p.add_argument("--plot", metavar="PNG", help="also draw relative error by depth")
+    return p
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from reports.benchmarks import BenchmarkError
@@ -97,6 +111,11 @@ def main(argv=None) -> int:
             from reports.benchmarks import write_benchmarks
 
             print(write_benchmarks(args.files, args.out))
+        elif argv and argv[0] == "diff":
+            args = _diff_parser().parse_args(argv[1:])
+            from reports.diff import write_diff
+
+            print(write_diff(args.a, args.b, args.out, args.plot))
         else:
             args = _report_parser().parse_args(argv)
             from reports.markdown import write_report

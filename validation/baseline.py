@@ -1,81 +1,117 @@
-"""Regression baselines: the accepted per-tensor errors, accuracy and fps of one model setup.
+"""Regression baselines: the accepted per-tensor errors, accuracy and fps of one model on one target.
 
-``golden/baselines/<model>.json`` (or ``--baseline FILE``), machine-written by
-``--update-baseline`` (atomically) and read by every run::
-
-    {"format": "keras2metal.baseline/1", "model": "resnet_50", "source_model": "resnet50",
-     "weights": "random", "seed": 0, "images": ["dog.jpg", ...], "device": "reference device",
-     "tensors": {"conv1_conv": {"mean_abs": .., "max_abs": .., "rel_error": ..}, ...},
-     "accuracy": {"device": {"top1": .., "top5": ..} | null, "agreement": {...} | null},
-     "performance": {"fps": ..} | null}
+A baseline (``keras2metal.baseline/2``, a typed contract) is keyed by the model setup (model,
+weights, seed, images) and by its **target**: the device (the reference device, or the phone
+model and iOS version from the run log) and the Keras and TensorFlow versions (major.minor) that
+computed the golden side.  It lives at ``golden/baselines/<model>/<target>.json`` (or ``--baseline
+FILE``), is machine-written by ``--update-baseline`` (atomically) and read by every run of that
+target; a run on another target finds its own file, or none ("no baseline: nothing compared").
 
 A run regresses when a tensor metric exceeds ``baseline × tolerance + floor``, when an accuracy
 falls by more than ``accuracy_drop``, or (phone runs only: the reference device records no fps)
 when fps falls by more than the fraction ``fps_drop`` — all from the budget file's
-``[baseline]`` section.  A baseline recorded for other weights, seed, images or device is not
-compared, and neither is a missing one: the run reports the comparison as not judged.
+``[baseline]`` section.  A baseline recorded for another setup is not compared (the run says so).
 """
-import json
 import math
+import re
 import time
 from pathlib import Path
-from core.atomic import write_text
+from typing import Optional
 
-FORMAT = "keras2metal.baseline/1"
+from core.atomic import write_text
+from core.contracts import ContractError, component, contract, dumps, read
+
+FORMAT = "keras2metal.baseline/2"
 BASELINE_DIR = Path(__file__).resolve().parent.parent / "golden" / "baselines"  # DESIGN.md
 
 
-def default_path(model_label: str) -> Path:
-    return BASELINE_DIR / f"{model_label}.json"
+@component
+class Target:
+    device: str
+    keras: str                    # major.minor
+    tensorflow: str               # major.minor
+
+    def slug(self) -> str:
+        device = re.sub(r"[^A-Za-z0-9.]+", "-", self.device).strip("-").lower() or "device"
+        return f"{device}_keras-{self.keras}_tf-{self.tensorflow}"
 
 
-def build(results, metrics) -> dict:
-    """The baseline document of a finished run (its :class:`~validation.verdicts.Results`)."""
+@component
+class Pair:
+    top1: float
+    top5: float
+
+
+@contract(FORMAT, "rewrite it with `pytest validation ... --update-baseline`")
+class Baseline:
+    model: str
+    source_model: str
+    weights: str
+    seed: int
+    images: list[str]
+    target: Target
+    recorded: str
+    tensors: dict[str, dict[str, float]]
+    device_accuracy: Optional[Pair] = None
+    agreement: Optional[Pair] = None
+    fps: Optional[float] = None
+    format: str = FORMAT
+
+
+def _minor(version: str) -> str:
+    return ".".join(str(version).split(".")[:2])
+
+
+def target_of(device: str, environment: dict) -> Target:
+    """The target a run was made on: its device and the Keras/TensorFlow of its golden side."""
+    return Target(device=device, keras=_minor(environment.get("keras", "unknown")),
+                  tensorflow=_minor(environment.get("tensorflow", "unknown")))
+
+
+def default_path(model_label: str, target: Target) -> Path:
+    return BASELINE_DIR / model_label / f"{target.slug()}.json"
+
+
+def _pair(block) -> Optional[Pair]:
+    return None if block is None else Pair(top1=block.top1, top5=block.top5)
+
+
+def build(results, metrics) -> Baseline:
+    """The baseline of a finished run (its :class:`~validation.verdicts.Results`)."""
     tensors = {}
     for t in results.tensors:
         if t.verdict in ("pass", "fail") and t.metrics is not None:
-            tensors[t.name] = {m: getattr(t.metrics, m) for m in metrics
-                               if getattr(t.metrics, m) is not None}
-    acc, perf = results.accuracy, results.performance
-    return {"format": FORMAT, "model": results.model, "source_model": results.source_model,
-            "weights": results.weights, "seed": results.seed, "images": list(results.images),
-            "device": results.device, "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "tensors": tensors,
-            "accuracy": {"device": _topk(acc.device), "agreement": _topk(acc.agreement)},
-            "performance": {"fps": perf.fps} if perf.fps is not None else None}
+            tensors[t.name] = {m: getattr(t.metrics, m) for m in metrics}
+    return Baseline(model=results.model, source_model=results.source_model,
+                    weights=results.weights, seed=results.seed, images=list(results.images),
+                    target=target_of(results.device, results.environment), recorded=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    tensors=tensors, device_accuracy=_pair(results.accuracy.device),
+                    agreement=_pair(results.accuracy.agreement), fps=results.performance.fps)
 
 
-def _topk(block):
-    return None if block is None else {"top1": block.top1, "top5": block.top5}
-
-
-def load(path):
+def load(path) -> Optional[Baseline]:
+    """The baseline at ``path``, or None when there is none; a broken one is a ContractError."""
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: baseline is not valid JSON ({exc}); fix it or rewrite it with "
-                         "--update-baseline") from None
-    if data.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}; rewrite it "
-                         "with --update-baseline")
-    return data
+    return read(Baseline, path)
 
 
-def write(path, doc: dict):
+def write(path, baseline: Baseline):
     """Write atomically (temporary file in the same folder, then rename)."""
-    write_text(path, json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    write_text(path, dumps(baseline))
 
 
-def mismatch(baseline: dict, results):
+def mismatch(baseline: Baseline, results) -> Optional[str]:
     """Why the baseline does not apply to this run (text), or None when it does."""
-    for key in ("model", "weights", "seed", "images", "device"):
-        current = getattr(results, key)
-        if baseline.get(key) != current:
-            return (f"the baseline was recorded with {key} = {baseline.get(key)!r}, this run has "
-                    f"{current!r}; pass --baseline FILE for this setup or record one with "
+    current = {"model": results.model, "weights": results.weights, "seed": results.seed,
+               "images": list(results.images),
+               "target": target_of(results.device, results.environment)}
+    for key, value in current.items():
+        recorded = getattr(baseline, key)
+        if recorded != value:
+            return (f"the baseline was recorded with {key} = {recorded!r}, this run has "
+                    f"{value!r}; pass --baseline FILE for this setup or record one with "
                     "--update-baseline")
     return None
 
@@ -86,12 +122,12 @@ def _ratio(cur, base):
     return "new" if not base else "inf"
 
 
-def compare(baseline: dict, results, settings: dict) -> list:
+def compare(baseline: Baseline, results, settings: dict) -> list:
     """What got worse than the baseline beyond tolerance, as Regression fields (empty: nothing)."""
     tol, floor = float(settings["tolerance"]), float(settings["floor"])
     out = []
     current = {t.name: t for t in results.tensors}
-    for name, base in baseline.get("tensors", {}).items():
+    for name, base in baseline.tensors.items():
         t = current.get(name)
         if t is None or t.verdict not in ("pass", "fail") or t.metrics is None:
             continue
@@ -103,25 +139,24 @@ def compare(baseline: dict, results, settings: dict) -> list:
                 out.append({"what": name, "metric": metric, "baseline": b, "current": c,
                             "tolerance": tol, "worse_by": _ratio(c, b)})
     drop = float(settings["accuracy_drop"])
-    for block in ("device", "agreement"):
-        base_block = (baseline.get("accuracy") or {}).get(block) or {}
-        cur_block = _topk(getattr(results.accuracy, block)) or {}
+    for block, base_block, cur_block in (
+            ("device", baseline.device_accuracy, results.accuracy.device),
+            ("agreement", baseline.agreement, results.accuracy.agreement)):
+        if base_block is None or cur_block is None:
+            continue
         for metric in ("top1", "top5"):
-            b, c = base_block.get(metric), cur_block.get(metric)
-            if b is None or c is None:
-                continue
+            b, c = getattr(base_block, metric), getattr(cur_block, metric)
             if c < b - drop - 1e-9:
                 out.append({"what": f"accuracy.{block}.{metric}", "metric": metric,
                             "baseline": b, "current": c, "tolerance": drop,
                             "worse_by": f"-{(b - c) * 100:.1f} points"})
-    base_fps = (baseline.get("performance") or {}).get("fps")
     cur_fps = results.performance.fps
-    if base_fps and cur_fps:       # phone runs only: the reference device records no fps
+    if baseline.fps and cur_fps:       # phone runs only: the reference device records no fps
         frac = float(settings["fps_drop"])
-        if cur_fps < base_fps * (1.0 - frac):
-            out.append({"what": "performance.fps", "metric": "fps", "baseline": base_fps,
+        if cur_fps < baseline.fps * (1.0 - frac):
+            out.append({"what": "performance.fps", "metric": "fps", "baseline": baseline.fps,
                         "current": cur_fps, "tolerance": frac,
-                        "worse_by": f"-{(1 - cur_fps / base_fps) * 100:.0f}%"})
+                        "worse_by": f"-{(1 - cur_fps / baseline.fps) * 100:.0f}%"})
     return out
 
 
@@ -135,3 +170,7 @@ def diff_table(regressions: list) -> str:
             for r in regressions]
     return tabulate(rows, headers=["what", "metric", "baseline", "current", "worse by",
                                    "tolerance"], tablefmt="simple")
+
+
+__all__ = ["Baseline", "ContractError", "Target", "build", "compare", "default_path", "load",
+           "mismatch", "target_of", "write"]

@@ -286,7 +286,7 @@ def judge_performance(run: dict, device: str, thresholds: dict) -> Performance:
 
 # -- baseline -----------------------------------------------------------------------------------
 
-def judge_baseline(path, doc: Optional[dict], note: Optional[str], results: Results,
+def judge_baseline(path, doc, note: Optional[str], results: Results,
                    settings: dict) -> BaselineComparison:
     """Compare with the accepted baseline; no baseline (or another setup's) is not judged."""
     where = str(path) if path else None
@@ -302,7 +302,7 @@ def judge_baseline(path, doc: Optional[dict], note: Optional[str], results: Resu
         return BaselineComparison(verdict="fail", path=where, regressions=regressions,
                                   reason=f"{len(regressions)} metric(s) worse than the baseline "
                                          "beyond tolerance")
-    compared = len(doc.get("tensors", {}))
+    compared = len(doc.tensors)
     return BaselineComparison(verdict="pass", path=where,
                               reason=f"{compared} tensor(s), accuracy and fps within tolerance "
                                      "of the baseline")
@@ -339,7 +339,7 @@ def overall(results: Results) -> tuple:
 
 def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: dict,
               budget_file: BudgetFile, facts: dict, baseline_path=None,
-              baseline_doc: Optional[dict] = None, baseline_note: Optional[str] = None) -> Results:
+              baseline_doc=None, baseline_note: Optional[str] = None) -> Results:
     """The results of one run.  ``facts``: model, source_model, weights, seed, device, images,
     environment, command (what the run was about, recorded as is)."""
     tensors = judge_tensors(comparisons, budget_file)

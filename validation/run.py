@@ -24,7 +24,7 @@ from validation.verdicts import Results
 class Evaluation:
     results: Results
     baseline_path: Path
-    baseline_doc: dict            # what --update-baseline writes
+    baseline_doc: object          # the Baseline --update-baseline writes
 
 
 def budget_candidates(settings, manifest) -> list:
@@ -71,8 +71,12 @@ def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str
         golden.close()
         device.close()
 
-    path = Path(baseline_path) if baseline_path else baselines.default_path(s.model_label)
-    doc: Optional[dict] = None
+    facts = {"model": manifest["name"], "source_model": s.zoo_key or str(s.model),
+             "weights": _weights_label(s), "seed": s.seed, "device": dev_name, "images": images,
+             "environment": environment(), "command": command}
+    target = baselines.target_of(dev_name, facts["environment"])
+    path = Path(baseline_path) if baseline_path else baselines.default_path(s.model_label, target)
+    doc: Optional[baselines.Baseline] = None
     note = None
     if update_baseline:
         note = f"--update-baseline: {path} is rewritten with this run"
@@ -81,9 +85,6 @@ def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str
             doc = baselines.load(path)
         except ValueError as exc:
             note = str(exc)
-    facts = {"model": manifest["name"], "source_model": s.zoo_key or str(s.model),
-             "weights": _weights_label(s), "seed": s.seed, "device": dev_name, "images": images,
-             "environment": environment(), "command": command}
     results = judge_run(comparisons=comparisons, predictions=preds, run_log=log,
                         manifest=manifest, budget_file=budget_file, facts=facts,
                         baseline_path=path, baseline_doc=doc, baseline_note=note)

@@ -110,7 +110,8 @@ def test_baseline_worsened_layer_fails_with_a_diff_and_update_accepts_it(run_sui
     assert first.returncode == 0, first.output[-3000:]
     assert first.results["baseline"]["verdict"] == "not_judged"
     doc = json.loads(baseline.read_text())
-    assert doc["format"] == "keras2metal.baseline/1" and "mix_a" in doc["tensors"]
+    assert doc["format"] == "keras2metal.baseline/2" and "mix_a" in doc["tensors"]
+    assert doc["target"]["device"] == "reference device"
 
     # worsen one layer: 4 ε relative noise — within its budget (16 ε), 2-4x its baseline error
     worse = tmp_path / "worse"

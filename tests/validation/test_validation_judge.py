@@ -134,13 +134,32 @@ def test_no_baseline_is_not_judged_and_says_nothing_was_compared():
     assert "nothing compared" in results.baseline.reason
     assert results.verdict == "pass" and "baseline" in results.verdict_reason
 
+    from validation.baseline import build
+
     settings = BudgetFile().baseline
-    doc = {"model": "net", "weights": "file", "seed": 0, "images": ["a.png"],
-           "device": "reference device", "tensors": {"conv": {"rel_error": 1e-6}}}
+    doc = build(results, settings["metrics"])
+    assert judge_baseline("b.json", doc, None, results, settings).verdict == "pass"
+    doc.tensors["conv"]["rel_error"] = 1e-6             # the accepted error was much smaller
     worse = judge_baseline("b.json", doc, None, results, settings)
     assert worse.verdict == "fail" and worse.regressions[0].what == "conv"
-    other = judge_baseline("b.json", dict(doc, seed=3), None, results, settings)
+    assert worse.regressions[0].metric == "rel_error"
+    doc.seed = 3
+    other = judge_baseline("b.json", doc, None, results, settings)
     assert other.verdict == "not_judged" and "seed" in other.reason
+    doc.seed = 0
+    doc.target.keras = "2.15"
+    elsewhere = judge_baseline("b.json", doc, None, results, settings)
+    assert elsewhere.verdict == "not_judged" and "target" in elsewhere.reason
+
+
+def test_baselines_are_kept_per_target(tmp_path):
+    from validation.baseline import default_path, target_of
+
+    phone = target_of("iPhone X (iOS 11.2)", {"keras": "3.15.1", "tensorflow": "2.21.0"})
+    assert phone.slug() == "iphone-x-ios-11.2_keras-3.15_tf-2.21"
+    here = target_of("reference device", {"keras": "2.15.0", "tensorflow": "2.15.1"})
+    assert default_path("mobilenet", here).parts[-2:] == (
+        "mobilenet", "reference-device_keras-2.15_tf-2.15.json")
 
 
 def test_schema_command_prints_the_results_schema(capsys):
