@@ -6,7 +6,10 @@ device store of one (model, weights, seed, images, device source), producing wha
 1. **conversion** (``core.cli.resolve_model`` + ``core.convert.convert``): weights, builder,
    manifest, folded model;
 2. **device store**: with ``device_dump`` the folder from the phone is ingested
-   (``device_pull.ingest.ingest_dump``); without it the reference device runs the generated
+   (``device_pull.ingest.ingest_dump``), and the run's images are the ones the dump holds
+   (``device_pull.ingest.dump_image_files``: found by name in ``--images``, then in the built-in
+   samples) plus ``--images``; dumps of another conversion stop the run with their fix; without
+   a dump folder the reference device runs the generated
    builder and weights on the images (``--fault KIND:LAYER`` injects one conversion bug), its dump
    folder is ingested and then deleted;
 3. **golden store** (``golden.capture_golden``): Keras on the same images.
@@ -186,6 +189,18 @@ def file_lock(path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def _refuse_stale(device_path: Path):
+    """Dumps of another conversion are a data problem, not a divergence: stop with its fix."""
+    from stores.store import Store
+
+    with Store(device_path) as store:
+        stale = store.run_attrs().get("stale_conversion") or {}
+    if stale:
+        image, reason = next(iter(stale.items()))
+        more = f" (and {len(stale) - 1} more image(s))" if len(stale) > 1 else ""
+        raise ValidationSetupError(f"device dump of image {image!r}{more}: {reason}")
+
+
 # -- the prepared run ---------------------------------------------------------------------
 
 @dataclass
@@ -210,13 +225,46 @@ class Pipeline:
         self.log = log or (lambda msg: None)
         self._model = None
         self._resolved = None
-        from imagesets.images import ImageError, list_images
+        self._image_paths = None
+        self._images_key = None
+
+    # images --------------------------------------------------------------------------
+    @property
+    def image_paths(self) -> list:
+        """--images (default: the model's samples); with --device-dump, the images the dump
+        holds (found by name in --images, then in the built-in samples) plus --images."""
+        if self._image_paths is None:
+            from imagesets.images import ImageError, list_images
+
+            try:
+                given = None if self.s.default_images else list_images(self.s.images)
+                if not self.s.device_dump:
+                    self._image_paths = given or list_images(self.s.images)
+                else:
+                    self._image_paths = self._dump_image_paths(given)
+            except ImageError as exc:
+                raise ValidationSetupError(f"--images: {exc}") from None
+        return self._image_paths
+
+    def _dump_image_paths(self, given) -> list:
+        from core.manifest import ManifestError, load_manifest
+        from device_pull.ingest import IngestError, dump_image_files
 
         try:
-            self.image_paths = list_images(self.s.images)
-        except ImageError as exc:
-            raise ValidationSetupError(f"--images: {exc}") from None
-        self.images_key = digest(images_id(self.image_paths))
+            manifest = load_manifest(self.convert())
+        except ManifestError as exc:
+            raise ValidationSetupError(str(exc)) from None
+        try:
+            return dump_image_files(self.s.device_dump, manifest, given,
+                                    search=(SAMPLE_IMAGES, DEFAULT_MODEL_DIR / "images"))
+        except IngestError as exc:
+            raise ValidationSetupError(f"--device-dump: {exc}") from None
+
+    @property
+    def images_key(self) -> str:
+        if self._images_key is None:
+            self._images_key = digest(images_id(self.image_paths))
+        return self._images_key
 
     # keys ----------------------------------------------------------------------------
     def conversion_key(self) -> str:
@@ -328,7 +376,7 @@ class Pipeline:
                          + (f" with fault {self.s.fault}" if self.s.fault else ""))
                 try:
                     run_reference_device(builder, manifest_path.parent, self.image_paths, dump_dir,
-                                         dump="all", fault=self.s.fault)
+                                         dump="all", fault=self.s.fault, manifest=manifest)
                 except ReferenceDeviceError as exc:
                     shutil.rmtree(dump_dir, ignore_errors=True)
                     raise ValidationSetupError(f"reference device: {exc}") from None
@@ -339,6 +387,7 @@ class Pipeline:
             finally:
                 if not self.s.device_dump and not self.s.keep_dumps:
                     shutil.rmtree(dump_dir, ignore_errors=True)
+        _refuse_stale(path)
         return path
 
     def prepare(self, *, stores: bool = True) -> Prepared:
