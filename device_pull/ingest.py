@@ -625,6 +625,23 @@ class _RunReader:
         self.image_path = images.get(run.key)
         self.layouts = Counter()
         self.layout_rule = 0
+        self.run_dtype = self._run_dtype()
+
+    def _run_dtype(self) -> str:
+        """``float32`` when the run's dumps are float32 (Forge's dumper), so that a file cut to
+        exactly half its size (a copy stopped at a 4 KiB block) is truncated, not float16."""
+        if self.dtype != "auto":
+            return self.dtype
+        kinds = Counter()
+        for entry in self.manifest["tensors"]:
+            path, hwc = self.files.get(entry.get("dump_file") or ""), _forge_hwc(entry)
+            if path is None or hwc is None:
+                continue
+            size = path.stat().st_size
+            fits = {cand[0].rsplit("-", 1)[1] for cand in candidates(*hwc) if cand[3] == size}
+            if len(fits) == 1:
+                kinds[fits.pop()] += 1
+        return "float32" if kinds["float32"] > kinds["float16"] else "auto"
 
     def tensor(self, entry: dict):
         """(data or None, status, reason, extra attributes) of one manifest tensor."""
@@ -664,7 +681,14 @@ class _RunReader:
                 f"says {entry.get('forge_shape') or [hwc[1], hwc[0], hwc[2], 1]}: the dump comes "
                 f"from another architecture; {RECONVERT}")
         else:
-            dec = decode(raw, hwc, str(path), layout=self.layout, dtype=self.dtype)
+            dec = decode(raw, hwc, str(path), layout=self.layout, dtype=self.run_dtype)
+            if dec.status != "ok" and self.run_dtype != self.dtype:
+                if decode(raw, hwc, str(path), layout=self.layout).status == "ok":
+                    dec.status, dec.reason = "truncated", (
+                        f"{path}: {len(raw)} bytes is the float16 size of {hwc[0]}x{hwc[1]}x"
+                        f"{hwc[2]}, but this run's other dumps are float32 (as Forge's dumper "
+                        f"writes): the copy was cut short; {RECOPY} (or pass --dtype float16 "
+                        "if the app really wrote float16)")
             if status is None:
                 status, reason = dec.status, dec.reason
             if json_shape is None and self.shapes:
