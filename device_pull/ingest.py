@@ -471,7 +471,7 @@ def _check_unique(runs: list, dump_dir: Path):
 
 def dump_images(dump_dir, manifest: dict, images=None, *, image=None, console_log=None) -> list:
     """The runs a dump folder holds, each with its image: a list of :class:`DumpRun`
-    (``.key``, ``.folder``, ``.image``, ``.named_by``), in the folder's order.
+    (``.key``, ``.folder``, ``.image``, ``.named_by``), sorted by image key as the golden side.
 
     ``images``: image folders/files — one names a flat folder's image; a copied Documents
     folder's label may be one of them.  ``image``: the key or file name of a flat folder's
@@ -503,7 +503,7 @@ def dump_images(dump_dir, manifest: dict, images=None, *, image=None, console_lo
         _read_run_files(run, model, console_log)
     _name_runs(runs, dump_dir, model, given, image)
     _check_unique(runs, dump_dir)
-    return runs
+    return sorted(runs, key=lambda run: run.key)
 
 
 def dump_image_files(dump_dir, manifest: dict, images=None, search=()) -> list:

@@ -60,7 +60,8 @@ def validation_run(pytestconfig):
     try:
         return st.run()
     except ValidationSetupError as exc:
-        pytest.fail(f"validation setup failed: {exc}", pytrace=False)
+        error = str(exc)
+    pytest.fail(f"validation setup failed: {error}", pytrace=False)   # once, not chained
 
 
 def pytest_sessionfinish(session, exitstatus):
