@@ -46,6 +46,7 @@ def reference_runs(default_conversion, tmp_path_factory):
 class SuiteRun:
     def __init__(self, proc, results_path):
         self.returncode = proc.returncode
+        self.summary = (proc.stdout.strip().splitlines() or [""])[-1]   # pytest's last line
         self.output = proc.stdout + proc.stderr
         self.results_path = results_path
 
