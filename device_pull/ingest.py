@@ -72,7 +72,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.manifest import manifest_hash
+from core.manifest import load_manifest, manifest_hash
 from imagesets.images import IMAGE_EXTENSIONS, ImageError, image_size, list_images
 from stores.store import StoreWriter
 
@@ -302,8 +302,8 @@ def _run_in(child: Path, dump_dir: Path):
         holder = deeper[0].parent
         raise IngestError(
             f"{deeper[0]}: dumps nested deeper than expected in {dump_dir}; {EXPECTED_LAYOUTS}; "
-            f"pass the folder that holds the run folders instead (e.g. --device-dump "
-            f"{holder.parent}) or move {holder.name} up")
+            f"point at {holder.parent} instead (the folder that holds the run folders), or "
+            f"move {holder} up into {dump_dir}")
     return found[0] if found else None
 
 
@@ -835,8 +835,6 @@ def ingest_dump(dump_dir, manifest, out_path, *, layout="auto", dtype="auto", im
     when no run log has one.  Raises :class:`IngestError` (nothing written) when the folder's
     layout is not one the module accepts.
     """
-    from core.manifest import load_manifest
-
     if layout not in LAYOUTS:
         raise IngestError(f"layout {layout!r}: expected one of {LAYOUTS}")
     if dtype not in DTYPES:

@@ -181,7 +181,7 @@ def test_dumps_nested_deeper_than_expected(default_conversion, reference_runs, t
     text = _error(dump, manifest)
     assert text.startswith(f"{dump / 'all' / 'circle_00'}/")
     assert f"dumps nested deeper than expected in {dump}; expected one of:" in text
-    assert f"--device-dump {dump / 'all'}" in text
+    assert f"point at {dump / 'all'} instead" in text
 
 
 def test_an_empty_folder(default_conversion, tmp_path):
