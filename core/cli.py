@@ -114,6 +114,7 @@ def resolve_model(args):
 
 def run(args) -> int:
     from core.convert import convert
+    from core.manifest import load_manifest, manifest_hash
     from core.summary import forge_summary, write_graph_plot
 
     model, name, family, kind, source = resolve_model(args)
@@ -139,6 +140,8 @@ def run(args) -> int:
               f"{check['keras_params_original']:,} -> {check['keras_params_folded']:,}")
     for path in result.written:
         print(f"wrote {path}")
+    print(f"manifest hash {manifest_hash(load_manifest(result.manifest_path))} (the app's run log "
+          "carries it as manifest_sha256, so dumps of another conversion are recognised)")
     if args.verbose:
         print(forge_summary(result.manifest))
     if args.debug:

@@ -9,6 +9,7 @@ from core_helpers import small_model
 
 from core.cli import main
 from core.kerasenv import KERAS3, keras
+from core.manifest import manifest_hash
 
 L = keras.layers
 
@@ -32,6 +33,7 @@ def test_converts_a_keras_file_with_its_own_weights(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Number of layers" in out and "folded model matches" in out
     manifest = json.loads((tmp_path / "P" / "m.manifest.json").read_text())
+    assert f"manifest hash {manifest_hash(manifest)} (the app's run log carries it" in out
     assert manifest["preprocessing"]["family"] == "tf"
     assert manifest["source"]["weights"] == "file"
     written = (tmp_path / "P" / "m-c.weights.bin").read_bytes()

@@ -72,6 +72,22 @@ def test_a_bare_documents_folder_is_named_by_images(default_conversion, referenc
         assert "fps" not in store.run_attrs() and store.attrs["device"] == "unknown"
 
 
+def test_another_models_dumps_beside_ours_are_listed_not_used(default_conversion,
+                                                              reference_runs, tmp_path):
+    """The app's Documents folder after debug runs of two networks: both prefixes, flat."""
+    manifest_path, _ = default_conversion
+    dump = documents_folder(reference_runs["circle_00"], tmp_path / "Documents")
+    for path in reference_runs["cross_00"].glob(f"{MODEL}-*.floats"):
+        shutil.copy2(path, dump / path.name.replace(MODEL, "resnet_50"))
+    report = ingest_dump(dump, manifest_path, tmp_path / "d.h5")
+    assert not report.problems
+    assert "resnet_50-stem_conv.floats" in report.ignored["circle_00"]
+    with Store(tmp_path / "d.h5") as store:
+        _clean(store, ["circle_00"])
+        want = np.fromfile(dump_path(dump, "stem_conv"), dtype="<f4").reshape(16, 16, 16)
+        np.testing.assert_array_equal(store.tensor("circle_00", "stem_conv")[0], want)
+
+
 def test_the_cli_names_each_image(default_conversion, reference_runs, tmp_path, capsys):
     manifest_path, _ = default_conversion
     dump, _, _ = lay_out("documents-folders", reference_runs, tmp_path)
