@@ -94,11 +94,13 @@ EXPECTED_LAYOUTS = (
     "or Xcode app containers, one image's run each)")
 RECOPY = "copy the Documents folder again"
 RERUN = "re-run the app with this build (debug: true) and copy the Documents folder again"
-RECONVERT = "convert again and rebuild the app (or validate with the manifest the app was built from)"
+RECONVERT = ("convert again and rebuild the app (or validate with the manifest the app was built "
+             "from)")
 
 
 class IngestError(ValueError):
-    """A dump folder that cannot be ingested at all; the text names the folder or file and the fix."""
+    """A dump folder that cannot be ingested at all; the text names the folder or file and the
+    fix."""
 
 
 # -- decoding one file -----------------------------------------------------------------------
@@ -316,7 +318,8 @@ def _run_folders(dump_dir: Path) -> list:
             subs.append((run, child))
     if _has_dumps(dump_dir):
         if subs:
-            names = ", ".join(label.name for _, label in subs[:4]) + (" ..." if len(subs) > 4 else "")
+            names = ", ".join(label.name for _, label in subs[:4]) + \
+                (" ..." if len(subs) > 4 else "")
             raise IngestError(
                 f"{dump_dir}: dumps at the top (one image's run) AND in sub-folders ({names}); "
                 f"{EXPECTED_LAYOUTS}; move the top-level dump files into a folder named after "
@@ -408,9 +411,10 @@ def _name(run: DumpRun, name: str, by: str):
 
 def _name_runs(runs: list, dump_dir: Path, model: str, given: list, image):
     if image and len(runs) > 1:
-        raise IngestError(f"--image {image}: {dump_dir} holds {len(runs)} runs "
-                          f"({', '.join(str(r.label.name) for r in runs)}); --image names the image "
-                          "of a single flat run; drop it (each run folder names its own image)")
+        labels = ", ".join(run.label.name for run in runs)
+        raise IngestError(f"--image {image}: {dump_dir} holds {len(runs)} runs ({labels}); "
+                          "--image names the image of a single flat run; drop it (each run "
+                          "folder names its own image)")
     explicit = (image, "--image") if image else \
         ((given[0].name, "--images") if len(given) == 1 else None)
     given_keys = {_image_key(p.name): p for p in given}
@@ -564,8 +568,8 @@ def _load_shapes(folder: Path, model: str, warnings: list) -> dict:
             return shapes or {}
     others = _files(folder, "shapes-*.json")
     if others:
-        warnings.append(f"{others[0]}: shapes json of another model (expected shapes-{model}.json); "
-                        "shapes are not checked")
+        warnings.append(f"{others[0]}: shapes json of another model (expected "
+                        f"shapes-{model}.json); shapes are not checked")
     else:
         warnings.append(f"{folder}: no shapes-{model}.json; shapes come from the manifest only")
     return {}

@@ -76,8 +76,8 @@ def write_dumps(folder, model_name: str, dumps: dict):
 
 
 def _manifest_sha256(manifest, param_dir, model_name: str):
-    """The content hash of the conversion's manifest (given, or ``<param_dir>/<model>.manifest.json``
-    when present), or None for a builder without one."""
+    """The content hash of the conversion's manifest (given, or
+    ``<param_dir>/<model>.manifest.json`` when present), or None for a builder without one."""
     if manifest is None:
         manifest = Path(param_dir) / f"{model_name}.manifest.json"
         if not manifest.is_file():

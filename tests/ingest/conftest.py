@@ -33,7 +33,8 @@ def default_conversion(suite_cache):
 
 @pytest.fixture(scope="session")
 def reference_runs(default_conversion, tmp_path_factory):
-    """image key -> the reference device's run folder of that image (dumps, shapes json, run log)."""
+    """image key -> the reference device's run folder of that image (dumps, shapes json, run
+    log)."""
     from device_pull.reference_device import run_reference_device
 
     manifest_path, manifest = default_conversion

@@ -279,8 +279,9 @@ def test_dumps_in_a_folder_and_its_documents_folder(default_conversion, referenc
     dump = tmp_path / "dumps"
     documents_folder(reference_runs["circle_00"], dump / "iphone")
     documents_folder(reference_runs["cross_00"], dump / "iphone" / "Documents")
+    iphone = dump / "iphone"
     assert _error(dump, manifest).startswith(
-        f"{dump / 'iphone'}: dumps both in {dump / 'iphone'} and in {dump / 'iphone' / 'Documents'}")
+        f"{iphone}: dumps both in {iphone} and in {iphone / 'Documents'}")
 
 
 def test_an_image_the_dump_names_must_be_found(default_conversion, reference_runs, tmp_path,
