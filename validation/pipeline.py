@@ -8,10 +8,10 @@ device store of one (model, weights, seed, images, device source), producing wha
 2. **device store**: with ``device_dump`` the folder from the phone is ingested
    (``device_pull.ingest.ingest_dump``), and the run's images are the ones the dump holds
    (``device_pull.ingest.dump_image_files``: found by name in ``--images``, then in the built-in
-   samples) plus ``--images``; dumps of another conversion stop the run with their fix; without
-   a dump folder the reference device runs the generated
-   builder and weights on the images (``--fault KIND:LAYER`` injects one conversion bug), its dump
-   folder is ingested and then deleted;
+   samples) plus ``--images``; dumps of another conversion stop the run with their fix.  Without
+   a dump folder the reference device runs the generated builder and weights on the images
+   (``--fault KIND:LAYER`` injects one conversion bug), its dump folder is ingested and then
+   deleted;
 3. **golden store** (``golden.capture_golden``): Keras on the same images.
 
 Cache layout (``$KERAS2METAL_CACHE``, else ``.cache/validation`` under the directory pytest was
