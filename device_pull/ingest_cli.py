@@ -26,7 +26,9 @@ def add_arguments(parser):
                         help="how to read files whose size fits both interleaved and padded "
                         "slices (C %% 4 == 0); auto = interleaved, Forge's dumper (default)")
     parser.add_argument("--dtype", choices=("auto", "float32", "float16"), default="auto",
-                        help="element type of the dumps; auto decides by size (default)")
+                        help="element type of the dumps; auto decides by size, and in a run "
+                        "of float32 dumps takes a file of the float16 size as cut short "
+                        "(default)")
     parser.add_argument("--image", metavar="NAME",
                         help="the image of a flat (one image) dump folder, as file name or stem "
                         "(default: named by its run log or console log)")
