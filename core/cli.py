@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-s", "--save_orig_models", action="store_true",
                         help="save the original model as <model_dir>/<name>.keras")
     parser.add_argument("-e", "--export_orig_weights", action="store_true",
-                        help="also write the unfolded model's arrays to --orig_param_dir")
+                        help="also write the unfolded model's arrays, in Keras layout, to "
+                             "--orig_param_dir (<name>-<layer>.<array>.bin, indexed in "
+                             "<name>.original.json)")
     parser.add_argument("-a", "--keep-activations", dest="keep_activations", action="store_true",
                         help="do not fuse activations into the layer before them")
     parser.add_argument("-q", "--quick_run", action="store_true",
@@ -112,6 +114,7 @@ def resolve_model(args):
 
 def run(args) -> int:
     from core.convert import convert
+    from core.manifest import load_manifest, manifest_hash
     from core.summary import forge_summary, write_graph_plot
 
     model, name, family, kind, source = resolve_model(args)
@@ -120,7 +123,9 @@ def run(args) -> int:
         model.save(str(Path(args.model_dir) / f"{name}.keras"))
     if args.export_orig_weights:
         from core.weights import export_original_arrays
-        export_original_arrays(model, name, args.orig_param_dir)
+        exported = export_original_arrays(model, name, args.orig_param_dir)
+        print(f"wrote {len(exported) - 1} original (unfolded) arrays to {args.orig_param_dir}, "
+              f"indexed in {exported[-1]}")
     result = convert(model, name=name, family=family, param_dir=args.param_dir,
                      src_out_dir=args.src_out_dir, model_dir=args.model_dir, output_kind=kind,
                      source=source, keep_activations=args.keep_activations,
@@ -135,6 +140,8 @@ def run(args) -> int:
               f"{check['keras_params_original']:,} -> {check['keras_params_folded']:,}")
     for path in result.written:
         print(f"wrote {path}")
+    print(f"manifest hash {manifest_hash(load_manifest(result.manifest_path))} (the app's run log "
+          "carries it as manifest_sha256, so dumps of another conversion are recognised)")
     if args.verbose:
         print(forge_summary(result.manifest))
     if args.debug:

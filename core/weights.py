@@ -3,12 +3,19 @@
 Layouts (forge-target.md §2.4): Convolution and PointwiseConvolution OHWI ``[out][kH][kW][in]``,
 DepthwiseConvolution ``[C][kH][kW]``, Dense ``[out][H][W][C]`` (Keras flattens channels-last in
 the same order, so it is the plain transpose), biases ``[out]``.  Raw little-endian, no header.
+
+``keras2metal -e`` also exports the original (unfolded) model's arrays, for comparing a folded
+layer with the layers it came from: :func:`export_original_arrays`.
 """
 import hashlib
+import json
 
 import numpy as np
 
-from core.atomic import inside, write_bytes
+from core.atomic import inside, write_bytes, write_text
+from core.errors import ConversionError
+
+ORIGINAL_FORMAT = "keras2metal.original/1"
 
 
 def mpscnn_arrays(node, input_shape) -> list:
@@ -51,3 +58,37 @@ def write_weights(graph, param_dir) -> list:
                             "shape": list(array.shape), "layout": layout, "dtype": "<f4",
                             "count": int(array.size), "sha256": hashlib.sha256(data).hexdigest()})
     return entries
+
+
+def export_original_arrays(model, model_name: str, out_dir) -> list:
+    """Every array of every layer of the unfolded Keras model, as Keras holds it.
+
+    Files ``<out_dir>/<model>-<layer>.<array>.bin`` (raw little-endian float32, Keras layout:
+    a Conv2D kernel is ``[kH][kW][in][out]``; BatchNorm keeps gamma, beta, moving_mean and
+    moving_variance) and the index ``<out_dir>/<model>.original.json`` listing each file's layer,
+    class, array, shape and sha256, written last.  Layer names are made file-safe as for the
+    converted weights.  Returns the written paths.
+    """
+    from core.passes import forge_identifier
+
+    entries, written, owners = [], [], {}
+    for layer in model.layers:
+        for variable, array in zip(layer.weights, layer.get_weights()):
+            array_name = variable.name.split("/")[-1].split(":")[0]
+            file_name = f"{model_name}-{forge_identifier(layer.name)}.{array_name}.bin"
+            other = owners.setdefault(file_name, layer.name)
+            if other != layer.name:
+                raise ConversionError(f"layers {other!r} and {layer.name!r} both export as "
+                                      f"{file_name}; rename one of them in the model")
+            data = to_bytes(array)
+            path = inside(out_dir, file_name)
+            write_bytes(path, data)
+            written.append(path)
+            entries.append({"file": file_name, "layer": layer.name,
+                            "class": type(layer).__name__, "array": array_name,
+                            "shape": list(array.shape), "layout": "keras", "dtype": "<f4",
+                            "sha256": hashlib.sha256(data).hexdigest()})
+    index = inside(out_dir, f"{model_name}.original.json")
+    write_text(index, json.dumps({"format": ORIGINAL_FORMAT, "model": model_name,
+                                  "arrays": entries}, indent=1) + "\n")
+    return written + [index]

@@ -1,4 +1,5 @@
 """YOLO zoo models: built from the shipped Darknet cfgs, or taken from ``--model_dir``."""
+import sys
 from pathlib import Path
 
 from core.errors import ConversionError
@@ -20,9 +21,17 @@ def zoo_yolo_model(entry, weights, seed: int, model_dir: Path):
     size = entry.input_size[0]
     cfg = {"tiny_yolo": "yolov2-tiny-voc.cfg", "yolo": "yolov2.cfg"}[entry.key]
     if weights is None:
-        for candidate in (model_dir / f"{entry.forge_name}.keras", model_dir / f"{entry.forge_name}.h5"):
+        candidates = (model_dir / f"{entry.forge_name}.keras", model_dir / f"{entry.forge_name}.h5")
+        for candidate in candidates:
             if candidate.exists():
                 return load_model_file(candidate), str(candidate)
+        weights_file = Path(cfg).with_suffix(".weights").name
+        print(f"keras2metal: warning: {entry.constant}: neither {candidates[0]} nor "
+              f"{candidates[1]} exists, so the network gets RANDOM weights (seed {seed}) and "
+              f"will detect nothing. Make the file from Darknet's weights with yad2k: `yad2k "
+              f"{CFG_DIR / cfg} {weights_file} {candidates[0]}` ({weights_file} from "
+              f"https://pjreddie.com/media/files/{weights_file}), or pass --weights random to "
+              "choose random weights on purpose", file=sys.stderr)
         weights = "random"
     if weights == "random":
         model = build_from_cfg(cfg, size)

@@ -18,7 +18,9 @@ One HDF5 file per model and image set, written by ``golden`` (kind ``golden``) a
         _json            names of the attributes stored as JSON strings (decoded by the reader)
     /images/<image_key>/                one group per image; key = image file stem
         attrs: image (file name); device stores also top5 (JSON list of {index, probability,
-               label?}), latency_s, dump_dir, ignored_files (JSON list)
+               label?}), top5_source, latency_s (mean) and latency_runs_s, dump_dir, named_by
+               (what named the image), device, ios_version, manifest_sha256 (the run log's),
+               stale_conversion (reason or null), ignored_files (JSON list), warnings
         <tensor name>                   float32 dataset, HWC, one per manifest tensor, in the
                                         manifest's topological order; dataset name = Forge tensor
                                         name ("/" would be written as "%2F", "%" as "%25")
@@ -27,14 +29,20 @@ One HDF5 file per model and image set, written by ``golden`` (kind ``golden``) a
     /folded/<image_key>/<tensor name>   golden only, with ``--folded``: the folded ``_nobn``
                                         model's activations, same layout; attr
                                         ``max_abs_diff`` against /images
-    /run                                attrs of the device run log: fps, latency_s (JSON),
-                                        device, warnings (JSON), console predictions, ...
+    /run                                attrs of the device runs: what all run logs agree on
+                                        (device, fault, ...), fps and latency_s (JSON: mean,
+                                        min, max, runs) over all runs, warnings (JSON),
+                                        run_logs, stale_conversion ({image: reason}), ...
 
 Statuses: ``ok`` (data usable), ``missing`` (empty (0,) dataset: no data at all),
 ``truncated`` / ``oversized`` (file size fits no accepted layout; the bytes are kept, flat),
 ``shape_mismatch`` (shapes json or Keras shape disagrees with the manifest), ``nan_inf`` (data
 kept; the count is in the reason), ``wrong_model`` (file of another model's prefix),
-``not_compared`` (kept for reference only, e.g. Forge's ``__Input__`` texture).
+``stale_conversion`` (the run log's manifest hash is not this store's manifest's: the dumps come
+from another conversion; every tensor of that image has it, data kept, the status it would have
+had in the attribute ``status_before_stale``), ``not_compared`` (kept for reference only, e.g.
+Forge's ``__Input__`` texture).  All but ``ok`` and ``not_compared`` are data problems: the
+reason names the file and the fix, and they are never numerical divergence.
 
 Nothing is silently dropped: every manifest tensor has a dataset in every image, with a status.
 
@@ -59,7 +67,7 @@ from core.manifest import manifest_hash
 FORMAT = "keras2metal.store/1"
 KINDS = ("golden", "device")
 STATUSES = ("ok", "missing", "truncated", "oversized", "shape_mismatch", "nan_inf",
-            "wrong_model", "not_compared")
+            "wrong_model", "stale_conversion", "not_compared")
 SECTIONS = ("images", "folded")
 
 

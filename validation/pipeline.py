@@ -6,9 +6,12 @@ device store of one (model, weights, seed, images, device source), producing wha
 1. **conversion** (``core.cli.resolve_model`` + ``core.convert.convert``): weights, builder,
    manifest, folded model;
 2. **device store**: with ``device_dump`` the folder from the phone is ingested
-   (``device_pull.ingest.ingest_dump``); without it the reference device runs the generated
-   builder and weights on the images (``--fault KIND:LAYER`` injects one conversion bug), its dump
-   folder is ingested and then deleted;
+   (``device_pull.ingest.ingest_dump``), and the run's images are the ones the dump holds
+   (``device_pull.ingest.dump_image_files``: found by name in ``--images``, then in the built-in
+   samples) plus ``--images``; dumps of another conversion are data problems of every tensor.  Without
+   a dump folder the reference device runs the generated builder and weights on the images
+   (``--fault KIND:LAYER`` injects one conversion bug), its dump folder is ingested and then
+   deleted;
 3. **golden store** (``golden.capture_golden``): Keras on the same images.
 
 Cache layout (the user cache directory, ``$KERAS2METAL_CACHE`` or ``--validation-cache``; see
@@ -95,6 +98,7 @@ class Settings:
         elif self.weights not in ("random", "imagenet", "file", "trained"):
             self.weights = str(_abs(self.weights, base))
         is_default = self.zoo_key == DEFAULT_MODEL
+        self.default_images = not self.images
         if self.images:
             self.images = [str(_abs(p, base)) for p in self.images]
         else:
@@ -227,14 +231,47 @@ class Pipeline:
         self.log = log or (lambda msg: None)
         self._model = None
         self._resolved = None
-        from imagesets.images import ImageError, list_images
+        self._image_paths = None
+        self._images_key = None
+
+    # images --------------------------------------------------------------------------
+    @property
+    def image_paths(self) -> list:
+        """--images (default: the model's samples); with --device-dump, the images the dump
+        holds (found by name in --images, then in the built-in samples) plus --images."""
+        if self._image_paths is None:
+            from imagesets.images import ImageError, list_images, select
+
+            chosen = {"limit": self.s.limit, "sample": self.s.sample, "seed": self.s.sample_seed}
+            try:
+                given = None if self.s.default_images else list_images(self.s.images)
+                if not self.s.device_dump:
+                    self._image_paths = select(given or list_images(self.s.images), **chosen)
+                else:
+                    self._image_paths = select(self._dump_image_paths(given), **chosen)
+            except ImageError as exc:
+                raise ValidationSetupError(f"--images: {exc}") from None
+        return self._image_paths
+
+    def _dump_image_paths(self, given) -> list:
+        from core.manifest import ManifestError, load_manifest
+        from device_pull.ingest import IngestError, dump_image_files
 
         try:
-            self.image_paths = list_images(self.s.images, limit=self.s.limit,
-                                           sample=self.s.sample, seed=self.s.sample_seed)
-        except ImageError as exc:
-            raise ValidationSetupError(f"--images: {exc}") from None
-        self.images_key = digest(images_id(self.image_paths))
+            manifest = load_manifest(self.convert())
+        except ManifestError as exc:
+            raise ValidationSetupError(str(exc)) from None
+        try:
+            return dump_image_files(self.s.device_dump, manifest, given,
+                                    search=(SAMPLE_IMAGES, DEFAULT_MODEL_DIR / "images"))
+        except IngestError as exc:
+            raise ValidationSetupError(f"--device-dump: {exc}") from None
+
+    @property
+    def images_key(self) -> str:
+        if self._images_key is None:
+            self._images_key = digest(images_id(self.image_paths))
+        return self._images_key
 
     # keys ----------------------------------------------------------------------------
     def conversion_key(self) -> str:
@@ -346,7 +383,7 @@ class Pipeline:
                          + (f" with fault {self.s.fault}" if self.s.fault else ""))
                 try:
                     run_reference_device(builder, manifest_path.parent, self.image_paths, dump_dir,
-                                         dump="all", fault=self.s.fault)
+                                         dump="all", fault=self.s.fault, manifest=manifest)
                 except ReferenceDeviceError as exc:
                     shutil.rmtree(dump_dir, ignore_errors=True)
                     raise ValidationSetupError(f"reference device: {exc}") from None

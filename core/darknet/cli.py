@@ -21,13 +21,22 @@ def _size(text: str):
     return tuple(values)
 
 
+def _parents(folder: str) -> list:
+    """``folder`` and the folders above it, nearest first."""
+    out = [folder]
+    while os.path.dirname(out[-1]) != out[-1]:
+        out.append(os.path.dirname(out[-1]))
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="yad2k", description="Darknet to Keras converter: writes the Keras model, "
         "<out>_anchors.txt (detectors) and <out>_darknet.json (heads, classes, header).")
     p.add_argument("cfg", help="Darknet .cfg file")
     p.add_argument("weights", help="Darknet .weights file")
-    p.add_argument("output", help="output model, ending in .keras or .h5")
+    p.add_argument("output", help="output model, ending in .keras or .h5 (its folder is "
+                   "created when missing)")
     p.add_argument("-p", "--plot-model", "--plot_model", dest="plot", action="store_true",
                    help="also write <out>.png with the model graph")
     p.add_argument("-flcl", "--fully-convolutional", "--fully_convolutional", dest="fc",
@@ -49,8 +58,11 @@ def main(argv=None) -> int:
         print(f"yad2k: error: {out}: the output must end in .keras or .h5", file=sys.stderr)
         return 2
     folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        print(f"yad2k: error: output folder {folder} does not exist; create it first", file=sys.stderr)
+    blocking = next((p for p in _parents(folder) if os.path.exists(p) and not os.path.isdir(p)),
+                    None)
+    if blocking:
+        print(f"yad2k: error: output folder {folder} cannot be created: {blocking} is a file; "
+              "choose another output path", file=sys.stderr)
         return 2
     from .converter import convert, output_root, save_converted
     try:

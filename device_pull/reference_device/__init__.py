@@ -2,8 +2,9 @@
 
 Public API:
 
-* :func:`run_reference_device` (builder, param_dir, images, out_dir, dump="all", fault=None)
-  → run-log dict; writes the phone's dump files and ``run-<model>.json``;
+* :func:`run_reference_device` (builder, param_dir, images, out_dir, dump="all", fault=None,
+  manifest=None) → summary dict; writes what the phone writes, one run folder per image
+  (``out_dir`` itself for one image): dumps, ``shapes-<model>.json`` and ``run-<model>.json``;
 * :class:`ReferenceDevice` (builder, param_dir, fault=None): compiled network;
   ``.forward(rgba8, dump="none"|"output"|"all")`` → {"output", "dumps", "resized"};
   ``.tensors`` in Forge's topological order, ``.name``, ``.file_name(tensor)``;

@@ -3,8 +3,9 @@
 Reads ``<Name>Builder.swift`` and the weight files its ``compile`` closure names, runs each image
 the way Forge and Metal Performance Shaders would (float16 images, MPS window offsets and edge
 modes, Concatenate/Collect rules), and writes what the Forge fork's DocumentDirectoryDumper writes
-on a phone: ``<image>/<model>-<tensor>.floats``, ``<image>/shapes-<model>.json``, plus
-``run-<model>.json`` with top-5 predictions, latency and fps.
+on a phone, one run flat in ``--out`` (one image) or one folder per image ``<out>/<image stem>/``:
+``<model>-<tensor>.floats``, ``shapes-<model>.json`` and the run log ``run-<model>.json`` (image,
+manifest hash, top-5 predictions, latency).
 
 ``--fault KIND:LAYER`` injects one known conversion bug into one layer (transpose: weights read
 with a wrong transpose; stride: (x, y) tuples swapped; bias: bias dropped; garbage: float32
@@ -23,7 +24,12 @@ def add_arguments(parser):
                         help="folder with the weight files (<prefix><layer><suffix>.<ext>)")
     parser.add_argument("--images", required=True, nargs="+", metavar="DIR|FILE",
                         help="an image folder or image files")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder: the run itself for one image, one folder per image "
+                        "for several")
+    parser.add_argument("--manifest", metavar="FILE", default=None,
+                        help="the conversion's manifest, whose hash the run logs carry (default: "
+                        "<param_dir>/<model>.manifest.json when present)")
     parser.add_argument("--dump", choices=("all", "output"), default="all",
                         help="dump every tensor like debugEvaluate (default) or only the output")
     parser.add_argument("--fault", metavar="KIND:LAYER", default=None,
@@ -38,14 +44,18 @@ def run(args) -> int:
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     images = args.images if len(args.images) > 1 else args.images[0]
     try:
-        log = run_reference_device(args.builder, args.param_dir, images, args.out,
-                                   dump=args.dump, fault=args.fault, log=say)
+        summary = run_reference_device(args.builder, args.param_dir, images, args.out,
+                                       dump=args.dump, fault=args.fault, log=say,
+                                       manifest=args.manifest)
     except ReferenceDeviceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for w in log["warnings"]:
+    for w in summary["warnings"]:
         say(f"warning: {w}")
-    say(f"{log['model']} on the {log['device']}: {len(log['images'])} image(s), "
-        f"{log['fps']:.2f} fps (mean latency {log['latency_s']['mean'] * 1000:.1f} ms); "
-        f"wrote {args.out}/run-{log['model']}.json")
+    runs = summary["runs"]
+    where = (f"one run in {args.out}" if len(runs) == 1
+             else f"{len(runs)} run folders in {args.out}")
+    say(f"{summary['model']} on the {summary['device']}: {len(runs)} image(s), "
+        f"{summary['fps']:.2f} fps (mean latency {summary['latency_s']['mean'] * 1000:.1f} ms); "
+        f"wrote {where} (dumps, shapes-{summary['model']}.json, run-{summary['model']}.json)")
     return 0

@@ -1,12 +1,14 @@
 """Run the reference device over images and write what the phone writes.
 
-Output folder (``out_dir``)::
+The phone's app writes one run flat into its Documents folder; so does this.  One image::
 
-    run-<model>.json                      the run log (top-5, latency, fps, fault, warnings)
-    <image stem>/<model>-<tensor>.floats  float32 HWC dumps (DocumentDirectoryDumper naming)
-    <image stem>/shapes-<model>.json      {file name: [W, H, C, N]}
+    <out>/<model>-<tensor>.floats   float32 HWC dumps (DocumentDirectoryDumper naming)
+    <out>/shapes-<model>.json       {file name: [W, H, C, N]}
+    <out>/run-<model>.json          the run log: image, manifest hash, device, latency, top-5, ...
 
-Every file is written atomically (a temporary file in the same folder, then ``os.replace``).
+Several images: the same three per image in ``<out>/<image stem>/`` (one folder per image, named
+after it, each with its own run log; nothing at the top), the layout device_pull.ingest reads as
+"one folder per image".  Every file is written atomically (core.atomic).
 """
 import json
 import os
@@ -19,6 +21,8 @@ import numpy as np
 from .device import ReferenceDevice
 from .forge import ReferenceDeviceError
 from core.atomic import write_bytes
+from core.manifest import ManifestError, load_manifest, manifest_hash
+from imagesets.images import ImageError, list_images as image_list
 
 DEVICE_LABEL = "reference device"
 
@@ -56,15 +60,9 @@ def load_texture(path) -> np.ndarray:
 def list_images(images) -> list:
     """Folder(s)/files → sorted image paths, with the project's per-image key rules."""
     try:
-        from imagesets.images import ImageError, list_images as core_list
-    except ImportError:  # pragma: no cover - core is part of the project
-        core_list, ImageError = None, ValueError
-    if core_list is not None:
-        try:
-            return core_list(images)
-        except ImageError as exc:
-            raise ReferenceDeviceError(str(exc)) from None
-    return sorted(Path(p) for p in ([images] if isinstance(images, (str, Path)) else images))
+        return image_list(images)
+    except ImageError as exc:
+        raise ReferenceDeviceError(str(exc)) from None
 
 
 def write_dumps(folder, model_name: str, dumps: dict):
@@ -72,51 +70,57 @@ def write_dumps(folder, model_name: str, dumps: dict):
     folder = Path(folder)
     shapes = {}
     for file_name, (array, shape) in dumps.items():
-        write_bytes(folder / file_name,
-                           np.ascontiguousarray(array, dtype="<f4").tobytes())
+        write_bytes(folder / file_name, np.ascontiguousarray(array, dtype="<f4").tobytes())
         shapes[file_name] = [int(v) for v in shape]
     atomic_write_json(folder / f"shapes-{model_name}.json", shapes)
 
 
+def _manifest_sha256(manifest, param_dir, model_name: str):
+    """The content hash of the conversion's manifest (given, or
+    ``<param_dir>/<model>.manifest.json`` when present), or None for a builder without one."""
+    if manifest is None:
+        manifest = Path(param_dir) / f"{model_name}.manifest.json"
+        if not manifest.is_file():
+            return None
+    if not isinstance(manifest, dict):
+        try:
+            manifest = load_manifest(manifest)
+        except ManifestError as exc:
+            raise ReferenceDeviceError(str(exc)) from None
+    if manifest["name"] != model_name:
+        raise ReferenceDeviceError(
+            f"{manifest.get('_path', 'the manifest')} is of model {manifest['name']!r}, the "
+            f"builder of {model_name!r}; pass the manifest keras2metal wrote with this builder")
+    return manifest_hash(manifest)
+
+
 def run_reference_device(builder_path, param_dir, images, out_dir, dump: str = "all",
-                         fault=None, log=None) -> dict:
-    """Run the builder + parameters on each image, write dumps and the run log; return the log.
+                         fault=None, log=None, manifest=None) -> dict:
+    """Run the builder + parameters on each image and write what the phone writes; return a summary.
+
+    One image: ``out_dir`` itself is the run folder (flat, like the app's Documents folder).
+    Several images: one run folder per image, ``out_dir/<image stem>/``.  Each run folder holds
+    the dumps, ``shapes-<model>.json`` and ``run-<model>.json`` (image, manifest hash, device,
+    host, latency per run, top-5, fault, warnings).
 
     ``images``: a folder, an image file, or a list of them.  ``dump``: "all" (every tensor, as
     ``debugEvaluate``) or "output" (only the output tensor).  ``fault``: "KIND:LAYER" or None.
-    ``log``: optional callable for progress lines.
+    ``manifest``: the conversion's manifest (path or dict) whose hash the run logs carry
+    (default: ``<param_dir>/<model>.manifest.json`` when present).  ``log``: optional callable
+    for progress lines.  The summary has the run logs (``runs``, each with its ``folder``), fps,
+    latency and the warnings of all runs.
     """
     if dump not in ("all", "output"):
         raise ReferenceDeviceError(f"dump must be 'all' or 'output', not {dump!r}")
     say = log or (lambda msg: None)
     device = ReferenceDevice(builder_path, param_dir, fault=fault)
+    sha256 = _manifest_sha256(manifest, param_dir, device.name)
     paths = list_images(images)
     if not paths:
         raise ReferenceDeviceError(f"{images}: no images to run")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries, latencies = [], []
-    for path in paths:
-        texture = load_texture(path)
-        start = time.perf_counter()
-        result = device.forward(texture, dump=dump)
-        latency = time.perf_counter() - start
-        latencies.append(latency)
-        stem = Path(path).stem
-        write_dumps(out_dir / stem, device.name, result["dumps"])
-        if result["resized"]:
-            msg = (f"{Path(path).name}: {texture.shape[1]}x{texture.shape[0]} resized to the "
-                   "network input with Lanczos (Pillow) — the phone's MPSImageLanczosScale "
-                   "differs slightly; use pre-sized images for exact comparisons")
-            device.warnings.append(msg)
-            say(msg)
-        top5 = top_k(result["output"], 5)
-        entries.append({"image": Path(path).name, "dump_dir": stem, "top5": top5,
-                        "latency_s": latency, "resized": bool(result["resized"])})
-        say(f"{Path(path).name}: top-1 {top5[0]['index']} ({top5[0]['probability']:.4f}), "
-            f"{latency * 1000:.1f} ms")
-    lat = np.array(latencies)
-    log_obj = {
+    common = {
         "model": device.name,
         "device": DEVICE_LABEL,
         "host": host_info(),
@@ -124,13 +128,39 @@ def run_reference_device(builder_path, param_dir, images, out_dir, dump: str = "
         "param_dir": str(param_dir),
         "dump": dump,
         "output_tensor": device.model.output.short_id,
-        "images": entries,
-        "fps": float(len(lat) / lat.sum()) if lat.sum() > 0 else None,
-        "latency_s": {"mean": float(lat.mean()), "min": float(lat.min()), "max": float(lat.max())},
         "fault": None if device.fault is None else f"{device.fault[0]}:{device.fault[1]}",
-        "warnings": list(dict.fromkeys(device.warnings)),
         "layers": sum(1 for t in device.tensors if t.layer is not None),
         "tensors": len(device.tensors),
     }
-    atomic_write_json(out_dir / f"run-{device.name}.json", log_obj)
-    return log_obj
+    compile_warnings = list(device.warnings)
+    runs, latencies = [], []
+    for path in paths:
+        first_warning = len(device.warnings)
+        texture = load_texture(path)
+        start = time.perf_counter()
+        result = device.forward(texture, dump=dump)
+        latency = time.perf_counter() - start
+        latencies.append(latency)
+        folder = out_dir if len(paths) == 1 else out_dir / Path(path).stem
+        write_dumps(folder, device.name, result["dumps"])
+        if result["resized"]:
+            msg = (f"{Path(path).name}: {texture.shape[1]}x{texture.shape[0]} resized to the "
+                   "network input with Lanczos (Pillow) — the phone's MPSImageLanczosScale "
+                   "differs slightly; use pre-sized images for exact comparisons")
+            device.warnings.append(msg)
+            say(msg)
+        top5 = top_k(result["output"], 5)
+        run_log = {"image": Path(path).name, "manifest_sha256": sha256, **common,
+                   "latency_s": [latency], "top5": top5, "resized": bool(result["resized"]),
+                   "warnings": list(dict.fromkeys(compile_warnings
+                                                  + device.warnings[first_warning:]))}
+        atomic_write_json(folder / f"run-{device.name}.json", run_log)
+        runs.append({**run_log, "folder": str(folder)})
+        say(f"{Path(path).name}: top-1 {top5[0]['index']} ({top5[0]['probability']:.4f}), "
+            f"{latency * 1000:.1f} ms")
+    lat = np.array(latencies)
+    return {**common, "manifest_sha256": sha256, "runs": runs,
+            "fps": float(len(lat) / lat.sum()) if lat.sum() > 0 else None,
+            "latency_s": {"mean": float(lat.mean()), "min": float(lat.min()),
+                          "max": float(lat.max())},
+            "warnings": list(dict.fromkeys(device.warnings))}

@@ -9,6 +9,7 @@ from core_helpers import small_model
 
 from core.cli import main
 from core.kerasenv import KERAS3, keras
+from core.manifest import manifest_hash
 
 L = keras.layers
 
@@ -32,6 +33,7 @@ def test_converts_a_keras_file_with_its_own_weights(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Number of layers" in out and "folded model matches" in out
     manifest = json.loads((tmp_path / "P" / "m.manifest.json").read_text())
+    assert f"manifest hash {manifest_hash(manifest)} (the app's run log carries it" in out
     assert manifest["preprocessing"]["family"] == "tf"
     assert manifest["source"]["weights"] == "file"
     written = (tmp_path / "P" / "m-c.weights.bin").read_bytes()
@@ -103,3 +105,46 @@ def test_same_seed_same_weights(tmp_path, weights):
     b = load_model("mobilenet", weights, seed=3).get_layer("conv1").get_weights()[0]
     c = load_model("mobilenet", weights, seed=4).get_layer("conv1").get_weights()[0]
     assert (a == b).all() and not (a == c).all()
+
+
+def test_export_original_arrays(tmp_path, capsys):
+    """-e writes the unfolded model's arrays (BatchNorm included) as Keras holds them."""
+    path, model = saved_model(tmp_path, lambda x: L.BatchNormalization(name="bn")(
+        L.Conv2D(4, 3, name="c")(x)))
+    orig = tmp_path / "O"
+    assert main([str(path), "-e", "--orig_param_dir", str(orig)] + outputs(tmp_path)) == 0
+    assert f"wrote 6 original (unfolded) arrays to {orig}" in capsys.readouterr().out
+    index = json.loads((orig / "m.original.json").read_text())
+    assert index["format"] == "keras2metal.original/1" and index["model"] == "m"
+    assert [(a["layer"], a["array"]) for a in index["arrays"]] == [
+        ("c", "kernel"), ("c", "bias"), ("bn", "gamma"), ("bn", "beta"), ("bn", "moving_mean"),
+        ("bn", "moving_variance")]
+    kernel, _ = model.get_layer("c").get_weights()
+    assert (orig / "m-c.kernel.bin").read_bytes() == kernel.astype("<f4").tobytes()
+    assert index["arrays"][0]["shape"] == [3, 3, 3, 4]
+    variance = model.get_layer("bn").get_weights()[3]
+    assert (orig / "m-bn.moving_variance.bin").read_bytes() == variance.astype("<f4").tobytes()
+    # the converted weights are the folded ones: no BatchNorm file among them
+    assert not list((tmp_path / "P").glob("*bn*"))
+
+
+def test_tiny_yolo_without_its_model_file_warns_of_random_weights(tmp_path, capsys):
+    from core.yolo_models import CFG_DIR
+
+    assert main(["TINY_YOLO", "-q"] + outputs(tmp_path)) == 0
+    err = capsys.readouterr().err
+    wanted = tmp_path / "M" / "tiny_yolo.keras"
+    assert err.startswith(f"keras2metal: warning: TINY_YOLO: neither {wanted} nor "
+                          f"{wanted.with_suffix('.h5')} exists, so the network gets RANDOM weights")
+    assert f"`yad2k {CFG_DIR / 'yolov2-tiny-voc.cfg'} yolov2-tiny-voc.weights {wanted}`" in err
+    manifest = json.loads((tmp_path / "P" / "tiny_yolo.manifest.json").read_text())
+    assert manifest["source"]["weights"] == "random"
+    # with the model file in --model_dir it is used, silently
+    (tmp_path / "M" / "tiny_yolo_nobn.keras").rename(wanted)
+    assert main(["TINY_YOLO", "-q"] + outputs(tmp_path)) == 0
+    assert "warning" not in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "P" / "tiny_yolo.manifest.json").read_text())
+    assert manifest["source"]["weights"] == str(wanted)
+    # and --weights random is a choice, not a fallback
+    assert main(["TINY_YOLO", "-q", "--weights", "random"] + outputs(tmp_path)) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -53,8 +53,8 @@ def test_cli_errors(cfg_dir, weights_cache, tmp_path, capsys):
     assert "ignored 8 extra bytes" in capsys.readouterr().out
 
 
-def test_module_entry_point_subprocess(tmp_path):
-    """python -m core.darknet on a small cfg: fully convolutional, yolo head, atomic outputs."""
+def _mini_darknet(tmp_path):
+    """(cfg, weights) of a two-layer detector with a yolo head and seeded weights."""
     cfg = tmp_path / "mini.cfg"
     cfg.write_text("[net]\nwidth=64\nheight=64\nchannels=3\n"
                    "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
@@ -62,8 +62,25 @@ def test_module_entry_point_subprocess(tmp_path):
                    "[yolo]\nmask=0,1,2\nanchors=10,14, 23,27, 37,58\nclasses=2\nnum=3\n")
     weights = tmp_path / "mini.weights"
     write_random_weights(cfg, weights, seed=2)
+    return cfg, weights
+
+
+def test_cli_creates_the_output_folder(tmp_path, capsys):
+    cfg, weights = _mini_darknet(tmp_path)
+    out = tmp_path / "model_data" / "new" / "mini.keras"
+    assert main([str(cfg), str(weights), str(out), "-q"]) == 0
+    assert sorted(os.listdir(out.parent)) == ["mini.keras", "mini_anchors.txt", "mini_darknet.json"]
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert main([str(cfg), str(weights), str(tmp_path / "taken" / "sub" / "m.keras"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"yad2k: error: output folder {tmp_path / 'taken' / 'sub'} cannot be created: "
+                   f"{tmp_path / 'taken'} is a file; choose another output path\n")
+
+
+def test_module_entry_point_subprocess(tmp_path):
+    """python -m core.darknet on a small cfg: fully convolutional, yolo head, atomic outputs."""
+    cfg, weights = _mini_darknet(tmp_path)
     out = tmp_path / "out" / "mini.keras"
-    out.parent.mkdir()
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, "-m", "core.darknet", str(cfg), str(weights), str(out),
                           "--fully-convolutional", "-q"], capture_output=True, text=True, env=env,

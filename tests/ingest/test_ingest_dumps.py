@@ -1,4 +1,7 @@
-"""Ingestion of hand-written dump folders: every accepted layout and every bad-input case."""
+"""Ingestion of hand-written dump folders: every file layout and every bad-input case per tensor.
+
+The folder layouts of a real phone copy (and their errors) are tested on real dumps of the
+default model in test_ingest_phone_layouts.py."""
 import json
 
 import numpy as np
@@ -90,13 +93,13 @@ def test_input_texture_takes_the_image_size(tmp_path, manifest_path):
         np.testing.assert_array_equal(data, bgr)
 
 
-@pytest.mark.parametrize("writer, dtype, layout_name", [
-    (write_padded, "<f4", "padded-float32"),
-    (write_interleaved, "<f2", "interleaved-float16"),
-    (write_padded, "<f2", "padded-float16"),
+@pytest.mark.parametrize("writer, dtype, layout_name, files", [
+    (write_padded, "<f4", "padded-float32", 4),         # C = 8 and C = 2 read as interleaved
+    (write_interleaved, "<f2", "interleaved-float16", 6),
+    (write_padded, "<f2", "padded-float16", 4),
 ])
-def test_padded_and_float16_layouts(tmp_path, manifest_path, writer, dtype, layout_name):
-    layouts = {"odd": (writer, dtype), "__Resize_1__": (writer, dtype), "two": (writer, dtype)}
+def test_padded_and_float16_layouts(tmp_path, manifest_path, writer, dtype, layout_name, files):
+    layouts = {name: (writer, dtype) for name in expected_arrays()}     # one writer per run
     arrays = write_dump(tmp_path / "dump", layouts=layouts)
     report, store = _ingest(tmp_path, manifest_path, tmp_path / "dump", image="dog")
     with store:
@@ -108,7 +111,24 @@ def test_padded_and_float16_layouts(tmp_path, manifest_path, writer, dtype, layo
         assert store.tensor_attrs("dog", "__Resize_1__")["layout"] == layout_name
         # C = 2: MPS keeps 2 components per pixel, padded == interleaved
         assert store.tensor_attrs("dog", "two")["layout"].startswith("interleaved")
-    assert report.layouts[layout_name] == (3 if layout_name == "interleaved-float16" else 2)
+    assert report.layouts[layout_name] == files
+
+
+def test_a_float32_run_cut_to_half_is_truncated_not_float16(tmp_path, manifest_path):
+    """A copy stopped at a block boundary can leave exactly the float16 size of a float32 dump."""
+    folder = tmp_path / "dump"
+    arrays = write_dump(folder)
+    path = folder / f"{MODEL}-odd.floats"
+    path.write_bytes(path.read_bytes()[: H * W * 5 * 2])
+    _, store = _ingest(tmp_path, manifest_path, folder, image="dog")
+    with store:
+        data, status, reason = store.tensor("dog", "odd")
+        assert status == "truncated" and str(path) in reason and "float16 size" in reason
+        assert "copy the Documents folder again" in reason and "--dtype float16" in reason
+        np.testing.assert_array_equal(store.tensor("dog", "conv1")[0], arrays["conv1"])
+    _, store = _ingest(tmp_path, manifest_path, folder, image="dog", dtype="float16")
+    with store:
+        assert store.tensor("dog", "odd")[1] == "ok"      # the user says the file is float16
 
 
 def test_padded_option_for_ambiguous_sizes(tmp_path, manifest_path):
@@ -165,19 +185,22 @@ def test_every_bad_input_is_recorded(tmp_path, manifest_path, capsys):
     assert rc == 0                                   # bad tensors are recorded, not fatal
     text = capsys.readouterr().out
     for status in ("truncated", "oversized", "shape_mismatch", "missing", "nan_inf",
-                   "wrong_model", "ok", "not_compared"):
-        assert status in text
+                   "wrong_model", "not_compared"):
+        assert f"\n{status} " in text                  # a row of the status table
     assert "debug_extra" in text and "ignored" in text
 
     with Store(tmp_path / "bad.h5") as store:
         assert store.tensor_names("dog") == NAMES     # nothing silently dropped
         data, status, reason = store.tensor("dog", "conv1")
-        assert status == "truncated" and f"{MODEL}-conv1.floats" in reason
+        assert status == "truncated" and str(folder / f"{MODEL}-conv1.floats") in reason
+        assert "copy the Documents folder again" in reason
         assert data.size == (len(raw) // 2 + 2) // 4  # bytes kept, flat
         data, status, reason = store.tensor("dog", "odd")
         assert status == "oversized" and str(H * W * 5 * 4 + 12) in reason
+        assert "re-run the app with this build" in reason
         data, status, reason = store.tensor("dog", "two")
         assert status == "shape_mismatch" and "[6, 3, 2, 1]" in reason
+        assert "convert again and rebuild the app" in reason
         assert data.shape == (3, 6, 2)
         data, status, reason = store.tensor("dog", "fc")
         assert status == "missing" and data.shape == (0,) and f"{MODEL}-fc.floats" in reason
@@ -212,7 +235,7 @@ def test_unusable_input_exits_non_zero(tmp_path, manifest_path, capsys):
     (tmp_path / "empty").mkdir()
     rc = main(["ingest", str(tmp_path / "empty"), "--manifest", str(manifest_path),
                "--out", str(tmp_path / "x.h5")])
-    assert rc == 2 and "no .floats dumps" in capsys.readouterr().err
+    assert rc == 2 and "the folder is empty" in capsys.readouterr().err
     write_dump(tmp_path / "dump")
     rc = main(["ingest", str(tmp_path / "dump"), "--manifest", str(tmp_path / "none.json"),
                "--out", str(tmp_path / "x.h5")])
@@ -222,94 +245,105 @@ def test_unusable_input_exits_non_zero(tmp_path, manifest_path, capsys):
         ingest_dump(tmp_path / "dump", manifest_path, tmp_path / "x.h5", layout="slices")
 
 
-# -- run log, several images, console log --------------------------------------------------
+# -- run logs, several images, console log ------------------------------------------------
 
-def _run_log(keys):
-    return {"model": MODEL, "device": "reference device",
-            "images": [{"image": f"{k}.jpg", "dump_dir": k,
-                        "top5": [{"index": 3, "probability": 0.5}, {"index": 1, "probability": 0.2}],
-                        "latency_s": 0.01 * (i + 1)} for i, k in enumerate(keys)],
-            "fps": 42.0, "latency_s": {"mean": 0.02, "p50": 0.02, "p90": 0.03},
-            "warnings": ["Concat input with C % 4 != 0"]}
+def _run_log(key, index, **extra):
+    """A phone app's run log (the fields device_pull.ingest documents)."""
+    return {"model": MODEL, "image": f"{key}.jpg", "device": "iPhone X", "ios_version": "11.4",
+            "latency_s": [0.01 * (index + 1), 0.01 * (index + 1) + 0.002],
+            "top5": [{"index": 3, "probability": 0.5}, {"index": 1, "probability": 0.2}],
+            "warnings": ["Concat input with C % 4 != 0"], **extra}
 
 
-def test_run_log_with_one_folder_per_image(tmp_path, manifest_path):
+def test_one_folder_per_image_with_run_logs(tmp_path, manifest_path):
     dump = tmp_path / "dump"
-    arrays = {k: write_dump(dump / k, seed=i) for i, k in enumerate(["dog", "eagle"])}
-    (dump / f"run-{MODEL}.json").write_text(json.dumps(_run_log(["dog", "eagle"])))
+    arrays = {}
+    for i, (folder, key) in enumerate([("a", "dog"), ("b", "eagle")]):
+        arrays[key] = write_dump(dump / folder, seed=i)
+        (dump / folder / f"run-{MODEL}.json").write_text(json.dumps(_run_log(key, i)))
     report, store = _ingest(tmp_path, manifest_path, dump)
     with store:
         assert store.images() == ["dog", "eagle"]
-        assert store.attrs["device"] == "reference device"
+        assert store.attrs["device"] == "iPhone X"
         run = store.run_attrs()
-        assert run["fps"] == 42.0 and run["latency_s"]["p90"] == 0.03
+        assert run["ios_version"] == "11.4"
+        assert run["latency_s"] == pytest.approx({"mean": 0.016, "min": 0.01, "max": 0.022,
+                                                  "runs": 4})
+        assert run["fps"] == pytest.approx(1 / 0.016)
         assert run["warnings"] == ["Concat input with C % 4 != 0"]
         for key in ("dog", "eagle"):
             attrs = store.image_attrs(key)
             assert attrs["image"] == f"{key}.jpg" and attrs["top5"][0]["index"] == 3
-            assert attrs["top5_source"] == "run log"
+            assert attrs["top5_source"] == "run log" and attrs["named_by"] == "the run log"
             np.testing.assert_array_equal(store.tensor(key, "odd")[0], arrays[key]["odd"])
-        assert store.image_attrs("eagle")["latency_s"] == pytest.approx(0.02)
+        assert store.image_attrs("eagle")["latency_s"] == pytest.approx(0.021)
+    # the folder names ("a", "b") differ from the images the run logs name: said so
+    assert sum("the folder name differs" in w for w in report.warnings) == 2
 
 
-def test_subfolders_without_run_log(tmp_path, manifest_path):
+def test_subfolders_named_after_their_images(tmp_path, manifest_path):
     dump = tmp_path / "dump"
-    for i, key in enumerate(["horses", "giraffe"]):
-        write_dump(dump / key, seed=i)
-    _, store = _ingest(tmp_path, manifest_path, dump)
-    with store:
-        assert sorted(store.images()) == ["giraffe", "horses"]
-
-
-def test_missing_image_folder_in_run_log(tmp_path, manifest_path):
-    dump = tmp_path / "dump"
-    write_dump(dump / "dog")
-    (dump / f"run-{MODEL}.json").write_text(json.dumps(_run_log(["dog", "eagle"])))
+    write_dump(dump / "horses", seed=0)
+    write_dump(dump / "giraffe.jpg", seed=1)         # the file name works as well as the stem
     report, store = _ingest(tmp_path, manifest_path, dump)
     with store:
-        data, status, reason = store.tensor("eagle", "conv1")
-        assert status == "missing" and "folder missing" in reason
-    assert any("eagle" in w and "does not exist" in w for w in report.warnings)
+        assert sorted(store.images()) == ["giraffe", "horses"]
+        assert store.image_attrs("giraffe")["named_by"] == "the folder name"
+    assert report.named_by == {"giraffe": "the folder name", "horses": "the folder name"}
 
 
 CONSOLE = """
 -----Running Tests-----
 ForgeTests.ModelTests.testResnet50(debug:)
+ForgeTests.ModelTests.testModel(net:testImageName:correctTop:debug:) resnet_50
 Compiling took 0.31 seconds
 Successfully compiled model resnet_50
 predictions:[(label: "n03930630 pickup, pickup truck", probability: 0.87, index: 717), (label: "n03777568 Model T", probability: 0.05, index: 661)]
 ForgeTests.ModelTests.testToy(debug:)
+ForgeTests.ModelTests.testModel(net:testImageName:correctTop:debug:) toy
 Compiling took 0.0421 seconds
 Successfully compiled model toy
+image: final1-224.jpg
 predictions:[(label: "n01440764 tench, \\"Tinca\\" tinca", probability: 0.625, index: 0), (label: "n03930630 pickup, pickup truck", probability: 1.5e-01, index: 717)]
 All tests successful!
 """
 
 
 def test_console_log_parsing():
-    parsed = parse_console_log(CONSOLE)
-    assert parsed["resnet_50"]["compile_s"] == [0.31]
-    assert parsed["resnet_50"]["predictions"][0][0] == {
+    resnet, toy = parse_console_log(CONSOLE)
+    assert resnet["model"] == "resnet_50" and resnet["test"] == "testResnet50"
+    assert resnet["compile_s"] == 0.31
+    assert resnet["image"] == "final1-224.jpg"        # the fork's ModelTests fix its image
+    assert resnet["predictions"][0][0] == {
         "label": "n03930630 pickup, pickup truck", "probability": 0.87, "index": 717}
-    toy = parsed["toy"]
-    assert toy["compile_s"] == [0.0421]
+    assert toy["model"] == "toy" and toy["compile_s"] == 0.0421
+    assert toy["image"] == "final1-224.jpg"           # the app's own "image:" line
     assert [p["index"] for p in toy["predictions"][0]] == [0, 717]
     assert toy["predictions"][0][0]["label"] == 'n01440764 tench, "Tinca" tinca'
     assert toy["predictions"][0][1]["probability"] == pytest.approx(0.15)
 
 
-def test_console_log_is_the_fallback_for_predictions(tmp_path, manifest_path):
+def test_console_log_without_an_image_line_names_no_image():
+    text = CONSOLE.replace("image: final1-224.jpg\n", "")
+    assert [run["image"] for run in parse_console_log(text)] == ["final1-224.jpg", None]
+    # an "image:" line printed before the model compiles belongs to the run that follows
+    text = text.replace("ForgeTests.ModelTests.testToy(debug:)\n",
+                        "ForgeTests.ModelTests.testToy(debug:)\nimage: dog.jpg\n")
+    assert [run["image"] for run in parse_console_log(text)] == ["final1-224.jpg", "dog.jpg"]
+
+
+def test_console_log_names_the_image_and_gives_the_predictions(tmp_path, manifest_path):
     dump = tmp_path / "Documents"
     write_dump(dump)
     (dump / "xcode-console.log").write_text(CONSOLE)
-    report, store = _ingest(tmp_path, manifest_path, dump, image="final1-224")
+    report, store = _ingest(tmp_path, manifest_path, dump)
     with store:
         attrs = store.image_attrs("final1-224")
+        assert attrs["named_by"] == "the console log"
         assert attrs["top5_source"] == "console log"
         assert attrs["top5"][0]["index"] == 0
-        run = store.run_attrs()
-        assert run["compile_s"] == pytest.approx(0.0421)
-        assert len(run["console_predictions"]) == 1
+        assert attrs["compile_s"] == pytest.approx(0.0421)
+    assert report.images == ["final1-224"]
 
 
 def test_golden_and_device_stores_line_up(tmp_path):
@@ -325,7 +359,7 @@ def test_golden_and_device_stores_line_up(tmp_path):
             data = arrays.get(t["name"])
             status = "ok" if data is not None else "not_compared"
             writer.write("dog", t["name"], data, status, "")
-    write_dump(tmp_path / "dump" / "dog", layouts={"odd": (write_padded, "<f2")})
+    write_dump(tmp_path / "dump" / "dog", layouts={"odd": (write_padded, "<f4")})
     ingest_dump(tmp_path / "dump", manifest, tmp_path / "device.h5")
     with Store(golden) as g, Store(tmp_path / "device.h5") as d:
         assert g.attrs["manifest_sha256"] == d.attrs["manifest_sha256"]

@@ -7,10 +7,11 @@ import pytest
 from device_pull import usb
 from device_pull.__main__ import main
 
-FILES = {
-    "/Documents/run-toy.json": b'{"model": "toy"}',
-    "/Documents/dog/toy-conv1.floats": b"\0" * 16,
-    "/Documents/dog/shapes-toy.json": b"{}",
+FILES = {                                   # the app's container after one debug run
+    "/Documents/run-toy.json": b'{"model": "toy", "image": "dog.jpg"}',
+    "/Documents/toy-conv1.floats": b"\0" * 16,
+    "/Documents/shapes-toy.json": b"{}",
+    "/Documents/Inbox/mail.eml": b"kept as the phone has it",
     "/Library/Caches/x": b"not pulled",
 }
 
@@ -70,13 +71,13 @@ def test_pull_documents_from_fake_device(tmp_path, monkeypatch, capsys):
     rc = main(["usb", "--bundle-id", "com.example.ForgeTests", "--out", str(out),
                "--udid", "0000-1111"])
     assert rc == 0
-    assert (out / "run-toy.json").read_bytes() == b'{"model": "toy"}'
-    assert (out / "dog" / "toy-conv1.floats").stat().st_size == 16
-    assert (out / "dog" / "shapes-toy.json").exists()
+    assert (out / "run-toy.json").read_bytes() == b'{"model": "toy", "image": "dog.jpg"}'
+    assert (out / "toy-conv1.floats").stat().st_size == 16
+    assert (out / "shapes-toy.json").exists() and (out / "Inbox" / "mail.eml").exists()
     assert not (out / "Library").exists() and not list(out.rglob("*.part"))
     assert ("usbmux", "0000-1111") in calls
     assert ("house_arrest", "lockdown-client", "com.example.ForgeTests", False) in calls
-    assert "3 file(s) copied" in capsys.readouterr().out
+    assert "4 file(s) copied" in capsys.readouterr().out
 
 
 def test_missing_package_is_a_clear_error(tmp_path, monkeypatch, capsys):

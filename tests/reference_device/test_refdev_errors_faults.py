@@ -171,10 +171,11 @@ def test_cli_emulate(tiny_fork, tmp_path, capsys):
                            "--images", str(tiny_fork.images / "sample.png"),
                            "--out", str(tmp_path), "--fault", "bias:fc", "--dump", "output"])
     assert rc == 0
-    log = json.loads((tmp_path / "run-tiny_fork.json").read_text())
-    assert log["fault"] == "bias:fc" and log["images"][0]["dump_dir"] == "sample"
-    assert (tmp_path / "sample" / "tiny_fork-__Softmax_25__.floats").exists()
-    assert "reference device" in capsys.readouterr().out
+    log = json.loads((tmp_path / "run-tiny_fork.json").read_text())   # one image: flat
+    assert log["fault"] == "bias:fc" and log["image"] == "sample.png"
+    assert (tmp_path / "tiny_fork-__Softmax_25__.floats").exists()
+    out = capsys.readouterr().out
+    assert "reference device" in out and f"wrote one run in {tmp_path}" in out
 
 
 def test_cli_error_exit_code(tiny_fork, tmp_path, capsys):

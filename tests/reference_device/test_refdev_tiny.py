@@ -68,26 +68,32 @@ def test_input_dump_is_raw_bgr_bytes(tiny_fork, tiny_run):
 
 
 def test_run_log_and_top5(tiny_fork, tiny_run):
-    out, log = tiny_run
-    disk = json.loads((out / "run-tiny_fork.json").read_text())
-    assert disk["model"] == "tiny_fork" and disk["device"] == "reference device"
-    assert disk["fault"] is None and disk["output_tensor"] == "__Softmax_25__"
-    assert {"platform", "cpu", "numpy"} <= set(disk["host"])
-    assert [e["image"] for e in disk["images"]] == ["other.png", "sample.png"]
-    for entry in disk["images"]:
-        ref = tiny_fork.refs[entry["dump_dir"]]["softmax"].reshape(-1)
-        assert [t["index"] for t in entry["top5"]] == list(np.argsort(-ref, kind="stable")[:5])
-        assert abs(entry["top5"][0]["probability"] - ref.max()) < 2e-3
-        assert entry["latency_s"] > 0 and entry["resized"] is False
-    assert disk["fps"] > 0 and disk["latency_s"]["min"] <= disk["latency_s"]["max"]
-    assert disk["layers"] == 22 and disk["tensors"] == 25
+    """One run log per image folder, as a phone app writes it into its Documents folder."""
+    out, summary = tiny_run
+    assert sorted(p.name for p in out.iterdir()) == ["other", "sample"]    # nothing at the top
+    for image in ("other", "sample"):
+        disk = json.loads((out / image / "run-tiny_fork.json").read_text())
+        assert disk["image"] == f"{image}.png"
+        assert disk["model"] == "tiny_fork" and disk["device"] == "reference device"
+        assert disk["fault"] is None and disk["output_tensor"] == "__Softmax_25__"
+        assert disk["manifest_sha256"] is None          # a hand-written builder has no manifest
+        assert {"platform", "cpu", "numpy"} <= set(disk["host"])
+        ref = tiny_fork.refs[image]["softmax"].reshape(-1)
+        assert [t["index"] for t in disk["top5"]] == list(np.argsort(-ref, kind="stable")[:5])
+        assert abs(disk["top5"][0]["probability"] - ref.max()) < 2e-3
+        assert len(disk["latency_s"]) == 1 and disk["latency_s"][0] > 0
+        assert disk["resized"] is False
+        assert disk["layers"] == 22 and disk["tensors"] == 25
+    assert [run["image"] for run in summary["runs"]] == ["other.png", "sample.png"]
+    assert summary["fps"] > 0 and summary["latency_s"]["min"] <= summary["latency_s"]["max"]
 
 
 def test_dump_output_only(tiny_fork, tmp_path):
     log = run_reference_device(tiny_fork.builder, tiny_fork.params,
                                tiny_fork.images / "sample.png", tmp_path, dump="output")
-    files = sorted(p.name for p in (tmp_path / "sample").iterdir())
-    assert files == ["shapes-tiny_fork.json", "tiny_fork-__Softmax_25__.floats"]
+    files = sorted(p.name for p in tmp_path.iterdir())          # one image: flat
+    assert files == ["run-tiny_fork.json", "shapes-tiny_fork.json",
+                     "tiny_fork-__Softmax_25__.floats"]
     assert log["dump"] == "output"
 
 
@@ -111,9 +117,10 @@ def test_resize_is_lanczos_and_logged(tiny_fork, tmp_path):
     Image.fromarray(rgb).resize((48, 40), Image.BILINEAR).save(big / "big.png")
     log = run_reference_device(tiny_fork.builder, tiny_fork.params, big, tmp_path / "out",
                                dump="all")
-    assert log["images"][0]["resized"] is True
+    assert log["runs"][0]["resized"] is True
     assert any("Lanczos" in w for w in log["warnings"])
-    shapes = json.loads((tmp_path / "out" / "big" / "shapes-tiny_fork.json").read_text())
+    assert any("Lanczos" in w for w in log["runs"][0]["warnings"])
+    shapes = json.loads((tmp_path / "out" / "shapes-tiny_fork.json").read_text())
     assert shapes["tiny_fork-__Resize_2__.floats"] == [32, 32, 3, 1]
-    raw = np.fromfile(tmp_path / "out" / "big" / "tiny_fork-__Input__.floats", "<f4")
+    raw = np.fromfile(tmp_path / "out" / "tiny_fork-__Input__.floats", "<f4")
     assert raw.size == 48 * 40 * 3

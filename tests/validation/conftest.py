@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from validation_helpers import SuiteRunner
+from validation.testing import SuiteRunner
 
 
 @pytest.fixture(scope="session")

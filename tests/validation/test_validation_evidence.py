@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from validation_helpers import DEFAULT_IMAGES, SuiteRunner, prepared, reference_dumps
+from validation_helpers import DEFAULT_IMAGES, prepared, reference_dumps
+from validation.testing import SuiteRunner
 
 FEW_IMAGES = sorted(DEFAULT_IMAGES.glob("*_00.png"))     # one image per class
 BUDGET_WITHOUT_THRESHOLDS = "[rule]\na = 16.0\n"          # no [accuracy] or [performance] limits
