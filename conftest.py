@@ -36,6 +36,16 @@ def pytest_addoption(parser):
                     help="validate a seeded random sample of N images (see --sample-seed)")
     group.addoption("--sample-seed", type=int, default=0, metavar="S",
                     help="seed of --sample (default 0: the same images every run)")
+    group.addoption("--keep-activations", type=int, default=8, metavar="K",
+                    help="keep the full activations of K images in the stores, for feature-map "
+                         "pictures and diagnosis: the first ones and the worst for the most "
+                         "tensors (default 8); the metrics always cover every image")
+    group.addoption("--workers", type=int, default=None, metavar="N",
+                    help="measure on a local Dask cluster of N worker processes (default: one "
+                         "per core; 1 = everything in this process, for debugging)")
+    group.addoption("--scheduler", default=None, metavar="ADDRESS",
+                    help="measure on an existing Dask cluster (e.g. tcp://10.0.0.5:8786); its "
+                         "workers must reach the cache folder and the images at the same paths")
     group.addoption("--budget", default=None, metavar="FILE",
                     help="budget TOML (default: validation/budgets/<model>.toml if present)")
     group.addoption("--baseline", default=None, metavar="FILE",

@@ -68,6 +68,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Optional
 from pathlib import Path
 
 import numpy as np
@@ -781,31 +782,85 @@ def _decode_input(raw: bytes, json_shape, size, path: Path):
                   "--images to reshape it; not compared")
 
 
-def _ingest_run(writer, manifest, run: DumpRun, report: IngestReport, *, layout, dtype, images):
-    reader = _RunReader(run, manifest, layout=layout, dtype=dtype, images=images)
+@dataclass
+class RunRecords:
+    """One run folder read tensor by tensor: ``records`` = ``{tensor: (data, status, reason,
+    extra)}``; ``attrs`` = the image's attributes (image, run log facts, top-5, ...)."""
+    records: dict
+    attrs: dict
+    stale: Optional[str]
+    ignored: list
+    layouts: Counter
+    layout_rule: int
+
+
+def read_run(run: DumpRun, manifest: dict, *, layout="auto", dtype="auto", images=None) \
+        -> RunRecords:
+    """Every manifest tensor of one run folder, with the statuses the store records."""
+    reader = _RunReader(run, manifest, layout=layout, dtype=dtype, images=images or {})
     stale = _stale_reason(run, manifest)
-    writer.image(run.key, **_image_attrs(run))
+    records = {}
     for entry in manifest["tensors"]:
         data, status, reason, extra = reader.tensor(entry)
         if stale:
             extra["status_before_stale"] = status
             status, reason = "stale_conversion", stale
-        writer.write(run.key, entry["name"], data, status, reason, **extra)
+        records[entry["name"]] = (data, status, reason, extra)
+    return RunRecords(records, _image_attrs(run), stale, reader.ignored(), reader.layouts,
+                      reader.layout_rule)
+
+
+def records_of_dumps(manifest: dict, dumps: dict) -> dict:
+    """The reference device's in-memory dumps (``{file name: (array, shape)}``, as it would
+    write them) as ``{tensor: (data, status, reason)}`` with the rules a phone folder's files
+    get: float32 HWC values, ``missing`` without a dump, ``nan_inf`` with non-finite values."""
+    out = {}
+    for entry in manifest["tensors"]:
+        name, dump_file = entry["name"], entry.get("dump_file")
+        if not dump_file:
+            out[name] = (None, "not_compared", "Forge writes no dump file for this tensor")
+            continue
+        found = dumps.get(dump_file)
+        if found is None:
+            out[name] = (None, "missing", f"the reference device dumped no {dump_file}")
+            continue
+        array, hwc = np.asarray(found[0], dtype=np.float32), _forge_hwc(entry)
+        if hwc is None or entry.get("forge_type") == "Input":
+            out[name] = (array, "not_compared", "the input texture; not compared")
+            continue
+        if array.size != int(np.prod(hwc)):
+            out[name] = (array.reshape(-1), "shape_mismatch",
+                         f"{dump_file}: {array.size} values, the manifest says {list(hwc)}")
+            continue
+        data = np.ascontiguousarray(array.reshape(hwc))
+        bad = _nan_inf(data)
+        status, reason = ("nan_inf", f"{dump_file}: {bad} NaN/Inf value(s) of {data.size}") \
+            if bad else ("ok", "")
+        if status == "ok" and not entry.get("compare", True):
+            status, reason = "not_compared", "the manifest marks this tensor compare: false"
+        out[name] = (data, status, reason)
+    return out
+
+
+def _ingest_run(writer, manifest, run: DumpRun, report: IngestReport, *, layout, dtype, images):
+    read = read_run(run, manifest, layout=layout, dtype=dtype, images=images)
+    writer.image(run.key, **read.attrs)
+    for name, (data, status, reason, extra) in read.records.items():
+        writer.write(run.key, name, data, status, reason, **extra)
         report.statuses[status] += 1
         if status not in ("ok", "not_compared"):
-            report.problems.append((run.key, entry["name"], status, reason))
-    ignored = reader.ignored()
-    if ignored:
-        report.ignored[run.key] = ignored
-    report.layouts.update(reader.layouts)
-    report.layout_rule += reader.layout_rule
-    writer.image(run.key, ignored_files=ignored, warnings=run.warnings,
-                 stale_conversion=stale)
+            report.problems.append((run.key, name, status, reason))
+    if read.ignored:
+        report.ignored[run.key] = read.ignored
+    report.layouts.update(read.layouts)
+    report.layout_rule += read.layout_rule
+    writer.image(run.key, ignored_files=read.ignored, warnings=run.warnings,
+                 stale_conversion=read.stale)
     report.warnings.extend(run.warnings)
-    return stale
+    return read.stale
 
 
-def _run_attrs(runs: list, device) -> dict:
+def run_attrs_of(runs: list, device) -> dict:
     """/run attributes: what every run log agrees on, fps and latency over all runs, warnings."""
     logs = [run.run_log for run in runs if run.run_log]
     per_image = {"image", "top5", "latency_s", "manifest_sha256", "resized", "warnings"}
@@ -849,7 +904,7 @@ def ingest_dump(dump_dir, manifest, out_path, *, layout="auto", dtype="auto", im
     image_paths = {_image_key(p.name): p for p in list_images(images)} if images else {}
     report = IngestReport(out=str(out_path), model=manifest["name"])
     stale = {}
-    run_attrs = _run_attrs(runs, device)
+    run_attrs = run_attrs_of(runs, device)
     with StoreWriter(out_path, "device", manifest, device=run_attrs["device"],
                      dump_dir=str(dump_dir)) as writer:
         for run in runs:

@@ -242,6 +242,63 @@ def _write_floats(floats_dir: Path, key: str, model_name: str, plan: _Plan, acts
 
 # -- the capture -----------------------------------------------------------------------------
 
+class GoldenRunner:
+    """Keras on images through the device's input path: every manifest tensor of each image.
+
+    The Keras sub-model is traced once; :meth:`images` runs a batch (one image per row), and
+    :meth:`records` gives one image's ``{tensor: (data or None, status, reason)}``.
+    """
+
+    def __init__(self, model, manifest, *, precision="float32", folded_model=None,
+                 all_layers=False):
+        if precision not in PRECISIONS:
+            raise GoldenError(f"precision {precision!r}: expected one of {PRECISIONS}")
+        _check_input(model, manifest)
+        if folded_model is not None:
+            _check_input(folded_model, manifest)
+        if precision == "float16":
+            model = to_float16_model(model)
+            if folded_model is not None:
+                folded_model = to_float16_model(folded_model)
+        self.model, self.manifest, self.precision = model, manifest, precision
+        self.plan = _Plan(model, manifest, all_layers=all_layers)
+        self.folded_plan = _Plan(folded_model, manifest, folded=True) \
+            if folded_model is not None else None
+        self.steps = manifest["preprocessing"].get("steps", [])
+        self.width, self.height = manifest["input"]["width"], manifest["input"]["height"]
+
+    def images(self, paths) -> "GoldenBatch":
+        """Run Keras (and the folded model) on ``paths`` as one batch."""
+        rgb = [load_rgb01(p, self.width, self.height) for p in paths]
+        pre = [preprocess_steps(x, self.steps) for x in rgb]
+        keras_in = np.stack([p[-1] if p else x for p, x in zip(pre, rgb)])
+        acts = self.plan.run(keras_in)
+        folded = self.folded_plan.run(keras_in) if self.folded_plan else None
+        return GoldenBatch(self, list(paths), rgb, pre, acts, folded)
+
+    def records(self, path) -> dict:
+        """One image's ``{tensor name: (data or None, status, reason)}``."""
+        return self.images([path]).records(0)
+
+
+class GoldenBatch:
+    """The Keras activations of a batch of images, read out image by image."""
+
+    def __init__(self, runner, paths, rgb, pre, acts, folded):
+        self.runner, self.paths, self.rgb, self.pre = runner, paths, rgb, pre
+        self.acts, self.folded = acts, folded
+
+    def records(self, row: int) -> dict:
+        out = {}
+        for entry in self.runner.manifest["tensors"]:
+            data, status, reason = _golden_tensor(entry, self.paths[row], self.rgb[row],
+                                                  self.pre[row], self.runner.plan, self.acts, row)
+            if data is not None:
+                status, reason = _status_of(data, entry, status, reason)
+            out[entry["name"]] = (data, status, reason)
+        return out
+
+
 def capture_golden(model, manifest, images, out_path, *, folded_model=None, precision="float32",
                    batch=1, floats_dir=None, progress=True) -> dict:
     """Run ``model`` (and ``folded_model``) on ``images`` and write the golden store ``out_path``.
@@ -254,23 +311,11 @@ def capture_golden(model, manifest, images, out_path, *, folded_model=None, prec
     """
     if not isinstance(manifest, dict):
         manifest = load_manifest(manifest)
-    if precision not in PRECISIONS:
-        raise GoldenError(f"precision {precision!r}: expected one of {PRECISIONS}")
     batch = max(1, int(batch))
     paths = list_images(images)
     keras = _keras()
-    _check_input(model, manifest)
-    if folded_model is not None:
-        _check_input(folded_model, manifest)
-    if precision == "float16":
-        model = to_float16_model(model)
-        if folded_model is not None:
-            folded_model = to_float16_model(folded_model)
-
-    plan = _Plan(model, manifest, all_layers=floats_dir is not None)
-    folded_plan = _Plan(folded_model, manifest, folded=True) if folded_model is not None else None
-    steps = manifest["preprocessing"].get("steps", [])
-    width, height = manifest["input"]["width"], manifest["input"]["height"]
+    runner = GoldenRunner(model, manifest, precision=precision, folded_model=folded_model,
+                          all_layers=floats_dir is not None)
     floats_dir = Path(floats_dir) if floats_dir is not None else None
 
     from core.kerasenv import KERAS_VERSION
@@ -284,35 +329,30 @@ def capture_golden(model, manifest, images, out_path, *, folded_model=None, prec
     with StoreWriter(out_path, "golden", manifest, **attrs) as writer:
         bar = _progress(len(paths), progress, manifest["name"])
         for first in range(0, len(paths), batch):
-            chunk = paths[first:first + batch]
-            rgb = [load_rgb01(p, width, height) for p in chunk]
-            pre = [preprocess_steps(x, steps) for x in rgb]
-            keras_in = np.stack([p[-1] if p else x for p, x in zip(pre, rgb)])
-            acts = plan.run(keras_in)
-            folded_acts = folded_plan.run(keras_in) if folded_plan else None
-            for row, path in enumerate(chunk):
+            chunk = runner.images(paths[first:first + batch])
+            for row, path in enumerate(chunk.paths):
                 key = image_key(path)
                 w0, h0 = image_size(path)
                 writer.image(key, image=path.name, original_width=w0, original_height=h0)
-                for entry in manifest["tensors"]:
-                    data, status, reason = _golden_tensor(entry, path, rgb[row], pre[row],
-                                                          plan, acts, row)
-                    status, reason = _status_of(data, entry, status, reason) \
-                        if data is not None else (status, reason)
-                    writer.write(key, entry["name"], data, status, reason)
+                records = chunk.records(row)
+                for name, (data, status, reason) in records.items():
+                    writer.write(key, name, data, status, reason)
                     counts[status] += 1
-                    if folded_plan is not None:
-                        _write_folded(writer, key, entry, data, status, path, rgb[row], pre[row],
-                                      folded_plan, folded_acts, row, folded_diff)
+                if runner.folded_plan is not None:
+                    for entry in manifest["tensors"]:
+                        data, status, _ = records[entry["name"]]
+                        _write_folded(writer, key, entry, data, status, path, chunk.rgb[row],
+                                      chunk.pre[row], runner.folded_plan, chunk.folded, row,
+                                      folded_diff)
                 if floats_dir is not None:
-                    _write_floats(floats_dir, key, manifest["name"], plan, acts, row)
+                    _write_floats(floats_dir, key, manifest["name"], runner.plan, chunk.acts, row)
                 writer.flush()
                 bar.update(1)
-            del acts, folded_acts, pre, rgb, keras_in
+            del chunk
         bar.close()
         summary = {"images": len(paths), "tensors": len(manifest["tensors"]),
                    "statuses": dict(counts), "seconds": time.perf_counter() - start}
-        if folded_plan is not None:
+        if runner.folded_plan is not None:
             summary["folded_max_abs_diff"] = folded_diff
             writer.set_attrs(folded_max_abs_diff=max(folded_diff.values(), default=0.0))
     return summary

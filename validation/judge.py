@@ -328,6 +328,8 @@ def overall(results: Results) -> tuple:
         parts.append(f"{problems} tensor(s) with data problems")
     if failed_checks:
         parts.append("failed: " + ", ".join(failed_checks))
+    if results.unreadable_images:
+        parts.append(f"{len(results.unreadable_images)} image(s) could not be read")
     judged = results.count("pass") + fails
     tail = f"; not judged: {', '.join(not_judged)}" if not_judged else ""
     if parts:
@@ -339,7 +341,8 @@ def overall(results: Results) -> tuple:
 
 def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: dict,
               budget_file: BudgetFile, facts: dict, baseline_path=None,
-              baseline_doc=None, baseline_note: Optional[str] = None) -> Results:
+              baseline_doc=None, baseline_note: Optional[str] = None,
+              unreadable: Optional[dict] = None) -> Results:
     """The results of one run.  ``facts``: model, source_model, weights, seed, device, images,
     environment, command (what the run was about, recorded as is)."""
     tensors = judge_tensors(comparisons, budget_file)
@@ -356,7 +359,7 @@ def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: 
         accuracy=judge_accuracy(predictions, kind, facts["weights"], budget_file.accuracy),
         performance=judge_performance(run_log, facts["device"], budget_file.performance),
         baseline=BaselineComparison(verdict="not_judged", path=None, reason="pending"),
-        verdict="not_judged", verdict_reason="pending")
+        unreadable_images=dict(unreadable or {}), verdict="not_judged", verdict_reason="pending")
     results.baseline = judge_baseline(baseline_path, baseline_doc, baseline_note, results,
                                       budget_file.baseline)
     results.verdict, results.verdict_reason = overall(results)

@@ -9,92 +9,173 @@ Per tensor, over all images (every element of every image counts once):
   are zero);
 * ``cosine``    — cosine similarity of the flattened tensors (1 = same direction);
 * ``range``     — [min, max] of the golden values; ``golden_rms`` and ``golden_max_abs``;
-* ``nan_inf``   — NaN/Inf values in the device tensor (the error metrics use finite elements).
+* ``nan_inf``   — NaN/Inf values in the device tensor (the error metrics use finite elements);
+* the per-image relative error's distribution: ``rel_error_p50/p90/p99`` and the
+  largest (``rel_error_worst`` in image ``worst_image``), so a budget can be judged on a quantile.
 
-Sums are accumulated in float64, image by image, so large tensors need no concatenation.
+Images are measured one at a time (:func:`image_partials`) and folded into an
+:class:`Accumulator` *exactly*: float sums are kept as integers in units of 2⁻¹⁰⁷⁴ (every finite
+float64 is such a multiple), maxima and counts are order-free, and the per-image errors go into
+a fixed logarithmic histogram.  So accumulators of any split of the images into shards merge, in
+any order, to bit-identical metrics — and memory does not grow with the number of images.
 """
 import math
 
 import numpy as np
 
 METRICS = ("max_abs", "mean_abs", "rmse", "rel_error", "cosine")
+SUMS = ("sum_abs", "sum_sq", "g_sq", "d_sq", "gd", "g_only_sq")
+_ONE = 1 << 1074                      # 2**-1074 is the smallest float64 step
+# per-image relative errors: 20 bins per decade from 1e-8 to 1e2, plus zero and non-finite bins
+HIST_LOW, HIST_DECADES, HIST_PER_DECADE = -8, 10, 20
+HIST_BINS = HIST_DECADES * HIST_PER_DECADE + 2
+
+
+def _exact(x: float) -> int:
+    n, d = float(x).as_integer_ratio()
+    return n * (_ONE // d)
+
+
+def _value(total: int) -> float:
+    return total / _ONE               # int / int is correctly rounded
+
+
+def image_partials(golden, device) -> dict:
+    """The sums, extremes and counts of one image's pair of arrays (float64 partials)."""
+    g = np.asarray(golden, dtype=np.float64).reshape(-1)
+    d = np.asarray(device, dtype=np.float64).reshape(-1)
+    if g.size != d.size:
+        raise ValueError(f"golden has {g.size} values, device {d.size}")
+    finite_g, finite_d = np.isfinite(g), np.isfinite(d)
+    gf = g[finite_g]
+    keep = finite_d & finite_g
+    if not keep.all():
+        g, d = g[keep], d[keep]
+    diff = d - g
+    out = {"nan_inf": int((~finite_d).sum()), "golden_nan_inf": int((~finite_g).sum()),
+           "count": int(g.size), "g_count": int(gf.size)}
+    out.update(sum_abs=float(np.abs(diff).sum()), sum_sq=float(np.dot(diff, diff)),
+               g_sq=float(np.dot(g, g)), d_sq=float(np.dot(d, d)), gd=float(np.dot(g, d)),
+               g_only_sq=float(np.dot(gf, gf)),
+               max_abs=float(np.abs(diff).max()) if diff.size else 0.0,
+               g_min=float(gf.min()) if gf.size else math.inf,
+               g_max=float(gf.max()) if gf.size else -math.inf,
+               g_max_abs=float(np.abs(gf).max()) if gf.size else 0.0)
+    return out
+
+
+def _rel(sum_sq: float, g_sq: float) -> float:
+    if g_sq > 0:
+        return math.sqrt(sum_sq) / math.sqrt(g_sq)
+    return 0.0 if sum_sq == 0 else math.inf
+
+
+def _bin(rel: float) -> int:
+    if rel == 0:
+        return 0
+    if not math.isfinite(rel):
+        return HIST_BINS - 1
+    k = math.floor((math.log10(rel) - HIST_LOW) * HIST_PER_DECADE)
+    return 1 + min(max(k, 0), HIST_DECADES * HIST_PER_DECADE - 1)
+
+
+def _bin_top(k: int) -> float:
+    """The upper edge of histogram bin ``k`` (what a quantile reports: an upper bound)."""
+    if k == 0:
+        return 0.0
+    if k == HIST_BINS - 1:
+        return math.inf
+    return 10.0 ** (HIST_LOW + k / HIST_PER_DECADE)
 
 
 class Accumulator:
-    """Running sums for one tensor; ``add(golden, device)`` per image, then ``result()``."""
+    """Exact running statistics of one tensor; ``add(golden, device, image)`` per image, then
+    ``result()``; ``merge`` folds another accumulator in (any order gives the same result)."""
 
     def __init__(self):
-        self.count = 0
-        self.sum_abs = 0.0
-        self.sum_sq = 0.0
+        self.sums = {k: 0 for k in SUMS}
         self.max_abs = 0.0
-        self.g_sq = 0.0
-        self.d_sq = 0.0
-        self.gd = 0.0
-        self.g_min = math.inf
-        self.g_max = -math.inf
-        self.g_max_abs = 0.0
-        self.nan_inf = 0
-        self.golden_nan_inf = 0
-        self.g_count = 0
-        self.g_only_sq = 0.0
+        self.g_min, self.g_max, self.g_max_abs = math.inf, -math.inf, 0.0
+        self.count = self.g_count = self.nan_inf = self.golden_nan_inf = self.images = 0
+        self.hist = np.zeros(HIST_BINS, np.int64)
+        self.worst = None                 # (per-image relative error, image)
 
-    def add(self, golden, device):
-        g = np.asarray(golden, dtype=np.float64).reshape(-1)
-        d = np.asarray(device, dtype=np.float64).reshape(-1)
-        if g.size != d.size:
-            raise ValueError(f"golden has {g.size} values, device {d.size}")
-        finite_d = np.isfinite(d)
-        finite_g = np.isfinite(g)
-        self.nan_inf += int(d.size - finite_d.sum())
-        self.golden_nan_inf += int(g.size - finite_g.sum())
-        gf = g[finite_g]
-        if gf.size:
-            self.g_min = min(self.g_min, float(gf.min()))
-            self.g_max = max(self.g_max, float(gf.max()))
-            self.g_max_abs = max(self.g_max_abs, float(np.abs(gf).max()))
-            self.g_count += gf.size
-            self.g_only_sq += float(np.dot(gf, gf))
-        keep = finite_d & finite_g
-        if not keep.all():
-            g, d = g[keep], d[keep]
-        if g.size == 0:
+    def add(self, golden, device, image: str = "") -> None:
+        self.add_partials(image_partials(golden, device), image)
+
+    def add_partials(self, p: dict, image: str = "") -> None:
+        for k in SUMS:
+            self.sums[k] += _exact(p[k])
+        self.max_abs = max(self.max_abs, p["max_abs"])
+        self.g_min, self.g_max = min(self.g_min, p["g_min"]), max(self.g_max, p["g_max"])
+        self.g_max_abs = max(self.g_max_abs, p["g_max_abs"])
+        for k in ("count", "g_count", "nan_inf", "golden_nan_inf"):
+            setattr(self, k, getattr(self, k) + p[k])
+        self.images += 1
+        rel = _rel(p["sum_sq"], p["g_sq"]) if p["count"] else math.inf
+        self.hist[_bin(rel)] += 1
+        self._worse((rel, image))
+
+    def _worse(self, candidate) -> None:
+        """Keep the image with the largest per-image error (NaN counts as largest; ties go to
+        the first image by name, so the choice does not depend on the order of merging)."""
+        if candidate is None:
             return
-        diff = d - g
-        absdiff = np.abs(diff)
-        self.count += g.size
-        self.sum_abs += float(absdiff.sum())
-        self.sum_sq += float(np.dot(diff, diff))
-        self.max_abs = max(self.max_abs, float(absdiff.max()))
-        self.g_sq += float(np.dot(g, g))
-        self.d_sq += float(np.dot(d, d))
-        self.gd += float(np.dot(g, d))
+        if self.worst is None:
+            self.worst = candidate
+            return
+
+        def size(rel):
+            return math.inf if math.isnan(rel) else rel
+
+        (rel, image), (best, best_image) = candidate, self.worst
+        if size(rel) > size(best) or (size(rel) == size(best) and image < best_image):
+            self.worst = candidate
+
+    def merge(self, other: "Accumulator") -> "Accumulator":
+        for k in SUMS:
+            self.sums[k] += other.sums[k]
+        self.max_abs = max(self.max_abs, other.max_abs)
+        self.g_min, self.g_max = min(self.g_min, other.g_min), max(self.g_max, other.g_max)
+        self.g_max_abs = max(self.g_max_abs, other.g_max_abs)
+        for k in ("count", "g_count", "nan_inf", "golden_nan_inf", "images"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.hist += other.hist
+        self._worse(other.worst)
+        return self
+
+    def quantile(self, q: float) -> float:
+        """Upper bound of the q-quantile of the per-image relative error (within 12%)."""
+        n = int(self.hist.sum())
+        if n == 0:
+            return math.nan
+        rank = max(1, math.ceil(q * n))
+        return _bin_top(int(np.searchsorted(np.cumsum(self.hist), rank)))
 
     def result(self) -> dict:
-        if self.count == 0 and self.nan_inf:
-            inf = math.inf
-            return {"max_abs": inf, "mean_abs": inf, "rmse": inf, "rel_error": inf, "cosine": 0.0,
-                    "range": [self.g_min, self.g_max] if self.g_count else [0.0, 0.0],
-                    "golden_rms": math.sqrt(self.g_only_sq / max(self.g_count, 1)),
-                    "golden_max_abs": self.g_max_abs,
-                    "nan_inf": self.nan_inf, "golden_nan_inf": self.golden_nan_inf, "count": 0}
+        s = {k: _value(v) for k, v in self.sums.items()}
         n = max(self.count, 1)
-        g_norm, d_norm = math.sqrt(self.g_sq), math.sqrt(self.d_sq)
-        err_norm = math.sqrt(self.sum_sq)
-        if g_norm > 0:
-            rel = err_norm / g_norm
+        g_norm, d_norm = math.sqrt(s["g_sq"]), math.sqrt(s["d_sq"])
+        if self.count == 0 and self.nan_inf:
+            rel, cosine, max_abs, mean_abs, rmse = math.inf, 0.0, math.inf, math.inf, math.inf
         else:
-            rel = 0.0 if err_norm == 0 else math.inf
-        if g_norm > 0 and d_norm > 0:
-            cosine = self.gd / (g_norm * d_norm)
-        else:
-            cosine = 1.0 if g_norm == d_norm else 0.0
+            rel = _rel(s["sum_sq"], s["g_sq"])
+            if g_norm > 0 and d_norm > 0:
+                cosine = s["gd"] / (g_norm * d_norm)
+            else:
+                cosine = 1.0 if g_norm == d_norm else 0.0
+            max_abs, mean_abs, rmse = self.max_abs, s["sum_abs"] / n, math.sqrt(s["sum_sq"] / n)
+        worst_rel, worst_image = self.worst if self.worst else (math.nan, "")
         return {
-            "max_abs": self.max_abs, "mean_abs": self.sum_abs / n,
-            "rmse": math.sqrt(self.sum_sq / n), "rel_error": rel, "cosine": cosine,
+            "max_abs": max_abs, "mean_abs": mean_abs, "rmse": rmse, "rel_error": rel,
+            "cosine": cosine,
             "range": [self.g_min, self.g_max] if self.g_count else [0.0, 0.0],
-            "golden_rms": math.sqrt(self.g_only_sq / max(self.g_count, 1)), "golden_max_abs": self.g_max_abs,
-            "nan_inf": self.nan_inf, "golden_nan_inf": self.golden_nan_inf, "count": self.count,
+            "golden_rms": math.sqrt(s["g_only_sq"] / max(self.g_count, 1)),
+            "golden_max_abs": self.g_max_abs, "nan_inf": self.nan_inf,
+            "golden_nan_inf": self.golden_nan_inf, "count": self.count, "images": self.images,
+            "rel_error_p50": self.quantile(0.5), "rel_error_p90": self.quantile(0.9),
+            "rel_error_p99": self.quantile(0.99),
+            "rel_error_worst": worst_rel, "worst_image": worst_image,
         }
 
 
@@ -110,16 +191,3 @@ def top_k(values, k: int = 5) -> list:
     flat = np.asarray(values, dtype=np.float64).reshape(-1)
     flat = np.where(np.isfinite(flat), flat, -np.inf)
     return [int(i) for i in np.argsort(-flat, kind="stable")[:k]]
-
-
-def fmt(value) -> str:
-    """A metric for tables: 4 significant digits, NaN/Inf spelled out."""
-    if value is None:
-        return "-"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(fmt(v) for v in value) + "]"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return str(value)
-    return f"{value:.4g}"

@@ -74,7 +74,10 @@ class Settings:
     base_dir: str = "."
     name: Optional[str] = None
     preprocessing: Optional[str] = None
-    keep_dumps: bool = False
+    keep_activations: int = 8
+    workers: Optional[int] = None
+    scheduler: Optional[str] = None
+    progress: bool = False
 
     def __post_init__(self):
         base = Path(self.base_dir).resolve()
@@ -216,7 +219,8 @@ class Prepared:
     manifest_path: Path
     manifest: dict
     image_paths: list
-    golden_path: Optional[Path] = None
+    measurements_path: Optional[Path] = None
+    golden_path: Optional[Path] = None         # the kept images' activations
     device_path: Optional[Path] = None
     timings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
@@ -330,6 +334,11 @@ class Pipeline:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            from core.kerasenv import KERAS3
+
+            original = tmp / "models" / (f"{name}_original.keras" if KERAS3
+                                         else f"{name}_original.h5")
+            model.save(str(original))         # the measuring workers load it from here
             (tmp / "settings.json").write_text(json.dumps({
                 "model": self.s.model, "weights": self.s.weights, "seed": self.s.seed,
                 "name": name}, indent=1))
@@ -338,66 +347,86 @@ class Pipeline:
             os.replace(tmp, folder)
             return folder / "Parameters" / result.manifest_path.name
 
-    def golden(self, manifest_path: Path, manifest: dict) -> Path:
-        key = digest("golden/1", self.images_key, code_hash("golden"))
-        path = manifest_path.parent.parent / f"golden-{key[:16]}.h5"
-        if path.is_file():
-            return path
-        with file_lock(path.with_suffix(".lock")):
-            if path.is_file():
-                return path
-            from golden import GoldenError, capture_golden
+    @staticmethod
+    def original_model_path(folder: Path) -> Path:
+        """The original Keras model, saved with the conversion for the measuring workers."""
+        found = sorted((folder / "models").glob("*_original.*"))
+        if not found:
+            raise ValidationSetupError(f"{folder}: the cached conversion has no original model "
+                                       "(made by an older version); delete the folder")
+        return found[0]
 
-            self.log(f"capturing golden activations of {len(self.image_paths)} image(s)")
-            model = self.keras_model()[0]
-            try:
-                capture_golden(model, manifest, self.image_paths, path, progress=False)
-            except GoldenError as exc:
-                raise ValidationSetupError(f"golden capture failed: {exc}") from None
-        return path
-
-    def device(self, manifest_path: Path, manifest: dict) -> Path:
-        from device_pull.ingest import IngestError, ingest_dump
+    def measure(self, manifest_path: Path, manifest: dict):
+        """The measurement of the images (cached): ``(measurements path, golden store, device
+        store)``, the stores holding the kept images' activations."""
+        from core.contracts import read
+        from validation.evaluate import StaleStoreError, check_fresh
+        from validation.measurements import Measurements
 
         folder = manifest_path.parent.parent
         if self.s.device_dump:
             source = ["dump", self.s.device_dump, dump_id(self.s.device_dump)]
         else:
             source = ["reference", self.s.fault]
-        key = digest("device/1", self.images_key, source, code_hash("device_pull"))
-        path = folder / f"device-{key[:16]}.h5"
-        if path.is_file():
-            return path
-        with file_lock(path.with_suffix(".lock")):
-            if path.is_file():
-                return path
-            if self.s.device_dump:
-                dump_dir = Path(self.s.device_dump)
-            else:
-                from device_pull.reference_device import ReferenceDeviceError, run_reference_device
+        key = digest("measure/1", self.images_key, source, self.s.keep_activations,
+                     code_hash("golden"), code_hash("device_pull"), code_hash("validation"))[:16]
+        paths = (folder / f"measurements-{key}.json", folder / f"golden-{key}.h5",
+                 folder / f"device-{key}.h5")
+        if not paths[0].is_file():
+            with file_lock(paths[0].with_suffix(".lock")):
+                if not paths[0].is_file():
+                    self._measure(manifest_path, manifest, paths)
+        try:
+            check_fresh(read(Measurements, paths[0]).manifest_sha256, manifest, paths[0])
+        except StaleStoreError as exc:
+            raise ValidationSetupError(str(exc)) from None
+        return paths
 
-                dump_dir = folder / f"dumps-{key[:16]}"
-                shutil.rmtree(dump_dir, ignore_errors=True)
-                builder = manifest_path.parent / manifest["builder"]["file"]
-                self.log(f"running the reference device on {len(self.image_paths)} image(s)"
-                         + (f" with fault {self.s.fault}" if self.s.fault else ""))
-                try:
-                    run_reference_device(builder, manifest_path.parent, self.image_paths, dump_dir,
-                                         dump="all", fault=self.s.fault, manifest=manifest)
-                except ReferenceDeviceError as exc:
-                    shutil.rmtree(dump_dir, ignore_errors=True)
-                    raise ValidationSetupError(f"reference device: {exc}") from None
+    def _measure(self, manifest_path: Path, manifest: dict, paths):
+        from core.atomic import write_text
+        from core.contracts import dumps
+        from validation import stream
+        from validation.measurements import RunFacts, from_tally
+
+        spec = stream.Spec(manifest_path=str(manifest_path),
+                           keras_model_path=str(self.original_model_path(manifest_path.parent.parent)))
+        runs = None
+        if self.s.device_dump:
+            from device_pull.ingest import IngestError, dump_images, run_attrs_of
+
             try:
-                ingest_dump(dump_dir, manifest, path, images=self.image_paths)
-            except (IngestError, OSError) as exc:
-                raise ValidationSetupError(f"ingesting {dump_dir}: {exc}") from None
-            finally:
-                if not self.s.device_dump and not self.s.keep_dumps:
-                    shutil.rmtree(dump_dir, ignore_errors=True)
-        return path
+                found = dump_images(self.s.device_dump, manifest, self.image_paths)
+            except IngestError as exc:
+                raise ValidationSetupError(f"--device-dump: {exc}") from None
+            runs = {run.key: run for run in found}
+            facts = run_attrs_of(found, None)
+            run = RunFacts(device=facts["device"], fps=facts.get("fps"),
+                           latency_s=facts.get("latency_s"), compile_s=facts.get("compile_s"),
+                           run_logs=facts.get("run_logs") or {},
+                           warnings=facts.get("warnings") or [])
+        else:
+            spec = stream.Spec(manifest_path=spec.manifest_path,
+                               keras_model_path=spec.keras_model_path,
+                               builder_path=str(manifest_path.parent / manifest["builder"]["file"]),
+                               param_dir=str(manifest_path.parent), fault=self.s.fault)
+        self.log(f"measuring {len(self.image_paths)} image(s)"
+                 + (f" with fault {self.s.fault}" if self.s.fault else ""))
+        try:
+            measurement = stream.measure(spec, self.image_paths, runs=runs,
+                                         keep=self.s.keep_activations, workers=self.s.workers,
+                                         scheduler=self.s.scheduler, progress=self.s.progress)
+        except stream.MeasureError as exc:
+            raise ValidationSetupError(str(exc)) from None
+        if runs is None:
+            from device_pull.reference_device.run import DEVICE_LABEL
+
+            run = RunFacts(device=DEVICE_LABEL, host_latency_s=measurement.tally.latencies,
+                           run_logs={}, warnings=[])
+        _write_kept(paths[1], paths[2], manifest, measurement, run.device)
+        write_text(paths[0], dumps(from_tally(measurement, manifest, run)))
 
     def prepare(self, *, stores: bool = True) -> Prepared:
-        """Everything of the run; with ``stores=False`` only the conversion (for collection)."""
+        """Everything of the run; with ``stores=False`` only the conversion."""
         import time
 
         from core.manifest import ManifestError, load_manifest
@@ -414,8 +443,31 @@ class Pipeline:
         prepared.timings["conversion_s"] = time.perf_counter() - t0
         if stores:
             t1 = time.perf_counter()
-            prepared.device_path = self.device(manifest_path, manifest)
-            t2 = time.perf_counter()
-            prepared.golden_path = self.golden(manifest_path, manifest)
-            prepared.timings.update(device_s=t2 - t1, golden_s=time.perf_counter() - t2)
+            prepared.measurements_path, prepared.golden_path, prepared.device_path = \
+                self.measure(manifest_path, manifest)
+            prepared.timings["measure_s"] = time.perf_counter() - t1
         return prepared
+
+
+def _write_kept(golden_path: Path, device_path: Path, manifest: dict, measurement, device: str):
+    """The golden and device stores of the kept images (which ones, and why, in ``kept``)."""
+    from core.kerasenv import KERAS_VERSION
+    from stores import StoreWriter, package_version
+
+    kept = measurement.kept_because
+    with StoreWriter(golden_path, "golden", manifest, keras=KERAS_VERSION,
+                     tensorflow=package_version("tensorflow"), kept=kept) as golden, \
+            StoreWriter(device_path, "device", manifest, device=device, kept=kept) as dev:
+        for key in sorted(kept):
+            golden_records, device_records = measurement.tally.kept[key]
+            name = measurement.tally.images[key]
+            golden.image(key, image=name, kept_because=kept[key])
+            dev.image(key, image=name, kept_because=kept[key])
+            for entry in manifest["tensors"]:
+                data, status, reason = golden_records[entry["name"]]
+                golden.write(key, entry["name"], data, status, reason)
+                if device_records is None:
+                    dev.missing(key, entry["name"], "the device results hold no such image")
+                    continue
+                data, status, reason = device_records[entry["name"]][:3]
+                dev.write(key, entry["name"], data, status, reason)

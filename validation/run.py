@@ -12,8 +12,9 @@ from typing import Optional
 from imagesets import imagenet_classes, load_labels
 from validation import baseline as baselines
 from validation.budgets import BudgetFile, find_budget_file, load_budget_file
-from validation.evaluate import (compare_tensors, device_name, open_stores, predictions,
-                                 run_log)
+from core.contracts import read
+from validation.measurements import Measurements, comparisons as comparisons_of, \
+    predictions as predictions_of
 from validation.judge import judge_run
 from validation.pipeline import DEFAULT_MODEL
 from validation.results import environment
@@ -51,6 +52,15 @@ def model_classes(settings, manifest):
     return None
 
 
+def performance_facts(run) -> dict:
+    """The device side's timings as the judge reads them (phone run logs, or host time)."""
+    if run.host_latency_s:
+        lat = run.host_latency_s
+        return {"latency_s": {"mean": sum(lat) / len(lat), "min": min(lat), "max": max(lat)}}
+    return {"fps": run.fps, "latency_s": run.latency_s, "compile_s": run.compile_s,
+            "run_log": bool(run.run_logs)}
+
+
 def _weights_label(settings) -> str:
     return settings.weights if not Path(str(settings.weights)).is_file() else str(settings.weights)
 
@@ -61,15 +71,11 @@ def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str
     budget_file = resolve_budget_file(s, manifest, budget_path)
     labels = load_labels(s.labels, prepared.image_paths, model_classes(s, manifest)) \
         if s.labels else {}
-    golden, device = open_stores(prepared)
-    try:
-        comparisons = compare_tensors(manifest, golden, device)
-        preds = predictions(manifest, golden, device, labels)
-        log, dev_name = run_log(device), device_name(device)
-        images = [golden.image_attrs(k).get("image", k) for k in golden.images()]
-    finally:
-        golden.close()
-        device.close()
+    m = read(Measurements, prepared.measurements_path)
+    comparisons = comparisons_of(m, manifest)
+    preds = predictions_of(m, labels)
+    log, dev_name = performance_facts(m.run), m.run.device
+    images = list(m.images.values())
 
     facts = {"model": manifest["name"], "source_model": s.zoo_key or str(s.model),
              "weights": _weights_label(s), "seed": s.seed, "device": dev_name, "images": images,
@@ -87,7 +93,8 @@ def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str
             note = str(exc)
     results = judge_run(comparisons=comparisons, predictions=preds, run_log=log,
                         manifest=manifest, budget_file=budget_file, facts=facts,
-                        baseline_path=path, baseline_doc=doc, baseline_note=note)
+                        baseline_path=path, baseline_doc=doc, baseline_note=note,
+                        unreadable=m.unreadable)
     return Evaluation(results, path, baselines.build(results, budget_file.baseline["metrics"]))
 
 

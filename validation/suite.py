@@ -38,6 +38,9 @@ class SuiteState:
             seed=self.option("--seed") or 0, images=self.option("--images"),
             labels=self.option("--labels"), limit=self.option("--limit"),
             sample=self.option("--sample"), sample_seed=self.option("--sample-seed") or 0,
+            keep_activations=self.option("--keep-activations"),
+            workers=self.option("--workers"), scheduler=self.option("--scheduler"),
+            progress=self.config.get_verbosity() >= 0,
             device_dump=self.option("--device-dump"),
             fault=self.option("--fault"), cache_dir=self.option("--validation-cache"),
             base_dir=str(self.config.invocation_params.dir))

@@ -54,6 +54,13 @@ class Metrics:
     golden_nan_inf: int
     count: int
     images: int
+    # the per-image relative error: its median, 90th and 99th percentile (upper bounds, within
+    # 12%), its largest value and the image that has it
+    rel_error_p50: Optional[float] = None
+    rel_error_p90: Optional[float] = None
+    rel_error_p99: Optional[float] = None
+    rel_error_worst: Optional[float] = None
+    worst_image: Optional[str] = None
 
 
 @component
@@ -209,6 +216,7 @@ class Results:
     baseline: BaselineComparison
     verdict: CheckVerdict
     verdict_reason: str
+    unreadable_images: dict[str, str] = field(default_factory=dict)   # image -> why
     format: str = FORMAT
 
     def tensor(self, name: str) -> TensorResult:
@@ -281,6 +289,10 @@ def verdict_lines(results: Results) -> list:
         lines.append(f"DATA PROBLEMS: {r.count('data_problem')} tensor(s) cannot be compared; "
                      f"first: {dp.tensor!r} (#{dp.index}) {dp.kind}: {dp.reason}")
         lines.append(f"  fix: {dp.fix}")
+    if r.unreadable_images:
+        first = next(iter(r.unreadable_images.items()))
+        lines.append(f"UNREADABLE IMAGES: {len(r.unreadable_images)} image(s) were not measured; "
+                     f"first: {first[0]}: {first[1]}")
     acc = r.accuracy
     measured = []
     for label, block in (("device", acc.device), ("Keras", acc.keras),

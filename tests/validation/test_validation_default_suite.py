@@ -11,7 +11,7 @@ from validation_helpers import DEFAULT_IMAGES, prepared, reference_dumps
 RESULT_KEYS = {"format", "model", "source_model", "weights", "seed", "input_size", "device",
                "environment", "command", "totals", "performance", "accuracy", "tensors",
                "first_divergence", "first_data_problem", "worst_tensor", "baseline", "verdict",
-               "verdict_reason", "budget_file", "images"}
+               "verdict_reason", "budget_file", "images", "unreadable_images"}
 TENSOR_KEYS = {"name", "keras_layer", "forge_type", "index", "shape", "inputs", "verdict",
                "reason", "metrics", "budget", "violations", "problems"}
 FEW_IMAGES = sorted(DEFAULT_IMAGES.glob("*_00.png"))          # one image per class

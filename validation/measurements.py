@@ -1,0 +1,125 @@
+"""The measurement of a run (``keras2metal.measurements/1``): what the judge judges.
+
+Written once per (conversion, image set, device source) into the cache by the streaming
+measurement (:mod:`validation.stream`), read by :func:`validation.run.evaluate_run`: per tensor
+its metrics over every image compared and its data problems (counted per kind, with the first
+images named), per image the Keras and device top-5, the images that could not be read, the
+device side's run facts, and which images' activations were kept in the stores and why.
+"""
+from dataclasses import asdict
+from typing import Optional
+
+from core.contracts import component, contract
+from validation.evaluate import Comparison, Prediction, Problem, comparable, not_comparable_reason
+from validation.verdicts import Metrics
+
+FORMAT = "keras2metal.measurements/1"
+
+
+@component
+class ProblemSample:
+    image: str
+    kind: str
+    reason: str
+
+
+@component
+class TensorMeasure:
+    metrics: Optional[Metrics]
+    problems: dict[str, int]
+    samples: list[ProblemSample]
+
+
+@component
+class ImagePrediction:
+    keras: Optional[list[int]]
+    device: Optional[list[int]]
+
+
+@component
+class RunFacts:
+    """The device side's run: its name and, from a phone's run logs, fps and latency."""
+    device: str
+    fps: Optional[float] = None
+    latency_s: Optional[dict[str, float]] = None
+    compile_s: Optional[float] = None
+    run_logs: dict[str, str] = None
+    host_latency_s: Optional[list[float]] = None    # the reference device: host time per image
+    warnings: list[str] = None
+
+
+@contract(FORMAT, "delete it (or the cache folder) so the suite measures again")
+class Measurements:
+    model: str
+    manifest_sha256: str
+    images: dict[str, str]                 # image key -> file name, in key order
+    unreadable: dict[str, str]             # image key -> why it could not be read
+    tensors: dict[str, TensorMeasure]
+    predictions: dict[str, ImagePrediction]
+    run: RunFacts
+    kept: dict[str, str]                   # image key -> why its activations were kept
+    shards: int
+    workers: int
+    seconds: float
+    format: str = FORMAT
+
+
+def from_tally(measurement, manifest: dict, run: RunFacts) -> Measurements:
+    from core.manifest import manifest_hash
+
+    tally = measurement.tally
+    tensors = {}
+    for entry in manifest["tensors"]:
+        t = tally.tensors.get(entry["name"])
+        if t is None:
+            continue
+        has_data = t.acc.images or t.acc.nan_inf
+        tensors[entry["name"]] = TensorMeasure(
+            metrics=Metrics(**t.acc.result()) if has_data else None,
+            problems=dict(sorted(t.problems.items())),
+            samples=[ProblemSample(image=i, kind=k, reason=r) for i, k, r in t.samples])
+    keys = sorted(tally.images)
+    return Measurements(
+        model=manifest["name"], manifest_sha256=manifest_hash(manifest),
+        images={k: tally.images[k] for k in keys},
+        unreadable=dict(sorted(tally.unreadable.items())), tensors=tensors,
+        predictions={k: ImagePrediction(keras=tally.predictions[k][0],
+                                        device=tally.predictions[k][1])
+                     for k in keys if k in tally.predictions},
+        run=run, kept=dict(sorted(measurement.kept_because.items())), shards=measurement.shards,
+        workers=measurement.workers, seconds=measurement.seconds)
+
+
+def comparisons(m: Measurements, manifest: dict) -> list:
+    """One :class:`~validation.evaluate.Comparison` per manifest tensor, in manifest order."""
+    out = []
+    for entry in manifest["tensors"]:
+        ref = entry.get("reference") or {}
+        row = Comparison(
+            name=entry["name"], index=entry["index"], forge_type=entry["forge_type"],
+            shape=entry.get("shape"), inputs=list(entry.get("inputs", [])),
+            keras_layer=ref.get("layer") or (entry.get("keras_layers") or [None])[-1],
+            comparable=comparable(entry))
+        out.append(row)
+        if not row.comparable:
+            row.not_comparable_reason = not_comparable_reason(entry)
+            continue
+        measure = m.tensors.get(entry["name"])
+        if measure is None or (not measure.problems and measure.metrics is None):
+            row.problems.append(Problem("missing", None, "no image was measured"))
+            continue
+        if measure.metrics is not None:
+            row.metrics = asdict(measure.metrics)
+        for sample in measure.samples:
+            row.problems.append(Problem(sample.kind, sample.image, sample.reason))
+        more = sum(measure.problems.values()) - len(measure.samples)
+        if more > 0:
+            kinds = ", ".join(f"{n} {k}" for k, n in measure.problems.items())
+            row.problems.append(Problem(measure.samples[-1].kind, None,
+                                        f"... and {more} more image(s) ({kinds} in all)"))
+    return out
+
+
+def predictions(m: Measurements, labels: dict) -> list:
+    return [Prediction(key, labels.get(key), p.keras, p.device)
+            for key, p in m.predictions.items()]

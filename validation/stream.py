@@ -1,0 +1,349 @@
+"""Streaming measurement of an image set, in shards, on Dask: memory and disk bounded by what is kept.
+
+Each image is measured once, where it is computed: Keras's golden activations
+(:class:`golden.GoldenRunner`) and the device's (the reference device in memory, or a phone run
+folder read as ``device_pull.ingest`` reads it) meet in one process, every tensor's error
+statistics are folded into exact accumulators (:mod:`validation.metrics`), and the activations
+are dropped — except for the images kept for pictures and diagnosis (``keep``: the first images,
+then the images worst for the most tensors, found after the first pass and measured again).
+
+Images are split into shards, each a Dask task (:func:`measure_shard`): on a local cluster sized
+to the machine by default, on an existing cluster with ``scheduler=ADDRESS`` (its workers must
+reach the cache folder and the images under the same paths, e.g. a shared file system), or in
+this process with ``workers=1``.  A failed task is retried; an image that cannot be read is
+reported, never dropped.  Shard tallies merge exactly, so the measurement — and the verdicts
+judged from it — are the same bit for bit whatever the number of workers or shards.
+"""
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from validation.metrics import Accumulator, top_k
+
+PROBLEM_SAMPLES = 3          # images named per tensor and kind of problem (the rest are counted)
+RETRIES = 2                  # a shard whose worker died is run again this many times
+SMALL_SET = 16               # without --workers, sets this small are measured in this process
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+              "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+class MeasureError(RuntimeError):
+    """A measurement that cannot run (no images, a model the workers cannot load, ...)."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a worker needs to measure images: small and picklable (paths, not objects)."""
+    manifest_path: str
+    keras_model_path: str
+    builder_path: Optional[str] = None        # the reference device's builder (else the
+    param_dir: Optional[str] = None           # device side is phone run folders, given with
+    fault: Optional[str] = None               # each shard)
+
+
+@dataclass
+class TensorTally:
+    acc: Accumulator = field(default_factory=Accumulator)
+    problems: dict = field(default_factory=dict)      # kind -> count
+    samples: list = field(default_factory=list)       # (image, kind, reason), first by image
+
+    def problem(self, image, kind, reason):
+        self.problems[kind] = self.problems.get(kind, 0) + 1
+        self.samples.append((image, kind, reason))
+        self.samples = sorted(self.samples)[:PROBLEM_SAMPLES]
+
+    def merge(self, other: "TensorTally"):
+        self.acc.merge(other.acc)
+        for kind, n in other.problems.items():
+            self.problems[kind] = self.problems.get(kind, 0) + n
+        self.samples = sorted(self.samples + other.samples)[:PROBLEM_SAMPLES]
+
+
+@dataclass
+class Tally:
+    """The measurement of some images: per tensor, predictions, unreadable images, timings."""
+    tensors: dict = field(default_factory=dict)        # name -> TensorTally
+    predictions: dict = field(default_factory=dict)    # image -> (keras top-5, device top-5)
+    images: dict = field(default_factory=dict)         # image key -> file name
+    unreadable: dict = field(default_factory=dict)     # image key -> reason
+    latencies: list = field(default_factory=list)      # host seconds per image (not judged)
+    kept: dict = field(default_factory=dict)           # image -> (golden records, device records)
+
+    def tensor(self, name) -> TensorTally:
+        return self.tensors.setdefault(name, TensorTally())
+
+    def merge(self, other: "Tally") -> "Tally":
+        for name, t in other.tensors.items():
+            self.tensor(name).merge(t)
+        for attr in ("predictions", "images", "unreadable", "kept"):
+            getattr(self, attr).update(getattr(other, attr))
+        self.latencies += other.latencies
+        return self
+
+
+# -- the worker side ---------------------------------------------------------------------------
+
+_CONTEXT = {}
+
+
+class _Context:
+    """What a worker process loads once per spec: the manifest, Keras, the device side."""
+
+    def __init__(self, spec: Spec):
+        from core.manifest import load_manifest
+        from core.zoo import load_model_file
+        from golden import GoldenRunner
+
+        self.manifest = load_manifest(spec.manifest_path)
+        self.golden = GoldenRunner(load_model_file(spec.keras_model_path), self.manifest)
+        self.comparable = {e["name"] for e in self.manifest["tensors"] if _comparable(e)}
+        self.output = (self.manifest.get("output") or {}).get("tensor")
+        self.device = None
+        if spec.builder_path:
+            from device_pull.reference_device import ReferenceDevice
+
+            self.device = ReferenceDevice(spec.builder_path, spec.param_dir, fault=spec.fault)
+
+
+def _comparable(entry: dict) -> bool:
+    ref = entry.get("reference")
+    return bool(entry.get("compare", True)) and bool(ref) and ref.get("kind") != "input_texture"
+
+
+def _context(spec: Spec) -> _Context:
+    if spec not in _CONTEXT:
+        _CONTEXT.clear()                      # one conversion at a time per worker
+        _CONTEXT[spec] = _Context(spec)
+    return _CONTEXT[spec]
+
+
+def _device_records(ctx: _Context, run, key: str, path: Path):
+    """(records {tensor: (data, status, reason)}, run-log top-5 or None, host latency or None)
+    from the reference device, or from the phone's run folder ``run`` of this image."""
+    if ctx.device is not None:
+        from device_pull.ingest import records_of_dumps
+        from device_pull.reference_device.run import load_texture
+
+        start = time.perf_counter()
+        result = ctx.device.forward(load_texture(path), dump="all")
+        latency = time.perf_counter() - start
+        return records_of_dumps(ctx.manifest, result["dumps"]), None, latency
+    if run is None:
+        return None, None, None
+    from device_pull.ingest import read_run
+
+    read = read_run(run, ctx.manifest, images={key: path})
+    records = {name: rec[:3] for name, rec in read.records.items()}
+    top5 = [int(p["index"]) for p in read.attrs.get("top5") or [] if "index" in p][:5] or None
+    return records, top5, None
+
+
+def measure_shard(spec: Spec, images: list, keep=(), runs=None) -> Tally:
+    """Measure ``images`` (``[(key, path), ...]``); the images in ``keep`` also come back with
+    their golden and device records.  ``runs``: the phone's run folders of these images
+    (``{key: device_pull.ingest.DumpRun}``) when the device side is a dump folder.  Runs on a
+    Dask worker (or in this process)."""
+    from threadpoolctl import threadpool_limits
+
+    ctx = _context(spec)
+    tally = Tally()
+    # One BLAS thread wherever the shard runs: a matrix product split over more threads sums in
+    # another order, and the device side must come out the same on any worker.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for key, path in images:
+            _measure_image(ctx, tally, key, Path(path), keep, runs)
+    return tally
+
+
+def _measure_image(ctx, tally, key, path, keep, runs):
+    tally.images[key] = path.name
+    try:
+        golden = ctx.golden.records(path)
+        device, log_top5, latency = _device_records(ctx, (runs or {}).get(key), key, path)
+    except Exception as exc:  # noqa: BLE001 - one bad image is reported, the rest go on
+        tally.unreadable[key] = f"{path}: {type(exc).__name__}: {exc}"
+        return
+    if latency is not None:
+        tally.latencies.append(latency)
+    _tally_image(ctx, tally, key, golden, device)
+    keras_top5 = _top5(golden.get(ctx.output))
+    device_top5 = _top5(device.get(ctx.output)) if device else None
+    tally.predictions[key] = (keras_top5, device_top5 or log_top5)
+    if key in keep:
+        tally.kept[key] = (golden, device)
+
+
+def _top5(record):
+    if record is None:
+        return None
+    data, status, _ = record[:3]
+    return top_k(data, 5) if status == "ok" and data is not None and data.size else None
+
+
+def _tally_image(ctx: _Context, tally: Tally, key: str, golden: dict, device: Optional[dict]):
+    for name in ctx.comparable:
+        t = tally.tensor(name)
+        g, g_status, g_reason = golden[name]
+        if g_status != "ok":
+            t.problem(key, f"golden_{g_status}", g_reason)
+            continue
+        if device is None:
+            t.problem(key, "missing", f"the device results hold no image {key!r}")
+            continue
+        d, d_status, d_reason = device[name][:3]
+        if d_status == "nan_inf":              # the values are kept: measure them too
+            t.acc.add(g, d, key)
+        if d_status != "ok":
+            t.problem(key, d_status, d_reason)
+            continue
+        if d.size != g.size:
+            t.problem(key, "shape_mismatch", f"the device has {d.size} values, Keras {g.size}")
+            continue
+        t.acc.add(g, d, key)
+
+
+# -- the controller side -----------------------------------------------------------------------
+
+@dataclass
+class Measurement:
+    tally: Tally
+    kept_because: dict                 # image -> why it was kept
+    shards: int
+    workers: int
+    seconds: float
+
+
+def shard_size(n_images: int, workers: int) -> int:
+    """Shards small enough to balance the workers and show progress, large enough to amortise
+    a task (at most 16 images)."""
+    return max(1, min(16, math.ceil(n_images / max(1, workers * 4))))
+
+
+def _keys(image_paths) -> list:
+    from imagesets import image_key
+
+    return [(image_key(p), str(p)) for p in image_paths]
+
+
+def first_to_keep(items: list, keep: int) -> set:
+    return {key for key, _ in items[:math.ceil(keep / 2)]} if keep > 0 else set()
+
+
+def worst_to_keep(tally: Tally, already: set, keep: int) -> list:
+    """Images worst for the most tensors (ties by name), up to ``keep`` kept images in all."""
+    votes = {}
+    for t in tally.tensors.values():
+        if t.acc.worst is not None:
+            votes[t.acc.worst[1]] = votes.get(t.acc.worst[1], 0) + 1
+    ranked = sorted((k for k in votes if k not in already and k not in tally.unreadable),
+                    key=lambda k: (-votes[k], k))
+    return ranked[:max(0, keep - len(already))]
+
+
+def _runs_of(runs, shard):
+    return None if runs is None else {key: runs[key] for key, _ in shard if key in runs}
+
+
+class _Runner:
+    """Runs shards here (``workers=1``) or on Dask, with a progress bar over the images."""
+
+    def __init__(self, workers=None, scheduler=None, progress=True, log=None):
+        self.workers, self.scheduler, self.progress = workers, scheduler, progress
+        self.log = log or (lambda msg: None)
+        self.client = self.cluster = None
+
+    def __enter__(self):
+        if self.scheduler is None and self.workers == 1:
+            return self
+        from dask.distributed import Client, LocalCluster
+
+        if self.scheduler:
+            self.client = Client(self.scheduler)
+        else:
+            n = self.workers or max(1, os.cpu_count() or 1)
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                        dashboard_address=None, env=dict(WORKER_ENV),
+                                        silence_logs=40)
+            self.client = Client(self.cluster)
+        return self
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
+
+    @property
+    def size(self) -> int:
+        if self.client is None:
+            return 1
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def run(self, spec: Spec, shards: list, keep: set, label: str, runs=None) -> Tally:
+        total = sum(len(s) for s in shards)
+        bar = _bar(total, self.progress, label)
+        tally = Tally()
+        try:
+            if self.client is None:
+                for shard in shards:
+                    tally.merge(measure_shard(spec, shard, keep, _runs_of(runs, shard)))
+                    bar.update(len(shard))
+                return tally
+            from dask.distributed import as_completed
+
+            futures = {self.client.submit(measure_shard, spec, shard, keep,
+                                          _runs_of(runs, shard), retries=RETRIES,
+                                          pure=False): len(shard) for shard in shards}
+            for future in as_completed(futures):
+                tally.merge(future.result())
+                bar.update(futures[future])
+            return tally
+        finally:
+            bar.close()
+
+
+def measure(spec: Spec, image_paths, *, runs=None, keep: int = 8, workers=None, scheduler=None,
+            progress=True, log=None) -> Measurement:
+    """Measure every image; keep the activations of at most ``keep`` images (see the module).
+    ``runs``: ``{image key: DumpRun}`` of a phone dump folder (else the reference device)."""
+    items = _keys(image_paths)
+    if not items:
+        raise MeasureError("no images to measure")
+    if workers is None and scheduler is None and len(items) <= SMALL_SET:
+        workers = 1               # starting a cluster would cost more than it saves
+    start = time.perf_counter()
+    first = first_to_keep(items, keep)
+    with _Runner(workers, scheduler, progress, log) as runner:
+        size = shard_size(len(items), runner.size)
+        shards = [items[i:i + size] for i in range(0, len(items), size)]
+        tally = runner.run(spec, shards, first, "measuring", runs)
+        worst = worst_to_keep(tally, first, keep)
+        if worst:
+            again = [item for item in items if item[0] in set(worst)]
+            tally.kept.update(runner.run(spec, [again], set(worst), "keeping worst",
+                                         runs).kept)
+        used = runner.size
+    kept_because = {key: "one of the first images" for key in first if key in tally.kept}
+    kept_because.update({key: "worst image of the most tensors" for key in worst})
+    return Measurement(tally, kept_because, len(shards), used, time.perf_counter() - start)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(total, enabled, label):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="image")
