@@ -14,6 +14,7 @@ from validation.budgets import BudgetFile, find_budget_file, load_budget_file
 from validation.evaluate import (compare_tensors, device_name, load_labels, open_stores,
                                  predictions, run_log)
 from validation.judge import judge_run
+from validation.precheck import Precheck
 from validation.results import environment
 from validation.verdicts import Results
 
@@ -42,7 +43,7 @@ def _weights_label(settings) -> str:
 
 
 def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str = "",
-                 update_baseline: bool = False) -> Evaluation:
+                 update_baseline: bool = False, precheck: Optional[Precheck] = None) -> Evaluation:
     s, manifest = prepared.settings, prepared.manifest
     budget_file = resolve_budget_file(s, manifest, budget_path)
     labels = load_labels(s.labels) if s.labels else {}
@@ -71,7 +72,8 @@ def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str
              "environment": environment(), "command": command}
     results = judge_run(comparisons=comparisons, predictions=preds, run_log=log,
                         manifest=manifest, budget_file=budget_file, facts=facts,
-                        baseline_path=path, baseline_doc=doc, baseline_note=note)
+                        baseline_path=path, baseline_doc=doc, baseline_note=note,
+                        precheck=precheck)
     return Evaluation(results, path, baselines.build(results, budget_file.baseline["metrics"]))
 
 

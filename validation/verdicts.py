@@ -15,12 +15,16 @@ Verdicts:
   a pass.
 
 A run passes only if nothing failed, nothing has a data problem and at least one tensor was
-judged; its summary counts what was judged and lists what was not.
+judged; its summary counts what was judged and lists what was not.  ``precheck`` carries the
+float16 range pre-check of the run (:mod:`validation.precheck`, ``keras2metal.precheck/1``): a
+prediction from Keras and the weight files, which the judge uses to explain an overflow the
+device shows, never as a verdict of its own.
 """
 from dataclasses import field
 from typing import Literal, Optional
 
 from core.contracts import component, contract, read
+from validation.precheck import Precheck, summary_line
 
 FORMAT = "keras2metal.results/2"
 Verdict = Literal["pass", "fail", "data_problem", "not_judged"]
@@ -206,6 +210,7 @@ class Results:
     baseline: BaselineComparison
     verdict: CheckVerdict
     verdict_reason: str
+    precheck: Optional[Precheck] = None
     format: str = FORMAT
 
     def tensor(self, name: str) -> TensorResult:
@@ -278,6 +283,8 @@ def verdict_lines(results: Results) -> list:
         lines.append(f"DATA PROBLEMS: {r.count('data_problem')} tensor(s) cannot be compared; "
                      f"first: {dp.tensor!r} (#{dp.index}) {dp.kind}: {dp.reason}")
         lines.append(f"  fix: {dp.fix}")
+    if r.precheck is not None:
+        lines.append(summary_line(r.precheck))
     acc = r.accuracy
     measured = []
     for label, block in (("device", acc.device), ("Keras", acc.keras),
