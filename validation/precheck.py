@@ -236,6 +236,7 @@ class Surroundings:
     fused: Optional[tuple] = None
     followed_by: Optional[tuple] = None
     batchnorm_after: Optional[str] = None
+    is_output: bool = False
 
 
 @dataclass
@@ -302,6 +303,9 @@ def _rescale(m: Measured, k: int) -> str:
     for act, layer in activations:
         if _capped(act):
             text += f", multiply the cap of the {act} {layer!r} by {_power(k)} too"
+    if m.around.is_output:
+        return (text + f"; it is the network's output, so multiply what the app reads by "
+                       f"{_power(-k)} (the ranking of the outputs does not change)")
     return text + f" and fold {_power(-k)} into the weights of the layers after it"
 
 
@@ -361,8 +365,7 @@ def findings_of(m: Measured) -> list:
     if m.role == "partial sums":
         if s.max_abs > FLOAT16_MAX:
             out.append(_finding("sum_overflow", m, "partial-sum bound", s.max_abs, FLOAT16_MAX,
-                                f"Σ|w·x| + |bias| reaches {s.max_abs:.4g} > {FLOAT16_MAX:.0f} "
-                                f"(input {m.source!r})"))
+                                f"Σ|w·x| + |bias| reaches {s.max_abs:.4g} > {FLOAT16_MAX:.0f}"))
         return out
     if s.over:
         kind = "preactivation_overflow" if m.role == "pre-activation" else "overflow"

@@ -212,13 +212,16 @@ def surroundings(model, manifest, plan: list) -> dict:
         following = set()
         for entry in entries:
             ref = entry.get("reference") or {}
-            if entry.get("forge_type") != "Activation" or ref.get("kind") != "keras":
+            if entry.get("forge_type") not in ("Activation", "Softmax") \
+                    or ref.get("kind") != "keras":
                 break
-            activation = _activation_name(keras_layer(model, entry, ref["layer"]))
+            activation = "softmax" if entry["forge_type"] == "Softmax" else \
+                _activation_name(keras_layer(model, entry, ref["layer"]))
             following.add((activation, ref["layer"]) if activation else None)
         else:
             if len({a[0] for a in following if a}) == 1 and None not in following:
                 out.setdefault(name, Surroundings()).followed_by = sorted(following)[0]
+    out.setdefault(manifest["output"]["tensor"], Surroundings()).is_output = True
     for p in plan:
         if p.op == "scale":
             out.setdefault(p.entry["inputs"][0], Surroundings()).batchnorm_after = p.keras_layer
