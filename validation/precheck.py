@@ -33,16 +33,24 @@ Findings (:class:`Finding`, in the contract :class:`Precheck`, ``keras2metal.pre
     however small they get.  Budget: :data:`BITS_LOST_BUDGET` = 2 bits (error > 4 ε).
 ``subnormal`` (warning)
     the share of the tensor's energy (Σx²) in subnormals (0 < |x| < 2⁻¹⁴) above
-    :data:`SUBNORMAL_SHARE_LIMIT` = (4 ε)² = 2⁻¹⁸ ≈ 3.8e-6: a GPU that flushes subnormals to zero
-    would lose √share > 4 ε, the same 2-bit budget.  Reported when ``precision`` is not.
+    :data:`SUBNORMAL_SHARE_LIMIT` = 2⁻¹⁰ ≈ 0.1%.  With IEEE gradual underflow (as numpy rounds
+    here) subnormals cost what ``precision`` measures; this check catches a tensor sitting at
+    the bottom of float16's range before it loses bits there: for a bell-shaped tensor the
+    share passes 2⁻¹⁰ when its RMS falls below ≈ 6.5·2⁻¹⁴ ≈ 4e-4, within 3 bits of the
+    subnormals, one rescale away from losing precision — and arithmetic that flushes subnormals
+    to zero would already lose √share ≥ 3% of it.  Reported when ``precision`` is not.
 
 Values beyond 65504 are counted as overflow and left out of the precision measures.  Every
 finding names the manifest tensor, its Keras layers, the measured value and the threshold, and
 what to do: rescale the layer (a power of two folded into the next layer), move a BatchNorm,
 split a fused activation, or rescale the input preprocessing.
 
-The margins behind the thresholds (seeded zoo networks, one sample image) are in
-``validation/README.md``.
+Margins on the eight zoo networks with seeded weights (``--weights random --seed 0``, one
+sample image; details in ``validation/README.md``): the largest |activation| is 1071 (the logits
+of inception_v3, 6 bits below 65504), |pre-activation| 298, partial-sum bound 7696 (3 bits
+below), |weight| 8.7; the largest rounding error 0.57 ε (budget 4 ε: no bit lost); the largest
+subnormal share 3.3e-5 (resnet50's first convolution's weights, 30× below 2⁻¹⁰) and 9.5e-7 for
+activations (vgg16's softmax output).
 """
 import math
 from dataclasses import dataclass, field
@@ -58,7 +66,7 @@ FLOAT16_MAX = 65504.0
 SMALLEST_NORMAL = 2.0 ** -14
 EPSILON = 2.0 ** -11
 BITS_LOST_BUDGET = 2.0
-SUBNORMAL_SHARE_LIMIT = (2.0 ** BITS_LOST_BUDGET * EPSILON) ** 2
+SUBNORMAL_SHARE_LIMIT = 2.0 ** -10
 HEADROOM_BITS = 4              # rescaling advice leaves the largest value 2⁴ below 65504 ...
 TARGET_RMS = 2.0 ** -4         # ... and lifts small values to this RMS, far above the subnormals
 
