@@ -213,6 +213,8 @@ def precheck_section(results) -> list:
                  "value": fmt.num(f.value), "threshold": fmt.num(f.threshold),
                  "advice": fmt.cell(f.advice)} for f in pc.findings]
         lines += [fmt.table(rows, PRECHECK_COLUMNS, PRECHECK_ALIGN), ""]
+    lines += ["The largest value of each measure over the network, against the threshold of its "
+              "finding:", ""]
     rows = [{"measure": fmt.cell(e.measure), "largest": fmt.num(e.value),
              "limit": fmt.num(e.limit), "tensor": fmt.code(e.tensor),
              "measured": fmt.cell(e.quantity)} for e in pc.largest]

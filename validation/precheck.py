@@ -417,9 +417,10 @@ def largest(measured: list) -> list:
     for measure, roles, stat, limit in EXTREMES:
         candidates = [m for m in measured if m.role in roles]
         best = max(candidates, key=lambda m: getattr(m.spread, stat), default=None)
-        out.append(Extreme(measure=measure, value=getattr(best.spread, stat) if best else 0.0,
-                           limit=limit, tensor=best.entry["name"] if best else None,
-                           quantity=best.quantity if best else None))
+        value = getattr(best.spread, stat) if best else 0.0
+        out.append(Extreme(measure=measure, value=value, limit=limit,
+                           tensor=best.entry["name"] if value else None,
+                           quantity=best.quantity if value else None))
     return out
 
 
