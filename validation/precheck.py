@@ -262,7 +262,7 @@ class Measured:
 
 HOMOGENEOUS = ("relu", "leaky_relu", "prelu")                  # commute with a positive scale
 SATURATING = ("sigmoid", "tanh", "hard_sigmoid", "softsign")   # ±inf → their finite limits
-WEIGHTED = ("Conv", "PointwConv", "DepthwConv", "Dense")
+WEIGHTED = ("Conv", "PointwConv", "DepthwConv", "Dense")       # Forge layers with weight files
 
 
 def _capped(activation: str) -> bool:

@@ -23,9 +23,8 @@ from typing import Optional
 
 import numpy as np
 
-from validation.precheck import Measured, PrecheckError, Surroundings
+from validation.precheck import WEIGHTED, Measured, PrecheckError, Surroundings
 
-WEIGHTED = ("Conv", "PointwConv", "DepthwConv", "Dense")
 KERNEL_CLASSES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense")
 ACTIVATION_CLASSES = ("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax")
 RERUN = "re-run keras2metal for this model"
