@@ -397,25 +397,28 @@ def findings_of(m: Measured) -> list:
     return out
 
 
+LAYER_VALUES = ("activation", "undumped")
 EXTREMES = (
-    # measure, roles, statistic, limit
-    ("|activation|", ("activation", "undumped"), "max_abs", FLOAT16_MAX),
+    # measure, roles, statistic, limit; "|input|" is the image through preprocessing, apart so
+    # that the 8-bit input texture's 255 does not hide the layers' own largest value
+    ("|input|", ("input",), "max_abs", FLOAT16_MAX),
+    ("|activation|", LAYER_VALUES, "max_abs", FLOAT16_MAX),
     ("|pre-activation|", ("pre-activation",), "max_abs", FLOAT16_MAX),
     ("partial-sum bound", ("partial sums",), "max_abs", FLOAT16_MAX),
     ("|weight|", ("weights",), "max_abs", FLOAT16_MAX),
-    ("rounding error in ε (activations)", ("activation", "undumped"), "rounding_error",
-     2 ** BITS_LOST_BUDGET),
-    ("subnormal share (activations)", ("activation", "undumped"), "subnormal_share",
-     SUBNORMAL_SHARE_LIMIT),
+    ("rounding error in ε (activations)", LAYER_VALUES, "rounding_error", 2 ** BITS_LOST_BUDGET),
+    ("subnormal share (activations)", LAYER_VALUES, "subnormal_share", SUBNORMAL_SHARE_LIMIT),
     ("rounding error in ε (weights)", ("weights",), "rounding_error", 2 ** BITS_LOST_BUDGET),
     ("subnormal share (weights)", ("weights",), "subnormal_share", SUBNORMAL_SHARE_LIMIT),
 )
 
 
 def largest(measured: list) -> list:
+    """The largest value of each measure over the network, and where."""
     out = []
     for measure, roles, stat, limit in EXTREMES:
-        candidates = [m for m in measured if m.role in roles]
+        candidates = [m for m in measured
+                      if ("input" if _is_input(m.entry) else m.role) in roles]
         best = max(candidates, key=lambda m: getattr(m.spread, stat), default=None)
         value = getattr(best.spread, stat) if best else 0.0
         out.append(Extreme(measure=measure, value=value, limit=limit,
