@@ -2,8 +2,9 @@
 
 Sections: summary (one row per run), the verdict of each run in the suite's own words,
 regressions, one section per run (facts, error-by-depth picture, what did not pass, per-layer
-table, the float16 pre-check when the run has one), environment, commands to reproduce.  The report renders the suite's verdicts and never
-re-judges: every status, divergence, regression and "not judged" comes from the results file.
+table, the float16 pre-check when the run has one), environment, commands to reproduce.  The
+report renders the suite's verdicts and never re-judges: every status, divergence, regression,
+"not judged" and pre-check finding comes from the results file.
 Rendering is deterministic: runs sorted by (model, device, file), tensors by topological index,
 fixed number formats, no timestamp unless ``date`` is given.
 """

@@ -1,4 +1,4 @@
-"""The float16 range pre-check: will float16 hold this network's numbers?  Asked before any device run.
+"""The float16 range pre-check: will float16 hold this network's numbers?  Asked before device runs.
 
 On the phone every Forge tensor is a float16 MPSImage (largest finite value 65504, smallest normal
 2⁻¹⁴ ≈ 6.1e-5, 11 significant bits) and MPS converts the float32 weight files to half.  The
@@ -99,8 +99,8 @@ class Finding:
     index: int
     forge_type: str
     keras_layers: list[str]
-    quantity: str                # what was measured, e.g. "pre-activation (before the fused sigmoid)"
-    measure: str                 # "max |x|", "partial-sum bound", "bits lost", "subnormal energy share"
+    quantity: str                # what was measured: "activation", "pre-activation (...)", ...
+    measure: str                 # max |x|, partial-sum bound, bits lost, subnormal energy share
     value: float
     threshold: float
     detail: str                  # the measurement in words
@@ -230,7 +230,7 @@ class Spread:
 
     @property
     def bits_lost(self) -> float:
-        return max(0.0, math.log2(self.rounding_error)) if self.rounding_error > 1.0 else 0.0
+        return math.log2(self.rounding_error) if self.rounding_error > 1.0 else 0.0
 
     @property
     def subnormal_share(self) -> float:
@@ -251,7 +251,7 @@ class Surroundings:
 class Measured:
     """One quantity of one manifest tensor, and what the advice needs to know around it."""
     entry: dict
-    role: str                    # a Role
+    role: Role
     quantity: str                # in words
     spread: Spread = field(default_factory=Spread)
     source: Optional[str] = None       # partial sums: the input tensor; weights: the file

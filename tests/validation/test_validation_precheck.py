@@ -225,7 +225,8 @@ def test_pre_activations_and_logits_are_what_keras_computes(suite_cache):
         assert value.spread.energy == pytest.approx(sum((e ** 2).sum() for e in expected),
                                                     rel=1e-4)
         assert plan[name].bound.spread.max_abs >= value.spread.max_abs
-    assert "output of Keras layer 'stem_bn', before the fused relu" in plan["stem_conv"].value.quantity
+    assert "output of Keras layer 'stem_bn', before the fused relu" in \
+        plan["stem_conv"].value.quantity
 
 
 def test_default_model_is_clean(suite_cache):
