@@ -19,8 +19,8 @@ Findings (:class:`Finding`, in the contract :class:`Precheck`, ``keras2metal.pre
 ``preactivation_overflow`` (error)
     the same for the pre-activation of a fused activation: MPS applies the activation to the
     accumulated value, so the pre-activation must fit although the activation's output (a
-    sigmoid's, say) is small.  Pre-activations are checked for range only: their rounding is
-    not what the next layer reads.
+    sigmoid's, say) is small; left out where the tensor's own value overflows too.
+    Pre-activations are checked for range only: their rounding is not what the next layer reads.
 ``sum_overflow`` (warning)
     a weighted layer whose partial sums can exceed 65504 although its result fits.  The bound
     is Σ|w·x| over the layer's window plus |bias| (the layer run with |W|, |b| on |x|): every
@@ -67,8 +67,8 @@ SMALLEST_NORMAL = 2.0 ** -14
 EPSILON = 2.0 ** -11
 BITS_LOST_BUDGET = 2.0
 SUBNORMAL_SHARE_LIMIT = 2.0 ** -10
-HEADROOM_BITS = 4              # rescaling advice leaves the largest value 2⁴ below 65504 ...
-TARGET_RMS = 2.0 ** -4         # ... and lifts small values to this RMS, far above the subnormals
+HEADROOM_BITS = 4              # rescaling advice leaves the tensor's largest value 2⁴ below
+TARGET_RMS = 2.0 ** -4         # 65504, and lifts small values to this RMS, far from subnormals
 
 Severity = Literal["error", "warning"]
 Kind = Literal["overflow", "preactivation_overflow", "sum_overflow", "precision", "subnormal"]
@@ -245,6 +245,7 @@ class Surroundings:
     followed_by: Optional[tuple] = None
     batchnorm_after: Optional[str] = None
     is_output: bool = False
+    value_max: float = 0.0       # max |x| of the tensor's own value: the headroom of a rescale
 
 
 @dataclass
@@ -279,11 +280,13 @@ def _down_shift(max_abs: float) -> int:
     return max(1, math.ceil(math.log2(max_abs / (FLOAT16_MAX / 2 ** HEADROOM_BITS))))
 
 
-def _up_shift(spread: Spread) -> int:
-    """k lifting the RMS to TARGET_RMS without taking the largest value near 65504."""
+def _up_shift(m: "Measured") -> int:
+    """k lifting the RMS to TARGET_RMS without taking the tensor's largest value near 65504."""
+    spread = m.spread
     wanted = math.ceil(math.log2(TARGET_RMS / spread.rms)) if spread.rms else 1
-    room = math.floor(math.log2(FLOAT16_MAX / 2 ** HEADROOM_BITS / spread.max_abs)) \
-        if spread.max_abs else wanted
+    largest = max(spread.max_abs if m.role != "weights" else 0.0, m.around.value_max)
+    room = math.floor(math.log2(FLOAT16_MAX / 2 ** HEADROOM_BITS / largest)) if largest \
+        else wanted
     return max(1, min(wanted, room))
 
 
@@ -320,7 +323,7 @@ def _rescale(m: Measured, k: int) -> str:
 def _advice(kind: str, m: Measured) -> str:
     s, around = m.spread, m.around
     if kind in ("precision", "subnormal"):
-        text = _rescale(m, _up_shift(s))
+        text = _rescale(m, _up_shift(m))
         if m.role == "weights":
             return (f"MPS stores {m.source} in half: {text}; a BatchNorm folded into the layer "
                     "with a tiny γ makes such weights")
@@ -430,9 +433,11 @@ def largest(measured: list) -> list:
 def build_precheck(model: str, images: list, measured: list) -> Precheck:
     """The contract from the measured quantities, findings in topological order."""
     findings = [f for m in measured for f in findings_of(m)]
-    overflowing = {f.tensor for f in findings if f.severity == "error"}
-    findings = [f for f in findings       # where the result overflows, that finding says it all
-                if not (f.kind == "sum_overflow" and f.tensor in overflowing)]
+    overflowing = {m.entry["name"] for m in measured if m.role in LAYER_VALUES and m.spread.over}
+    flagged = {f.tensor for f in findings if f.severity == "error"}
+    findings = [f for f in findings       # where the value overflows, that finding says it all
+                if not (f.kind == "sum_overflow" and f.tensor in flagged)
+                and not (f.kind == "preactivation_overflow" and f.tensor in overflowing)]
     findings.sort(key=lambda f: (f.index, f.severity != "error"))
     roles = [m.role for m in measured]
     checked = Coverage(tensors=roles.count("activation"),
@@ -500,6 +505,9 @@ def run_precheck(manifest: dict, golden_path, model, image_paths) -> Precheck:
     computed = [q for p in plan for q in (p.value, p.bound) if q is not None]
     measured = measure_golden(manifest, golden_path) + computed + measure_weights(manifest)
     around = surroundings(model, manifest, plan)
+    for m in measured:
+        if m.role in LAYER_VALUES:
+            around.setdefault(m.entry["name"], Surroundings()).value_max = m.spread.max_abs
     for m in measured:
         m.around = around.get(m.entry["name"], m.around)
     return build_precheck(manifest["name"], [Path(p).name for p in image_paths], measured)

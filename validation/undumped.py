@@ -100,7 +100,8 @@ def _activation_name(layer) -> Optional[str]:
     if cls in ("ELU", "PReLU", "Softmax"):
         return cls.lower()
     name = config.get("activation")
-    name = name if isinstance(name, str) else getattr(layer.activation, "__name__", None)
+    if not isinstance(name, str):                     # a function, or a layer without one
+        name = getattr(getattr(layer, "activation", None), "__name__", None)
     return None if name in (None, "linear") else name
 
 

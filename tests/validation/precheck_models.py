@@ -11,6 +11,9 @@
 * ``shrink_conv`` (weights ≈ ±3e-4) → ``quiet_conv`` (1×1, weights ≈ ±8e-5, all normal in
   float16): the quiet tensor's values are ≈ 1e-6, almost all of them float16 subnormals;
 * ``logits`` — a Dense whose weights (≈ 1e5) are beyond float16's range.
+
+``late_norm_net``: a convolution with a ReLU (weights ≈ 2e4, outputs ≈ 3e5) whose BatchNorm comes
+after the ReLU, so it cannot fold into the convolution and runs as its own per-channel scale.
 """
 import numpy as np
 
@@ -52,5 +55,23 @@ def overflow_net(path):
         layer = model.get_layer(name)
         bias = np.zeros(layer.get_weights()[1].shape, np.float32)
         layer.set_weights([kernel.astype(np.float32), bias])
+    model.save(str(path))
+    return path
+
+
+def late_norm_net(path):
+    """Build, weight and save ``late_norm_net`` at ``path`` (.keras); returns the path."""
+    layers = keras.layers
+    inp = keras.Input((8, 8, 3), name="image")
+    conv = layers.Conv2D(4, 3, padding="same", activation="relu", name="wide_conv")(inp)
+    norm = layers.BatchNormalization(name="late_bn")(conv)
+    pool = layers.GlobalAveragePooling2D(name="pool")(norm)
+    model = keras.Model(inp, layers.Dense(2, name="logits")(pool), name="late_norm_net")
+    rng = np.random.default_rng(1)
+    model.get_layer("wide_conv").set_weights([rng.uniform(1e4, 3e4, (3, 3, 3, 4)).astype("float32"),
+                                              np.zeros(4, np.float32)])
+    model.get_layer("late_bn").set_weights([np.ones(4, np.float32), np.zeros(4, np.float32),
+                                            np.full(4, 1e5, np.float32),
+                                            np.full(4, 1e8, np.float32)])   # scale 1e-4
     model.save(str(path))
     return path

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.contracts import read
-from precheck_models import overflow_net
+from precheck_models import late_norm_net, overflow_net
 from validation.pipeline import Pipeline, Settings
 from validation.precheck import (BITS_LOST_BUDGET, FLOAT16_MAX, SMALLEST_NORMAL,
                                  SUBNORMAL_SHARE_LIMIT, Precheck, Spread, cached_precheck,
@@ -189,6 +189,19 @@ def test_results_and_report_carry_the_findings(overflow_run, tmp_path):
                          baseline_path=str(overflow_run.prepared.folder / "no-baseline.json"))
     plain_path = write_results(tmp_path / "plain.json", plain.results)
     assert "float16 pre-check" not in write_report([plain_path], tmp_path / "plain.md").read_text()
+
+
+def test_overflow_before_an_unfoldable_batchnorm_says_move_it(suite_cache, tmp_path):
+    path = late_norm_net(tmp_path / "late_norm_net.keras")
+    _, prepared, precheck = precheck_of(str(path), suite_cache, FEW_IMAGES[:1])
+    forge = {t["name"]: t for t in prepared.manifest["tensors"]}
+    assert forge["late_bn"]["forge_type"] == "DepthwConv"       # the BatchNorm on its own
+    assert [(f.tensor, f.kind) for f in precheck.findings] == [("wide_conv", "overflow")]
+    advice = precheck.findings[0].advice
+    assert "multiply the weights and bias of 'wide_conv' by 2^-" in advice
+    assert "or move the BatchNorm 'late_bn' right after the convolution" in advice
+    largest = {e.measure: e for e in precheck.largest}
+    assert largest["partial-sum bound"].tensor == "wide_conv"  # the BatchNorm's scale: tiny
 
 
 # -- what the device computes but Keras does not show ----------------------------------------
