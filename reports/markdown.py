@@ -2,8 +2,9 @@
 
 Sections: summary (one row per run), the verdict of each run in the suite's own words,
 regressions, one section per run (facts, error-by-depth picture, what did not pass, per-layer
-table), environment, commands to reproduce.  The report renders the suite's verdicts and never
-re-judges: every status, divergence, regression and "not judged" comes from the results file.
+table, the float16 pre-check when the run has one), environment, commands to reproduce.  The
+report renders the suite's verdicts and never re-judges: every status, divergence, regression,
+"not judged" and pre-check finding comes from the results file.
 Rendering is deterministic: runs sorted by (model, device, file), tensors by topological index,
 fixed number formats, no timestamp unless ``date`` is given.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from reports import fmt
 from reports.results import budget_use, load_results
+from validation.precheck import summary_line
 from validation.verdicts import tensor_counts, verdict_lines
 
 TITLE = "keras2metal validation report"
@@ -192,6 +194,36 @@ def _not_judged(results) -> list:
             for reason, names in grouped.items()]
 
 
+PRECHECK_COLUMNS = ("severity", "tensor", "Keras layers", "kind", "measured", "value",
+                    "threshold", "advice")
+PRECHECK_ALIGN = ("left", "left", "left", "left", "left", "right", "right", "left")
+LARGEST_COLUMNS = ("measure", "largest", "limit", "tensor", "measured")
+LARGEST_ALIGN = ("left", "right", "right", "left", "left")
+
+
+def precheck_section(results) -> list:
+    """The run's float16 pre-check: its line, the findings and the largest value of each measure."""
+    pc = results.precheck
+    if pc is None:
+        return []
+    lines = ["### float16 pre-check", "", fmt.cell(summary_line(pc)), ""]
+    if pc.findings:
+        rows = [{"severity": "**error**" if f.severity == "error" else "warning",
+                 "tensor": f"{fmt.code(f.tensor)} (#{f.index})",
+                 "Keras layers": ", ".join(fmt.code(n) for n in f.keras_layers) or fmt.NA,
+                 "kind": fmt.cell(f.kind), "measured": fmt.cell(f"{f.quantity}: {f.measure}"),
+                 "value": fmt.num(f.value), "threshold": fmt.num(f.threshold),
+                 "advice": fmt.cell(f.advice)} for f in pc.findings]
+        lines += [fmt.table(rows, PRECHECK_COLUMNS, PRECHECK_ALIGN), ""]
+    lines += ["The largest value of each measure over the network, against the threshold of its "
+              "finding:", ""]
+    rows = [{"measure": fmt.cell(e.measure), "largest": fmt.num(e.value),
+             "limit": fmt.num(e.limit), "tensor": fmt.code(e.tensor),
+             "measured": fmt.cell(e.quantity)} for e in pc.largest]
+    lines += [fmt.table(rows, LARGEST_COLUMNS, LARGEST_ALIGN), ""]
+    return lines
+
+
 def _regressions(all_results) -> list:
     rows, notes = [], []
     for res in all_results:
@@ -295,7 +327,7 @@ def build_report(results_paths, out_md, plots_dir=None, date=None, title=TITLE) 
         not_judged = _not_judged(res)
         if not_judged:
             lines += ["Not judged:", ""] + not_judged + [""]
-        lines += [layer_tables(res), ""]
+        lines += [layer_tables(res), ""] + precheck_section(res)
 
     lines += ["## Environment", ""] + _environment(all_results) + [""]
     commands = []

@@ -10,6 +10,10 @@ Public surface (library, for tools and the reports package):
   decided by :mod:`validation.judge` alone and only rendered elsewhere;
 * :func:`validation.verdicts.load_results`, :func:`validation.verdicts.verdict_lines`,
   :func:`validation.results.write_results`, :func:`validation.baseline.write`;
+* :func:`validation.precheck.cached_precheck` / :func:`validation.precheck.run_precheck` →
+  :class:`validation.precheck.Precheck` (``keras2metal.precheck/1``): the float16 range
+  pre-check, with :mod:`validation.undumped` computing what the device holds but never dumps
+  (``python -m validation precheck MODEL``);
 * :mod:`validation.budgets` — the default budget rule and the TOML budget files;
 * :mod:`validation.metrics`, :func:`validation.divergence.first_divergence`.
 
@@ -17,4 +21,4 @@ The pytest options are registered in the root ``conftest.py``; the plumbing is i
 ``validation/conftest.py`` and :mod:`validation.suite`.
 """
 __all__ = ["pipeline", "cache", "run", "judge", "verdicts", "results", "baseline", "budgets",
-           "metrics", "divergence", "evaluate"]
+           "metrics", "divergence", "evaluate", "precheck", "undumped"]

@@ -11,6 +11,10 @@ reports render the result).  The rules:
   (:mod:`validation.budgets`): ``pass`` or ``fail`` with the violated metrics.  The first
   divergence is the earliest ``fail`` whose judged inputs all ``pass``
   (:mod:`validation.divergence`).
+* **float16 pre-check.**  The run's :mod:`validation.precheck` findings are a prediction, not a
+  verdict: an overflow (error) it flags explains what the device shows there — the first
+  divergence or NaN/Inf data problem at a flagged tensor gets the pre-check's finding and advice
+  as its hint or fix — and the verdict's reason names the pre-check's errors.
 * **No pass without evidence.**  Accuracy of random weights, accuracy without labels or without
   device outputs, a threshold the budget file does not set, fps of the reference device (its
   speed is the host's) and a baseline comparison without a baseline are ``not_judged`` with the
@@ -21,7 +25,8 @@ from typing import Optional
 
 from validation import baseline as baselines
 from validation.budgets import BudgetFile, apply_overrides, default_budget
-from validation.divergence import first_divergence, judged_inputs
+from validation.divergence import covered_layers, first_divergence, judged_inputs
+from validation.precheck import Precheck, describe
 from validation.verdicts import (Accuracy, BaselineComparison, Check, DataProblem,
                                  FirstDataProblem, Latency, Metrics, Performance, Regression,
                                  Results, TensorResult, TopK, Totals, Violation, Worst, fmt)
@@ -308,6 +313,35 @@ def judge_baseline(path, doc, note: Optional[str], results: Results,
                                      "of the baseline")
 
 
+# -- float16 pre-check -------------------------------------------------------------------------
+
+def explain_with_precheck(results: Results) -> None:
+    """Overflow the pre-check predicted explains the first divergence and NaN/Inf data problems
+    at the tensors it flagged."""
+    precheck = results.precheck
+    if precheck is None or not precheck.errors():
+        return
+    fd = results.first_divergence
+    flagged = precheck.errors_at(fd.forge_layers) if fd else []
+    if flagged:
+        fd.hint = f"float16 pre-check: {describe(flagged[0])}; {flagged[0].advice}"
+    by_name = {t.name: t for t in results.tensors}
+    for t in results.tensors:
+        flagged = precheck.errors_at(covered_layers(t.name, by_name)) if t.problems else []
+        for p in t.problems:
+            if flagged and p.kind == "nan_inf":
+                p.fix = f"float16 pre-check: {describe(flagged[0])}; {flagged[0].advice}"
+    results.first_data_problem = first_data_problem(results.tensors)
+
+
+def precheck_reason(precheck: Optional[Precheck]) -> str:
+    if precheck is None or not precheck.errors():
+        return ""
+    first = precheck.errors()[0]
+    return (f"; float16 pre-check: {len(precheck.errors())} overflow error(s), first "
+            f"{first.kind} at tensor {first.tensor!r} ({first.detail})")
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 def overall(results: Results) -> tuple:
@@ -331,7 +365,8 @@ def overall(results: Results) -> tuple:
     if results.unreadable_images:
         parts.append(f"{len(results.unreadable_images)} image(s) could not be read")
     judged = results.count("pass") + fails
-    tail = f"; not judged: {', '.join(not_judged)}" if not_judged else ""
+    tail = (f"; not judged: {', '.join(not_judged)}" if not_judged else "") \
+        + precheck_reason(results.precheck)
     if parts:
         return "fail", "; ".join(parts) + tail
     if not judged:
@@ -342,9 +377,10 @@ def overall(results: Results) -> tuple:
 def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: dict,
               budget_file: BudgetFile, facts: dict, baseline_path=None,
               baseline_doc=None, baseline_note: Optional[str] = None,
-              unreadable: Optional[dict] = None) -> Results:
+              unreadable: Optional[dict] = None, precheck: Optional[Precheck] = None) -> Results:
     """The results of one run.  ``facts``: model, source_model, weights, seed, device, images,
-    environment, command (what the run was about, recorded as is)."""
+    environment, command (what the run was about, recorded as is); ``precheck``: the run's
+    float16 pre-check, if it was run."""
     tensors = judge_tensors(comparisons, budget_file)
     kind = (manifest.get("output") or {}).get("kind", "raw")
     results = Results(
@@ -359,7 +395,9 @@ def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: 
         accuracy=judge_accuracy(predictions, kind, facts["weights"], budget_file.accuracy),
         performance=judge_performance(run_log, facts["device"], budget_file.performance),
         baseline=BaselineComparison(verdict="not_judged", path=None, reason="pending"),
-        unreadable_images=dict(unreadable or {}), verdict="not_judged", verdict_reason="pending")
+        unreadable_images=dict(unreadable or {}), verdict="not_judged", verdict_reason="pending",
+        precheck=precheck)
+    explain_with_precheck(results)
     results.baseline = judge_baseline(baseline_path, baseline_doc, baseline_note, results,
                                       budget_file.baseline)
     results.verdict, results.verdict_reason = overall(results)

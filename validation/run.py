@@ -17,6 +17,7 @@ from validation.measurements import Measurements, comparisons as comparisons_of,
     predictions as predictions_of
 from validation.judge import judge_run
 from validation.pipeline import DEFAULT_MODEL
+from validation.precheck import Precheck
 from validation.results import environment
 from validation.verdicts import Results
 
@@ -66,7 +67,7 @@ def _weights_label(settings) -> str:
 
 
 def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str = "",
-                 update_baseline: bool = False) -> Evaluation:
+                 update_baseline: bool = False, precheck: Optional[Precheck] = None) -> Evaluation:
     s, manifest = prepared.settings, prepared.manifest
     budget_file = resolve_budget_file(s, manifest, budget_path)
     labels = load_labels(s.labels, prepared.image_paths, model_classes(s, manifest)) \
@@ -94,7 +95,7 @@ def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str
     results = judge_run(comparisons=comparisons, predictions=preds, run_log=log,
                         manifest=manifest, budget_file=budget_file, facts=facts,
                         baseline_path=path, baseline_doc=doc, baseline_note=note,
-                        unreadable=m.unreadable)
+                        unreadable=m.unreadable, precheck=precheck)
     return Evaluation(results, path, baselines.build(results, budget_file.baseline["metrics"]))
 
 

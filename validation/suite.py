@@ -1,7 +1,8 @@
 """The per-process state of a pytest validation session.
 
 The controlling process (plain pytest, or the xdist controller) prepares the run — conversion,
-device results, golden capture, all cached on disk — and lets the judge evaluate it once, in
+device results, golden capture and the float16 pre-check (:mod:`validation.precheck`), all cached
+on disk — and lets the judge evaluate it once, in
 ``pytest_configure``; a setup failure there is one usage error with the fix, printed once.  It
 writes the :class:`~validation.verdicts.Results` to a file in the cache and hands its path to the
 xdist workers, which load it instead of judging again: every test renders the same verdicts.
@@ -49,6 +50,7 @@ class SuiteState:
         """Controller: prepare, judge and keep the results (raises ValidationSetupError)."""
         from core.atomic import write_text
         from core.contracts import dumps
+        from validation.precheck import PrecheckError, cached_precheck
         from validation.results import command_line
         from validation.run import evaluate_run
 
@@ -56,13 +58,18 @@ class SuiteState:
             settings = self.settings()
             self.pipeline = Pipeline(settings)
             prepared = self.pipeline.prepare()
+            try:
+                precheck = cached_precheck(self.pipeline, prepared)
+            except PrecheckError as exc:          # the device's evidence is judged without it
+                precheck = None
+                self.notes.append(f"float16 pre-check not run: {exc}")
             base = self.config.invocation_params.dir
             budget, baseline = self.option("--budget"), self.option("--baseline")
             self.evaluation = evaluate_run(
                 prepared, budget_path=str(base / budget) if budget else None,
                 baseline_path=str(base / baseline) if baseline else None,
                 command=command_line(self.config.invocation_params.args),
-                update_baseline=bool(self.option("--update-baseline")))
+                update_baseline=bool(self.option("--update-baseline")), precheck=precheck)
         except ValidationSetupError:
             raise
         except (ValueError, OSError) as exc:     # bad budget/labels/baseline files, stale stores

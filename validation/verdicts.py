@@ -15,12 +15,16 @@ Verdicts:
   a pass.
 
 A run passes only if nothing failed, nothing has a data problem and at least one tensor was
-judged; its summary counts what was judged and lists what was not.
+judged; its summary counts what was judged and lists what was not.  ``precheck`` carries the
+float16 range pre-check of the run (:mod:`validation.precheck`, ``keras2metal.precheck/1``): a
+prediction from Keras and the weight files, which the judge uses to explain an overflow the
+device shows, never as a verdict of its own.
 """
 from dataclasses import field
 from typing import Literal, Optional
 
 from core.contracts import component, contract, read
+from validation.precheck import Precheck, summary_line
 
 FORMAT = "keras2metal.results/2"
 Verdict = Literal["pass", "fail", "data_problem", "not_judged"]
@@ -217,6 +221,7 @@ class Results:
     verdict: CheckVerdict
     verdict_reason: str
     unreadable_images: dict[str, str] = field(default_factory=dict)   # image -> why
+    precheck: Optional[Precheck] = None
     format: str = FORMAT
 
     def tensor(self, name: str) -> TensorResult:
@@ -293,6 +298,8 @@ def verdict_lines(results: Results) -> list:
         first = next(iter(r.unreadable_images.items()))
         lines.append(f"UNREADABLE IMAGES: {len(r.unreadable_images)} image(s) were not measured; "
                      f"first: {first[0]}: {first[1]}")
+    if r.precheck is not None:
+        lines.append(summary_line(r.precheck))
     acc = r.accuracy
     measured = []
     for label, block in (("device", acc.device), ("Keras", acc.keras),

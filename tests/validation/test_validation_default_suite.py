@@ -11,7 +11,7 @@ from validation_helpers import DEFAULT_IMAGES, prepared, reference_dumps
 RESULT_KEYS = {"format", "model", "source_model", "weights", "seed", "input_size", "device",
                "environment", "command", "totals", "performance", "accuracy", "tensors",
                "first_divergence", "first_data_problem", "worst_tensor", "baseline", "verdict",
-               "verdict_reason", "budget_file", "images", "unreadable_images"}
+               "verdict_reason", "budget_file", "images", "unreadable_images", "precheck"}
 TENSOR_KEYS = {"name", "keras_layer", "forge_type", "index", "shape", "inputs", "verdict",
                "reason", "metrics", "budget", "violations", "problems"}
 FEW_IMAGES = sorted(DEFAULT_IMAGES.glob("*_00.png"))          # one image per class
@@ -41,6 +41,8 @@ def test_default_model_passes_from_any_directory_with_xdist(run_suite, tmp_path)
     # -n 2: the workers render the controller's verdicts; the summary counts what was judged
     assert "18 of 22 tensors judged: 18 pass; 4 not judged" in run.output
     assert "first divergence: none among the 18 judged tensors" in run.output
+    assert r["precheck"]["format"] == "keras2metal.precheck/1" and r["precheck"]["findings"] == []
+    assert "float16 pre-check: clean (19 activations, 6 pre-activations" in run.output
     assert "VERDICT: PASS" in run.output
 
 
