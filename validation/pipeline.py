@@ -356,6 +356,26 @@ class Pipeline:
                                        "(made by an older version); delete the folder")
         return found[0]
 
+    def golden(self, manifest_path: Path, manifest: dict) -> Path:
+        """A golden store of the first ``keep_activations`` images alone, without any device
+        run (the float16 pre-check asks before the device runs)."""
+        paths = self.image_paths[:max(1, self.s.keep_activations)]
+        key = digest("golden/1", images_id(paths), code_hash("golden"))[:16]
+        path = manifest_path.parent.parent / f"golden-first-{key}.h5"
+        if path.is_file():
+            return path
+        with file_lock(path.with_suffix(".lock")):
+            if path.is_file():
+                return path
+            from golden import GoldenError, capture_golden
+
+            self.log(f"capturing golden activations of {len(paths)} image(s)")
+            try:
+                capture_golden(self.keras_model()[0], manifest, paths, path, progress=False)
+            except GoldenError as exc:
+                raise ValidationSetupError(f"golden capture failed: {exc}") from None
+        return path
+
     def measure(self, manifest_path: Path, manifest: dict):
         """The measurement of the images (cached): ``(measurements path, golden store, device
         store)``, the stores holding the kept images' activations."""
