@@ -113,10 +113,11 @@ def validate_graph(graph, after: str, output_shape: tuple = None) -> dict:
         return GraphValidationError(f"{after} left an invalid graph {graph.name!r}: {problem}; "
                                     "this is a converter bug, please report it with the model")
 
+    names = [node.name for node in graph.nodes]
+    if len(set(names)) != len(names):
+        raise broken(f"two nodes are named {sorted({n for n in names if names.count(n) > 1})}")
     shapes, consumed = {}, set()
     for node in graph.nodes:
-        if node.name in shapes:
-            raise broken(f"two nodes are named {node.name!r}")
         if not graph.has_node(node.name) or graph.node(node.name) is not node:
             raise broken(f"node {node.name!r} is missing from the name index")
         if not node.inputs and node.name != graph.input:

@@ -12,7 +12,7 @@ Public surface:
 * :class:`DataShape`; :class:`Neuron` and :func:`neuron_kind_for_swift`;
 * :func:`kernel_for_swift`, :func:`custom_kernels`, :class:`KernelCall`;
 * :func:`preprocessing_layer` (a manifest preprocessing step as an IR node);
-* :class:`ForgeTarget`, :data:`DEFAULT_TARGET`; the signature helpers (:class:`Signature`,
+* :class:`ForgeTarget`, :data:`IOS11`, :data:`DEFAULT_TARGET`; the signature helpers (:class:`Signature`,
   :data:`DEVICE`, :class:`SignatureError`).
 
 Imports nothing from the rest of the project but numpy (and PIL for Resize).
@@ -26,7 +26,7 @@ from .registry import (ForgeOp, ForgeOpError, ForgeTensor, ir_kinds, op_for, op_
                        registered_ops)
 from .shape import DataShape
 from .signature import DEVICE, Signature, SignatureError
-from .target import DEFAULT_TARGET, ForgeTarget
+from .target import DEFAULT_TARGET, IOS11, ForgeTarget
 
 
 def preprocessing_layer(step: dict) -> tuple:
@@ -41,7 +41,7 @@ def preprocessing_layer(step: dict) -> tuple:
     raise ForgeOpError(f"no Forge layer implements the preprocessing step {step['op']!r}")
 
 
-__all__ = ["DEFAULT_TARGET", "DEVICE", "DataShape", "ForgeOp", "ForgeOpError", "ForgeTarget",
+__all__ = ["DEFAULT_TARGET", "DEVICE", "IOS11", "DataShape", "ForgeOp", "ForgeOpError", "ForgeTarget",
            "ForgeTensor", "KernelCall", "Neuron", "Signature", "SignatureError", "custom_kernels",
            "ir_kinds", "kernel_for_swift", "neuron_kind_for_swift", "neuron_kinds", "op_for",
            "op_for_swift", "preprocessing_layer", "registered_ops"]
