@@ -78,8 +78,13 @@ def test_every_op_module_cites_its_source_and_the_tests_pinning_it(module_name):
         assert re.search(pattern, tests), f"{module_name} cites {name}, which no cited file has"
 
 
-def test_docs_index_every_op_module():
+def test_docs_index_every_op_module_and_cite_tests_that_exist():
     index = (ROOT / "docs" / "forge.md").read_text()
     for module_name in _modules():
         path = module_name.replace(".", "/") + ".py"
         assert path in index, f"docs/forge.md does not list {path}"
+    tests = "".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
+    for path in re.findall(r"tests/[\w/]+\.py", index):
+        assert (ROOT / path).exists(), f"docs/forge.md cites {path}, which does not exist"
+    for name in re.findall(r"\btest_\w+\b(?!\.py)", index):
+        assert f"def {name}(" in tests, f"docs/forge.md cites {name}, which no test defines"
