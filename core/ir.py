@@ -30,11 +30,12 @@ class _Inputs(list):
             graph._reindex_inputs(self._node, old)
 
 
-def _reporting(method):
+def _reporting(method, callback: str):
+    """``method`` of list, followed by ``self.<callback>(the list before)``."""
     def changed(self, *args, **kwargs):
         old = list(self)
         result = method(self, *args, **kwargs)
-        self._changed(old)
+        getattr(self, callback)(old)
         return result
     changed.__name__ = method.__name__
     return changed
@@ -42,7 +43,7 @@ def _reporting(method):
 
 for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend", "insert",
               "pop", "remove", "clear", "sort", "reverse"):
-    setattr(_Inputs, _name, _reporting(getattr(list, _name)))
+    setattr(_Inputs, _name, _reporting(getattr(list, _name), "_changed"))
 
 
 class Node:
@@ -131,19 +132,9 @@ class _Nodes(list):
         self._graph._detach(node)
 
 
-def _diffing(method):
-    def changed(self, *args, **kwargs):
-        old = list(self)
-        result = method(self, *args, **kwargs)
-        self._diff(old)
-        return result
-    changed.__name__ = method.__name__
-    return changed
-
-
 for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "extend", "pop", "clear",
               "sort", "reverse"):
-    setattr(_Nodes, _name, _diffing(getattr(list, _name)))
+    setattr(_Nodes, _name, _reporting(getattr(list, _name), "_diff"))
 
 
 class Graph:

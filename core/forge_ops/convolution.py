@@ -74,10 +74,7 @@ class Convolution(WindowOp):
         return (output.channels, ky, kx, inputs.channels)                  # OHWI
 
     def weight_files(self, node, input_shape):
-        files = [("weights", node.weights["kernel"].transpose(3, 0, 1, 2), "OHWI")]
-        if node.attrs.get("use_bias", True):
-            files.append(("biases", node.weights["bias"], "O"))
-        return files
+        return self.with_biases(node, node.weights["kernel"].transpose(3, 0, 1, 2), "OHWI")
 
     def keras_output_axis(self, node):
         return -1

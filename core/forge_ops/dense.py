@@ -45,10 +45,8 @@ class Dense(ForgeOp):
     def weight_files(self, node, input_shape):
         kernel = node.weights["kernel"]
         height, width, channels = input_shape
-        files = [("weights", kernel.T.reshape(kernel.shape[1], height, width, channels), "OHWI")]
-        if node.attrs.get("use_bias", True):
-            files.append(("biases", node.weights["bias"], "O"))
-        return files
+        return self.with_biases(node, kernel.T.reshape(kernel.shape[1], height, width, channels),
+                                "OHWI")
 
     def keras_output_axis(self, node):
         return -1

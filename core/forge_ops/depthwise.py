@@ -76,10 +76,7 @@ class DepthwiseConvolution(WindowOp):
         return (inputs.channels, arguments["channelMultiplier"], ky, kx)
 
     def weight_files(self, node, input_shape):
-        files = [("weights", node.weights["kernel"][:, :, :, 0].transpose(2, 0, 1), "CHW")]
-        if node.attrs.get("use_bias", True):
-            files.append(("biases", node.weights["bias"], "O"))
-        return files
+        return self.with_biases(node, node.weights["kernel"][:, :, :, 0].transpose(2, 0, 1), "CHW")
 
     def keras_output_axis(self, node):
         return -2

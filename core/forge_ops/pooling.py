@@ -31,6 +31,15 @@ def pool_offset(same: bool, src: int, kernel: int, stride: int) -> int:
     return kernel // 2
 
 
+def _clamped_windows(src, kernel, stride, offset, out_hw, channels):
+    """The source's channels, and per axis (rows, then columns) the (k, n_out) source indices of
+    every window clamped into the image with their in-bounds masks."""
+    (kw, kh), (sx, sy), (oh, ow) = kernel, stride, out_hw
+    src = src[:, :, :channels]
+    return (src, clamped_index(window_start(offset[1], kh), oh, sy, kh, src.shape[0]),
+            clamped_index(window_start(offset[0], kw), ow, sx, kw, src.shape[1]))
+
+
 class Pooling(WindowOp):
     edge_mode = "clamp"
 
@@ -68,16 +77,11 @@ class MaxPooling(Pooling):
     @staticmethod
     def pool(src, kernel, stride, offset, out_hw, channels):
         """MPSCNNPoolingMax, edge mode clamp (an outside read returns the nearest edge pixel)."""
-        kw, kh = kernel
-        sx, sy = stride
-        oh, ow = out_hw
-        src = src[:, :, :channels]
-        ry, _ = clamped_index(window_start(offset[1], kh), oh, sy, kh, src.shape[0])
-        rx, _ = clamped_index(window_start(offset[0], kw), ow, sx, kw, src.shape[1])
+        src, (ry, _), (rx, _) = _clamped_windows(src, kernel, stride, offset, out_hw, channels)
         out = None
-        for i in range(kh):
+        for i in range(kernel[1]):
             rows = src[ry[i]]
-            for j in range(kw):
+            for j in range(kernel[0]):
                 tap = rows[:, rx[j]]
                 out = tap.copy() if out is None else np.maximum(out, tap, out=out)
         return out
@@ -92,16 +96,11 @@ class AveragePooling(Pooling):
     @staticmethod
     def pool(src, kernel, stride, offset, out_hw, channels):
         """MPSCNNPoolingAverage, edge mode clamp: outside pixels are left out of the average."""
-        kw, kh = kernel
-        sx, sy = stride
-        oh, ow = out_hw
-        src = src[:, :, :channels]
-        ry, my = clamped_index(window_start(offset[1], kh), oh, sy, kh, src.shape[0])
-        rx, mx = clamped_index(window_start(offset[0], kw), ow, sx, kw, src.shape[1])
-        acc = np.zeros((oh, ow, channels), dtype=F32)
-        for i in range(kh):
+        src, (ry, my), (rx, mx) = _clamped_windows(src, kernel, stride, offset, out_hw, channels)
+        acc = np.zeros(tuple(out_hw) + (channels,), dtype=F32)
+        for i in range(kernel[1]):
             rows = src[ry[i]].astype(F32) * my[i][:, None, None]
-            for j in range(kw):
+            for j in range(kernel[0]):
                 acc += rows[:, rx[j]] * mx[j][None, :, None]
         count = my.sum(axis=0)[:, None] * mx.sum(axis=0)[None, :]
         acc /= np.maximum(count, 1)[:, :, None].astype(F32)

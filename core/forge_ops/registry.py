@@ -126,6 +126,14 @@ class ForgeOp:
         """[(``weights``/``biases``, array in MPSCNN layout, layout label)] for an IR node."""
         return []
 
+    @staticmethod
+    def with_biases(node, weights, layout: str) -> list:
+        """The weight file entry, and the biases ``[out]`` when the layer uses them."""
+        files = [("weights", weights, layout)]
+        if node.attrs.get("use_bias", True):
+            files.append(("biases", node.weights["bias"], "O"))
+        return files
+
     def keras_output_axis(self, node) -> int:
         """Axis of the node's Keras-layout kernel that indexes output channels."""
         raise ForgeOpError(f"layer {node.name!r}: {type(self).__name__} has no kernel")
