@@ -45,10 +45,11 @@ class Custom(ForgeOp):
         return arguments
 
     def output_shape(self, arguments, inputs):
-        source = inputs[0] if inputs else DataShape()
-        return DataShape(*(source_value if arguments[d] is None else arguments[d]
-                           for d, source_value in zip(_DIMENSIONS, (source.width, source.height,
-                                                                    source.channels))))
+        source = inputs[0]
+        given = [arguments[d] for d in _DIMENSIONS]
+        return DataShape(*(value if value is not None else fallback
+                           for value, fallback in zip(given, (source.width, source.height,
+                                                              source.channels))))
 
     def allows_incomplete_shape(self, arguments):
         return all(arguments[d] is not None for d in _DIMENSIONS)
