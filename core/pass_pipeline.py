@@ -96,22 +96,23 @@ class PassPipeline:
 
     def run(self, graph):
         self.check_order()
-        shapes = validate_graph(graph, "the graph given to the pipeline")
+        shapes = validate_graph(graph, "before the first pass")
         for name in self.passes:
             output_shape = shapes[graph.output]
             graph = registered_pass(name).function(graph, **self._options.get(name, {}))
-            shapes = validate_graph(graph, f"pass {name!r}", output_shape)
+            shapes = validate_graph(graph, f"after pass {name!r}", output_shape)
         return graph
 
     def __repr__(self):
         return f"PassPipeline({self.name!r}, {self.passes})"
 
 
-def validate_graph(graph, after: str, output_shape: tuple = None) -> dict:
-    """Check ``graph`` and return every node's (H, W, C); the error names ``after``."""
+def validate_graph(graph, stage: str, output_shape: tuple = None) -> dict:
+    """Check ``graph`` and return every node's (H, W, C); the error names the ``stage``
+    (``after pass 'fold_batchnorm'``) and, with ``output_shape``, the output's shape before it."""
     def broken(problem):
-        return GraphValidationError(f"{after} left an invalid graph {graph.name!r}: {problem}; "
-                                    "this is a converter bug, please report it with the model")
+        return GraphValidationError(f"graph {graph.name!r} is invalid {stage}: {problem}; this "
+                                    "is a converter bug, please report it with the model")
 
     names = [node.name for node in graph.nodes]
     if len(set(names)) != len(names):

@@ -52,8 +52,8 @@ def orphan(graph):
 ])
 def test_a_pass_that_breaks_the_graph_is_named(broken, problem):
     pipeline = PassPipeline(["drop_identity", broken, "fuse_activations"])
-    with pytest.raises(GraphValidationError, match=f"pass '{broken}' left an invalid graph "
-                                                   f"'net': .*{problem}"):
+    with pytest.raises(GraphValidationError, match=f"graph 'net' is invalid after pass "
+                                                   f"'{broken}': .*{problem}"):
         pipeline.run(small_graph())
 
 
@@ -100,10 +100,10 @@ def test_validation_checks_names_and_the_output():
     graph = small_graph()
     graph.node("relu").name = "conv"
     with pytest.raises(GraphValidationError, match=r"two nodes are named \['conv'\]"):
-        validate_graph(graph, "the test")
+        validate_graph(graph, "in the test")
     graph = small_graph()
     graph.output = "missing"
     with pytest.raises(GraphValidationError, match="the output 'missing' is not a node"):
-        validate_graph(graph, "the test")
+        validate_graph(graph, "in the test")
     with pytest.raises(GraphValidationError, match=r"output's shape changed from \(4, 4, 4\)"):
-        validate_graph(small_graph(), "the test", output_shape=(4, 4, 4))
+        validate_graph(small_graph(), "in the test", output_shape=(4, 4, 4))
