@@ -37,12 +37,12 @@ def camel_builder_name(name: str) -> str:
 
 
 def convert_graph(model, name: str, family: str, keep_activations: bool = False):
-    """The Forge-level IR of ``model`` after every pass."""
+    """The Forge-level IR of ``model`` after every pass (``keep_activations``: keras2metal -a)."""
     graph = keras_to_ir(model, name)
     graph.meta["family"] = family
-    pipeline = [p for p in passes.PIPELINE
-                if not (keep_activations and p is passes.fuse_activations)]
-    return passes.run_pipeline(graph, pipeline)
+    pipeline = passes.default_pipeline()
+    pipeline.set_options("fuse_activations", keep_activations=keep_activations)
+    return pipeline.run(graph)
 
 
 def _relative(path: Path, start: Path) -> str:

@@ -6,7 +6,7 @@ original computes.
 """
 import numpy as np
 
-from core.ir import WEIGHTED_OPS
+from core.forge_ops import op_for
 from core.kerasenv import keras
 from core.kerasgraph import input_ids, layer_calls, output_ids
 from core.seeding import calibration_batch
@@ -21,7 +21,7 @@ def _nodes_by_keras_layer(graph):
 
 
 def _weighted_nodes(owners, layer_name):
-    return [n for n in owners.get(layer_name, []) if n.op in WEIGHTED_OPS]
+    return [n for n in owners.get(layer_name, []) if op_for(n.op).has_weights]
 
 
 def _folded_layer(call, owners):
@@ -43,8 +43,7 @@ def _folded_layer(call, owners):
             kernel = kernel.reshape(-1, kernel.shape[-1])
         return type(layer).from_config(config), [kernel, node.weights["bias"]]
     if cls == "SeparableConv2D" and nodes:
-        depthwise = [n for n in nodes if n.op == "DepthwiseConvolution"][0]
-        pointwise = [n for n in nodes if n.op == "PointwiseConvolution"][0]
+        depthwise, pointwise = nodes       # the frontend's separable handler: depthwise first
         config["use_bias"] = True
         return type(layer).from_config(config), [depthwise.weights["kernel"],
                                                  pointwise.weights["kernel"],

@@ -6,7 +6,8 @@ back where MPS allows.  Adding a layer kind = one ``@handler`` function here plu
 import numpy as np
 
 from core.errors import ConversionError
-from core.ir import Graph, Node, keras_reference
+from core.forge_ops import kernel_for_swift
+from core.ir import Graph, Node, keras_layer_source
 from core.kerasgraph import input_ids, layer_calls, output_ids
 
 HANDLERS = {}
@@ -41,11 +42,12 @@ class Context:
         return {v.name.split("/")[-1].split(":")[0]: np.asarray(w, dtype=np.float32)
                 for v, w in zip(self.layer.weights, self.layer.get_weights())}
 
-    def node(self, op, inputs=None, name=None, reference=True, **attrs) -> Node:
+    def node(self, op, inputs=None, name=None, keras_output=True, **attrs) -> Node:
+        """A node of this layer; ``keras_output``: it reproduces the layer's Keras output."""
         return Node(name=name or self.name, op=op,
                     inputs=list(self.inputs if inputs is None else inputs), attrs=attrs,
                     keras_layers=[self.name],
-                    reference=keras_reference(self.name) if reference else None)
+                    golden_source=keras_layer_source(self.name) if keras_output else None)
 
 
 # ---------------------------------------------------------------- activations
@@ -91,7 +93,7 @@ def with_activation(ctx: Context, core_node: Node) -> list:
     neuron = neuron_for(activation_name(getattr(ctx.layer, "activation", None)), ctx)
     if neuron is None:
         return [core_node]
-    core_node.reference = None  # the pre-activation value has no Keras tensor
+    core_node.golden_source = None  # the pre-activation value has no Keras tensor
     act = activation_nodes(ctx, neuron, [core_node.name])[0]
     act.name = f"{ctx.name}__act"
     act.keras_layers = []
@@ -179,7 +181,7 @@ def separable_conv2d(ctx: Context):
     check_no_dilation(ctx)
     check_multiplier(ctx)
     w = ctx.weights()
-    depthwise = ctx.node("DepthwiseConvolution", name=f"{ctx.name}_sep", reference=False,
+    depthwise = ctx.node("DepthwiseConvolution", name=f"{ctx.name}_sep", keras_output=False,
                          **conv_attrs(ctx, w["depthwise_kernel"].shape))
     depthwise.attrs["use_bias"] = False
     depthwise.weights = {"kernel": w["depthwise_kernel"]}
@@ -333,27 +335,27 @@ def concatenate(ctx: Context):
 
 @handler("Add", "Multiply", "Maximum", "Average")
 def merge(ctx: Context):
-    return [ctx.node("Merge", operation=ctx.call.class_name)]
+    return [ctx.node("CollectMerge", operation=ctx.call.class_name)]
 
 
 @handler("Subtract")
 def subtract(ctx: Context):
     negate = ctx.node("Activation", inputs=[ctx.inputs[1]], name=f"{ctx.name}_negate",
-                      reference=False, neuron={"type": "linear", "a": -1.0, "b": 0.0})
+                      keras_output=False, neuron={"type": "linear", "a": -1.0, "b": 0.0})
     negate.keras_layers = []
-    return [negate, ctx.node("Merge", inputs=[ctx.inputs[0], negate.name], operation="Add")]
+    return [negate, ctx.node("CollectMerge", inputs=[ctx.inputs[0], negate.name], operation="Add")]
 
 
 def scaled_residual(ctx: Context, scale: float):
     """Inception-ResNet's ``x + scale * branch`` as Collect([x, scale*branch]) --> Add."""
     base, branch = ctx.inputs
     scaled = ctx.node("Activation", inputs=[branch], name=f"scale_input1_{ctx.name}",
-                      reference=None, neuron={"type": "linear", "a": float(scale), "b": 0.0})
+                      keras_output=False, neuron={"type": "linear", "a": float(scale), "b": 0.0})
     branch_layer = ctx.call.inputs[1]
     name, _, index = branch_layer.partition(":")
-    scaled.reference = keras_reference(name, int(index or 0), affine=[float(scale), 0.0])
+    scaled.golden_source = keras_layer_source(name, int(index or 0), affine=[float(scale), 0.0])
     scaled.keras_layers = []
-    return [scaled, ctx.node("Merge", inputs=[base, scaled.name], operation="Add")]
+    return [scaled, ctx.node("CollectMerge", inputs=[base, scaled.name], operation="Add")]
 
 
 @handler("CustomScaleLayer")
@@ -364,8 +366,8 @@ def custom_scale_layer(ctx: Context):
 @handler("Lambda")
 def lambda_layer(ctx: Context):
     arguments = ctx.config.get("arguments") or {}
-    if ctx.name == "space_to_depth_x2" or ctx.name.startswith("space_to_depth"):
-        return space_to_depth_node(ctx, 2)
+    if ctx.name.startswith("space_to_depth"):
+        return custom_kernel_node(ctx, "SpaceToDepthKernel", {"blockSize": 2})
     if "scale" in arguments and len(ctx.inputs) == 2:
         return scaled_residual(ctx, arguments["scale"])
     ctx.fail("a Lambda layer's Python code cannot be converted",
@@ -373,23 +375,22 @@ def lambda_layer(ctx: Context):
              "handler (the YOLO passthrough must be named space_to_depth_x2)")
 
 
-def space_to_depth_node(ctx: Context, block: int):
-    h, w, c = ctx.input_shapes[0][1:]
-    return [ctx.node("Custom", kernel_class="SpaceToDepthKernel", args={"blockSize": block},
-                     out_shape=(int(h) // block, int(w) // block, int(c) * block * block))]
+def custom_kernel_node(ctx: Context, kernel_class: str, args: dict):
+    """A Custom layer running one of the project's kernels, with the shape the kernel makes."""
+    h, w, c = (int(d) for d in ctx.input_shapes[0][1:])
+    out_shape = kernel_for_swift(kernel_class).output_shape(h, w, c, args)
+    return [ctx.node("Custom", kernel_class=kernel_class, args=args, out_shape=out_shape)]
 
 
 @handler("SpaceToDepth")
 def space_to_depth(ctx: Context):
-    return space_to_depth_node(ctx, int(ctx.config.get("block_size", 2)))
+    return custom_kernel_node(ctx, "SpaceToDepthKernel",
+                              {"blockSize": int(ctx.config.get("block_size", 2))})
 
 
 @handler("DarknetReorg")
 def darknet_reorg(ctx: Context):
-    stride = int(ctx.config.get("stride", 2))
-    h, w, c = ctx.input_shapes[0][1:]
-    return [ctx.node("Custom", kernel_class="DarknetReorgKernel", args={"stride": stride},
-                     out_shape=(int(h) // stride, int(w) // stride, int(c) * stride * stride))]
+    return custom_kernel_node(ctx, "DarknetReorgKernel", {"stride": int(ctx.config.get("stride", 2))})
 
 
 # ---------------------------------------------------------------- driver
@@ -397,7 +398,7 @@ def darknet_reorg(ctx: Context):
 def _keras_shapes(model, calls):
     shapes = {}
     for call in calls:
-        outputs = call.layer.output if len(call.outputs) == 1 else call.layer.output
+        outputs = call.layer.output
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for tensor_name, tensor in zip(call.outputs, outputs):
             shapes[tensor_name] = tuple(tensor.shape)

@@ -53,6 +53,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from core.forge_ops import op_for
+
 FORMAT = "keras2metal.manifest/1"
 
 
@@ -90,53 +92,42 @@ def tensor_table(manifest: dict) -> dict:
     return {t["name"]: t for t in manifest["tensors"]}
 
 
-FORGE_TYPE_NAMES = {
-    "Input": "Input", "Resize": "Resize", "Custom": "Custom", "Activation": "Activation",
-    "Convolution": "Conv", "PointwiseConvolution": "PointwConv",
-    "DepthwiseConvolution": "DepthwConv", "Dense": "Dense", "MaxPooling": "MaxPool",
-    "AveragePooling": "AvgPool", "GlobalAveragePooling": "GlbAvgPool", "Softmax": "Softmax",
-    "ZeroPadding": "ZeroPadding", "SpaceToDepthX2": "SpaceToDepthX2", "Concatenate": "Concat",
-}
-
-
 def forge_tensor_names(graph) -> dict:
     """IR node name -> Forge tensor shortId (layers keep their name; Input/Concat get __X__)."""
-    names = {}
-    for node in graph.nodes:
-        if node.op == "Input":
-            names[node.name] = "__Input__"
-        elif node.op == "Concatenate":
-            names[node.name] = f"__Concat_{node.name}__"
-        else:
-            names[node.name] = node.name
-    return names
+    return {node.name: op_for(node.op).tensor_name(node.name) for node in graph.nodes}
 
 
-def _tensor_entry(graph, node, names, weights_by_layer, **overrides) -> dict:
-    h, w, c = node.shape
-    entry = {
-        "name": names[node.name], "forge_type": FORGE_TYPE_NAMES.get(node.op),
-        "shape": [h, w, c], "forge_shape": [w, h, c, 1],
-        "dump_file": f"{graph.name}-{names[node.name]}.floats",
-        "inputs": [names[i] for i in node.inputs], "keras_layers": list(node.keras_layers),
-        "reference": node.reference,
-        "compare": bool(node.reference) and node.reference.get("kind") != "input_texture",
-        "weights": weights_by_layer.get(node.name, []),
+def _tensor_entry(graph, node, tensor, weights_by_layer) -> dict:
+    """One manifest tensor; golden fields only on the tensor that reproduces the node's output."""
+    shape = tensor.shape
+    source = node.golden_source if tensor.is_node_output else None
+    return {
+        "name": tensor.name, "forge_type": tensor.type_name,
+        "shape": list(shape.hwc) if shape.fully_specified else None,
+        "forge_shape": shape.as_array(),
+        # Forge's dumper writes no file for a multi-image (Collect) tensor, one per input instead
+        "dump_file": f"{graph.name}-{tensor.name}.floats" if shape.num_images == 1 else None,
+        "inputs": list(tensor.inputs),
+        "keras_layers": list(node.keras_layers) if tensor.is_node_output else [],
+        "reference": source,
+        "compare": bool(source) and source.get("kind") != "input_texture",
+        "weights": weights_by_layer.get(node.name, []) if tensor.is_node_output else [],
     }
-    entry.update(overrides)
-    return entry
 
 
 def _mark_undumped_concat_inputs(graph, tensors):
     """Forge's dumper writes no file for the inputs of a Concat that feeds a Collect: it dumps the
-    Collect's images instead (forge-target.md §4.2), so those tensors cannot be compared."""
+    Collect's images instead (core/forge_ops/concatenate.py), so those tensors cannot be
+    compared."""
     by_name = {t["name"]: t for t in tensors}
+    names = forge_tensor_names(graph)
     for node in graph.nodes:
-        if node.op != "Concatenate" or not any(c.op == "Merge" for c in graph.consumers(node.name)):
+        op = op_for(node.op)
+        if op.gathers != "channels" or op.inputs_are_dumped(
+                [op_for(c.op).gathers for c in graph.consumers(node.name)]):
             continue
         for name in node.inputs:
-            entry = by_name[forge_tensor_names(graph)[name]]
-            entry.update(dump_file=None, compare=False)
+            by_name[names[name]].update(dump_file=None, compare=False)
 
 
 def build_manifest(graph, weight_entries, *, builder_class, builder_file, source, output_kind,
@@ -145,28 +136,15 @@ def build_manifest(graph, weight_entries, *, builder_class, builder_file, source
     weights_by_layer = {}
     for entry in weight_entries:
         weights_by_layer.setdefault(entry["layer"], []).append(entry["file"])
-    tensors = []
+    tensors, layers = [], 0
     for node in graph.nodes:
-        if node.op == "Input":
-            tensors.append(_tensor_entry(graph, node, names, weights_by_layer,
-                                         shape=None, forge_shape=[-1, -1, -1, 1]))
-        elif node.op == "Merge":
-            collect = f"__Collect_for_{node.name}__"
-            h, w, c = node.shape
-            tensors.append({
-                "name": collect, "forge_type": "Collect", "shape": [h, w, c],
-                "forge_shape": [w, h, c, len(node.inputs)], "dump_file": None,
-                "inputs": [names[i] for i in node.inputs], "keras_layers": [],
-                "reference": None, "compare": False, "weights": []})
-            tensors.append(_tensor_entry(graph, node, names, weights_by_layer,
-                                         forge_type=node.attrs["operation"], inputs=[collect]))
-        else:
-            tensors.append(_tensor_entry(graph, node, names, weights_by_layer))
+        for tensor in op_for(node.op).forge_tensors(node, names):
+            tensors.append(_tensor_entry(graph, node, tensor, weights_by_layer))
+            layers += tensor.has_layer
     _mark_undumped_concat_inputs(graph, tensors)
     for index, tensor in enumerate(tensors):
         tensor["index"] = index
     input_node = graph.node(graph.input)
-    layers = sum(1 for t in tensors if t["forge_type"] not in ("Input", "Concat", "Collect"))
     output = graph.node(graph.output)
     return {
         "format": FORMAT,

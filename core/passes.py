@@ -1,6 +1,10 @@
 """Optimisation and legalisation passes over the IR: each a small function Graph -> Graph.
 
-They run in ``PIPELINE`` order.  Each one is tested alone in tests/core/test_passes.py.
+Each pass is registered by name with the passes it must follow and why (core/pass_pipeline.py);
+:func:`default_pipeline` runs them in :data:`DEFAULT_ORDER` and validates the graph after each.
+What a pass knows about Forge (shapes, window placement, which layers honour Concatenate/Collect
+destinations) it asks the op registry (core/forge_ops).  Each pass is tested alone in
+tests/core/test_core_passes.py.
 """
 import hashlib
 import keyword
@@ -9,57 +13,22 @@ import re
 import numpy as np
 
 from core.errors import ConversionError
-from core.ir import WEIGHTED_OPS, Graph, Node, check_forge_only
-
-# ---------------------------------------------------------------- shapes (Forge semantics)
-
-
-def _window_out(size, kernel, stride, padding):
-    return (size - 1) // stride + 1 if padding == "same" else (size - kernel) // stride + 1
+from core.forge_ops import DEFAULT_TARGET, Neuron, ir_kinds, op_for, preprocessing_layer
+from core.forge_ops.shape import window_output_size
+from core.ir import TRANSITIONAL_KINDS, Graph, Node
+from core.pass_pipeline import PassPipeline, register_pass
+from core.shapes import infer_shapes
 
 
-def forge_output_shape(node: Node, in_shapes: list) -> tuple:
-    """The (H, W, C) Forge computes for ``node``, following its layers' ``outputShape(for:)``."""
-    op, a = node.op, node.attrs
-    if op == "Input":
-        return (a["height"], a["width"], a["channels"])
-    if op == "Resize":
-        return (a["height"], a["width"], 3)
-    h, w, c = in_shapes[0]
-    if op in ("Convolution", "DepthwiseConvolution", "MaxPooling", "AveragePooling"):
-        (kh, kw), (sh, sw) = a["kernel"], a["stride"]
-        # a 'valid' DepthwiseConvolution only exists until legalise_padding removes or refuses it
-        channels = node.weights["kernel"].shape[-1] if op == "Convolution" else c
-        return (_window_out(h, kh, sh, a["padding"]), _window_out(w, kw, sw, a["padding"]),
-                channels)
-    if op == "PointwiseConvolution":  # Forge ignores a pointwise stride
-        return (h, w, node.weights["kernel"].shape[-1])
-    if op == "Dense":
-        return (1, 1, node.weights["kernel"].shape[-1])
-    if op == "GlobalAveragePooling":
-        return (1, 1, c)
-    if op == "ZeroPadding":
-        t, b, l, r = a["tblr"]
-        return (h + t + b, w + l + r, c)
-    if op == "Concatenate":
-        return (max(s[0] for s in in_shapes), max(s[1] for s in in_shapes),
-                sum(s[2] for s in in_shapes))
-    if op == "SpaceToDepthX2":
-        return (h // 2, w // 2, c * 4)
-    if op == "Custom":
-        return tuple(a.get("out_shape") or (h, w, c))
-    return (h, w, c)  # Activation, Softmax, Merge, BatchNorm, Identity
-
-
-def infer_shapes(graph: Graph) -> Graph:
-    for node in graph.nodes:
-        node.shape = forge_output_shape(node, [graph.node(i).shape for i in node.inputs])
-    return graph
+def forge_op_of(node: Node):
+    """The node's Forge op, or None for the frontend's transitional kinds."""
+    return None if node.op in TRANSITIONAL_KINDS else op_for(node.op)
 
 
 # ---------------------------------------------------------------- cleanup
 
 
+@register_pass("drop_identity")
 def drop_identity(graph: Graph) -> Graph:
     """Flatten, Reshape and Dropout do nothing on Forge: Dense reads H x W x C in Keras's order."""
     infer_shapes(graph)
@@ -69,7 +38,7 @@ def drop_identity(graph: Graph) -> Graph:
         if kind in ("Flatten", "Reshape") and (h, w) != (1, 1):
             target = node.attrs.get("target_shape")
             flat = kind == "Flatten" or (target is not None and len(target) == 1)
-            if not flat or not _only_dense_reads(graph, node):
+            if not flat or not _only_flattening_reads(graph, node):
                 raise ConversionError(
                     f"layer {node.keras_label()!r} ({kind}) rearranges a {h}x{w} feature map for "
                     "a layer other than Dense; Forge has no Reshape: restructure the model so "
@@ -78,12 +47,13 @@ def drop_identity(graph: Graph) -> Graph:
     return graph
 
 
-def _only_dense_reads(graph: Graph, node: Node) -> bool:
+def _only_flattening_reads(graph: Graph, node: Node) -> bool:
     for consumer in graph.consumers(node.name):
-        if consumer.op == "Identity":
-            if not _only_dense_reads(graph, consumer):
+        op = forge_op_of(consumer)
+        if op is None:
+            if not _only_flattening_reads(graph, consumer):
                 return False
-        elif consumer.op != "Dense":
+        elif not op.reads_flattened:
             return False
     return node.name != graph.output
 
@@ -94,32 +64,36 @@ def _bn_scale(bn: Node):
     return scale.astype(np.float64), (w["beta"] - w["mean"] * scale).astype(np.float64)
 
 
+@register_pass("fold_batchnorm", after={
+    "drop_identity": "a Dropout between a convolution and its BatchNorm hides the pair"})
 def fold_batchnorm(graph: Graph) -> Graph:
     """BatchNorm after a conv, depthwise, pointwise or dense folds into it, keeping its bias."""
     for bn in [n for n in graph.nodes if n.op == "BatchNorm"]:
         producer = graph.node(bn.inputs[0])
-        if producer.op not in WEIGHTED_OPS or len(graph.consumers(producer.name)) != 1 \
+        op = forge_op_of(producer)
+        if op is None or not op.has_weights or len(graph.consumers(producer.name)) != 1 \
                 or producer.attrs.get("neuron"):
             continue
         scale, _ = _bn_scale(bn)
         kernel = producer.weights["kernel"].astype(np.float64)
-        if producer.op == "DepthwiseConvolution":
-            kernel = kernel * scale[None, None, :, None]
-        else:
-            kernel = kernel * scale
+        axis = op.keras_output_axis(producer)
+        along_outputs = [1] * kernel.ndim
+        along_outputs[axis] = -1
+        kernel = kernel * scale.reshape(along_outputs)
         bias = producer.weights.get("bias")
-        bias = np.zeros(kernel.shape[-2 if producer.op == "DepthwiseConvolution" else -1]) \
-            if bias is None else bias.astype(np.float64)
+        bias = np.zeros(kernel.shape[axis]) if bias is None else bias.astype(np.float64)
         w = bn.weights
         new_bias = (bias - w["mean"]) * scale + w["beta"]
         producer.weights = {"kernel": kernel.astype(np.float32), "bias": new_bias.astype(np.float32)}
         producer.attrs["use_bias"] = True
         producer.keras_layers += bn.keras_layers
-        producer.reference = bn.reference
+        producer.golden_source = bn.golden_source
         graph.remove(bn)
     return graph
 
 
+@register_pass("batchnorm_to_depthwise", after={
+    "fold_batchnorm": "only a BatchNorm nothing could absorb becomes a layer of its own"})
 def batchnorm_to_depthwise(graph: Graph) -> Graph:
     """A BatchNorm with nothing to fold into becomes a per-channel scale+bias: a 1x1 depthwise."""
     for bn in [n for n in graph.nodes if n.op == "BatchNorm"]:
@@ -131,21 +105,27 @@ def batchnorm_to_depthwise(graph: Graph) -> Graph:
     return graph
 
 
-FUSABLE_INTO = WEIGHTED_OPS
-UNFUSABLE_NEURONS = {"relun"}  # MPS computes ReLUN wrongly when fused into a convolution
+@register_pass("fuse_activations", after={
+    "fold_batchnorm": "conv -> BatchNorm -> activation fuses only once the BatchNorm is folded",
+    "batchnorm_to_depthwise": "a standalone BatchNorm's activation fuses into its depthwise"})
+def fuse_activations(graph: Graph, *, keep_activations: bool = False,
+                     target=DEFAULT_TARGET) -> Graph:
+    """An activation right after a weighted layer runs inside it, as MPS allows on ``target``.
 
-
-def fuse_activations(graph: Graph) -> Graph:
-    """An activation right after a weighted layer runs inside it, as MPS allows."""
+    ``keep_activations`` (keras2metal -a) leaves every activation a layer of its own.
+    """
+    if keep_activations:
+        return graph
     for act in [n for n in graph.nodes if n.op == "Activation"]:
         producer = graph.node(act.inputs[0])
-        if producer.op not in FUSABLE_INTO or producer.attrs.get("neuron") \
+        op = forge_op_of(producer)
+        if op is None or not op.fuses_neuron or producer.attrs.get("neuron") \
                 or len(graph.consumers(producer.name)) != 1 \
-                or act.attrs["neuron"]["type"] in UNFUSABLE_NEURONS:
+                or not Neuron.from_ir(act.attrs["neuron"]).fusable(target):
             continue
         producer.attrs["neuron"] = act.attrs["neuron"]
         producer.keras_layers += act.keras_layers
-        producer.reference = act.reference
+        producer.golden_source = act.golden_source
         graph.remove(act)
     return graph
 
@@ -154,26 +134,19 @@ def fuse_activations(graph: Graph) -> Graph:
 
 
 def _tf_same_pad(size, kernel, stride):
+    """TensorFlow's "same" padding (before, after) on one axis."""
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
 
 
-def _forge_conv_left(size, kernel, stride):
-    """Left edge of the first window of a Forge .same convolution (MPS offset - kernel/2)."""
-    out = (size - 1) // stride + 1
-    pad = max((out - 1) * stride + kernel - size, 0)
-    return int((kernel - pad) / 2) - kernel // 2
+def _window_node(node: Node):
+    """The node's op if it is a layer with a sliding window, else None."""
+    op = forge_op_of(node)
+    return op if op is not None and op.edge_mode is not None else None
 
 
-def _forge_pool_left(size, kernel, stride):
-    if kernel % 2 == 0:
-        offset = ((size - 1) % stride) // 2 + 1
-    else:
-        offset = ((size - 1) % stride + 1) // 2
-    return offset - kernel // 2
-
-
+@register_pass("fold_zero_padding")
 def fold_zero_padding(graph: Graph) -> Graph:
     """ZeroPadding + valid conv becomes one .same conv where Forge places the window identically."""
     infer_shapes(graph)
@@ -182,15 +155,16 @@ def fold_zero_padding(graph: Graph) -> Graph:
         if len(consumers) != 1 or pad.name == graph.output:
             continue
         conv = consumers[0]
-        if conv.op not in ("Convolution", "DepthwiseConvolution") or conv.attrs["padding"] != "valid":
+        op = _window_node(conv)
+        if op is None or op.edge_mode != "zero" or conv.attrs["padding"] != "valid":
             continue
         h, w, _ = graph.node(pad.inputs[0]).shape
         t, b, l, r = pad.attrs["tblr"]
         (kh, kw), (sh, sw) = conv.attrs["kernel"], conv.attrs["stride"]
-        same_h = (_window_out(h, kh, sh, "same") == (h + t + b - kh) // sh + 1
-                  and _forge_conv_left(h, kh, sh) == -t)
-        same_w = (_window_out(w, kw, sw, "same") == (w + l + r - kw) // sw + 1
-                  and _forge_conv_left(w, kw, sw) == -l)
+        same_h = (window_output_size(h, kh, sh, "same") == window_output_size(h + t + b, kh, sh, "valid")
+                  and op.first_window_start(h, kh, sh, "same") == -t)
+        same_w = (window_output_size(w, kw, sw, "same") == window_output_size(w + l + r, kw, sw, "valid")
+                  and op.first_window_start(w, kw, sw, "same") == -l)
         if same_h and same_w:
             conv.attrs["padding"] = "same"
             conv.keras_layers = pad.keras_layers + conv.keras_layers
@@ -198,26 +172,30 @@ def fold_zero_padding(graph: Graph) -> Graph:
     return graph
 
 
+@register_pass("legalise_padding", after={
+    "fold_zero_padding": "the padding layers it inserts would be folded straight back",
+    "batchnorm_to_depthwise": "the depthwise layers it makes have windows to place too"})
 def legalise_padding(graph: Graph) -> Graph:
     """Make every window sit where Keras puts it: explicit ZeroPadding where Forge's .same differs."""
     infer_shapes(graph)
     for node in list(graph.nodes):
-        if node.op not in ("Convolution", "DepthwiseConvolution", "MaxPooling", "AveragePooling"):
+        op = _window_node(node)
+        if op is None:
             continue
         h, w, _ = graph.node(node.inputs[0]).shape
         (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["stride"]
         if node.attrs["padding"] == "valid":
-            if node.op == "DepthwiseConvolution":
+            if "valid" not in op.paddings:
                 raise ConversionError(
-                    f"layer {node.keras_label()!r}: a 'valid' depthwise convolution cannot run on "
-                    "Forge, whose DepthwiseConvolution is always 'same'; use padding='same' or a "
+                    f"layer {node.keras_label()!r}: a 'valid' {op.description} cannot run on "
+                    f"Forge, whose {node.op} is always 'same'; use padding='same' or a "
                     "ZeroPadding2D that makes it equivalent to 'same'")
             continue
-        left = _forge_pool_left if node.op.endswith("Pooling") else _forge_conv_left
         (pt, pb), (pl, pr) = _tf_same_pad(h, kh, sh), _tf_same_pad(w, kw, sw)
-        if left(h, kh, sh) == -pt and left(w, kw, sw) == -pl:
+        if op.first_window_start(h, kh, sh, "same") == -pt \
+                and op.first_window_start(w, kw, sw, "same") == -pl:
             continue
-        if node.op != "Convolution":
+        if op.edge_mode != "zero" or "valid" not in op.paddings:
             raise ConversionError(
                 f"layer {node.keras_label()!r}: Forge places a 'same' {node.op} window with kernel "
                 f"{kh}x{kw}, stride {sh}x{sw} on a {h}x{w} input differently from Keras; use an odd "
@@ -234,14 +212,11 @@ def legalise_padding(graph: Graph) -> Graph:
 
 # ---------------------------------------------------------------- concat and collect rules
 
-NON_MPS_WRITERS = {"DepthwiseConvolution", "Custom", "SpaceToDepthX2", "Input", "Resize"}
-NON_MPS_READERS = {"DepthwiseConvolution", "Custom", "ZeroPadding", "SpaceToDepthX2"}
-
 
 def _copy_node(graph: Graph, source: Node) -> Node:
     return Node(name=graph.unique_name(f"{source.name}_copy"), op="Activation",
                 inputs=[source.name], attrs={"neuron": {"type": "linear", "a": 1.0, "b": 0.0}},
-                reference=source.reference, keras_layers=[], shape=source.shape)
+                golden_source=source.golden_source, keras_layers=[], shape=source.shape)
 
 
 def _route_through_copy(graph: Graph, consumer: Node, position: int) -> None:
@@ -251,15 +226,21 @@ def _route_through_copy(graph: Graph, consumer: Node, position: int) -> None:
     consumer.inputs[position] = copy.name
 
 
+def _gathers(node: Node):
+    op = forge_op_of(node)
+    return None if op is None else op.gathers
+
+
+@register_pass("flatten_nested_concats")
 def flatten_nested_concats(graph: Graph) -> Graph:
     """A concat that only feeds another concat is spliced into it (Forge forbids nesting)."""
     changed = True
     while changed:
         changed = False
-        for outer in [n for n in graph.nodes if n.op == "Concatenate"]:
+        for outer in [n for n in graph.nodes if _gathers(n) == "channels"]:
             for position, name in enumerate(outer.inputs):
                 inner = graph.node(name)
-                if inner.op == "Concatenate" and len(graph.consumers(name)) == 1 \
+                if _gathers(inner) == "channels" and len(graph.consumers(name)) == 1 \
                         and outer.inputs.count(name) == 1 and name != graph.output:
                     outer.inputs[position:position + 1] = inner.inputs
                     graph.nodes.remove(inner)
@@ -270,42 +251,45 @@ def flatten_nested_concats(graph: Graph) -> Graph:
 
 def _destinations(graph: Graph, name: str) -> int:
     """How many Concat/Collect inputs read ``name`` (each one wants to own its output image)."""
-    return sum(c.inputs.count(name) for c in graph.consumers(name)
-               if c.op in ("Concatenate", "Merge"))
+    return sum(c.inputs.count(name) for c in graph.consumers(name) if _gathers(c) is not None)
 
 
+@register_pass("enforce_merge_rules", after={
+    "fuse_activations": "fusing would merge the identity copies it inserts back into their "
+                        "producers",
+    "legalise_padding": "a padding layer it inserts may become a concat/collect input's writer",
+    "flatten_nested_concats": "a nested concat is spliced, not copied"})
 def enforce_merge_rules(graph: Graph) -> Graph:
     """Insert identity copies where the fork's Concatenate/Collect rules would break on device.
 
     A Concatenate input must have no other reader, must not itself be a Concat, and must be
-    written by a layer that honours the destination channel offset; a Collect input must be
-    written by a layer that honours the destination image number, and be read by others only
-    through layers that honour the source image number.
+    written by a layer that can write at its channel offset; a Collect input must be written by
+    a layer that honours the destination image number, and be read by others only through
+    layers that honour the source image number.
     """
     infer_shapes(graph)
     for node in list(graph.nodes):
-        if node.op == "Concatenate":
+        gathers = _gathers(node)
+        if gathers == "channels":
             offset = 0
             for position, name in enumerate(list(node.inputs)):
                 source = graph.node(name)
                 needs_copy = (
                     len(graph.consumers(name)) > 1 or node.inputs.count(name) > 1
-                    or source.op == "Concatenate" or name == graph.output
-                    or (source.op in NON_MPS_WRITERS and offset != 0)
-                    or (source.op == "Merge" and (offset >= source.shape[2]
-                                                  or source.shape[2] <= 4)))
+                    or name == graph.output
+                    or not op_for(source.op).can_write_at_channel(offset, source.shape[2]))
                 if needs_copy:
                     _route_through_copy(graph, node, position)
                 offset += source.shape[2]
-        elif node.op == "Merge":
+        elif gathers == "images":
             for position, name in enumerate(list(node.inputs)):
                 source = graph.node(name)
                 others = [c for c in graph.consumers(name) if c is not node]
                 needs_copy = (
                     _destinations(graph, name) > 1 or name == graph.output
-                    or (position != 0 and (source.op in NON_MPS_WRITERS
-                                           or source.op == "Concatenate"
-                                           or any(c.op in NON_MPS_READERS for c in others))))
+                    or not op_for(source.op).can_write_into_image(position)
+                    or (position != 0 and any(not op_for(c.op).reads_source_image
+                                              for c in others)))
                 if needs_copy:
                     _route_through_copy(graph, node, position)
             shapes = {graph.node(i).shape for i in node.inputs}
@@ -315,17 +299,21 @@ def enforce_merge_rules(graph: Graph) -> Graph:
     return graph
 
 
+@register_pass("check_concat_offsets", after={
+    "flatten_nested_concats": "splicing a nested concat changes its inputs' offsets"})
 def check_concat_offsets(graph: Graph) -> Graph:
     """MPS writes a concat input at a channel offset that must be a multiple of 4."""
     infer_shapes(graph)
     for node in graph.nodes:
-        if node.op != "Concatenate":
+        if _gathers(node) != "channels":
             continue
-        for name in node.inputs[:-1]:
-            channels = graph.node(name).shape[2]
-            if channels % 4:
+        op = op_for(node.op)
+        channels = [graph.node(name).shape[2] for name in node.inputs]
+        for name, count, next_offset in zip(node.inputs, channels,
+                                            op.channel_offsets(channels)[1:]):
+            if not op.offset_is_writable(next_offset):
                 raise ConversionError(
-                    f"layer {node.keras_label()!r}: concatenation input {name!r} has {channels} "
+                    f"layer {node.keras_label()!r}: concatenation input {name!r} has {count} "
                     "channels, so the next input would start at a channel offset that is not a "
                     "multiple of 4, which MPS cannot write; put that input last, or give it a "
                     "multiple of 4 channels")
@@ -344,38 +332,28 @@ PREPROCESSING = {
 }
 
 
+@register_pass("insert_preprocessing")
 def insert_preprocessing(graph: Graph) -> Graph:
     """Input --> Resize --> the family's preprocessing, recorded for the manifest."""
     steps = [dict(step) for step in PREPROCESSING[graph.meta.get("family", "none")]]
     input_node = graph.node(graph.input)
-    keras_input_reference = input_node.reference
-    input_node.reference = {"kind": "input_texture"}
+    keras_input_source = input_node.golden_source
+    input_node.golden_source = {"kind": "input_texture"}
     previous = input_node
     chain = [Node(name=graph.unique_name("resize"), op="Resize", inputs=[],
                   attrs={"height": input_node.attrs["height"], "width": input_node.attrs["width"]},
-                  reference={"kind": "image"})]
+                  golden_source={"kind": "image"})]
     for k, step in enumerate(steps):
         name = graph.unique_name(step["tensor"])
         step["tensor"] = name
-        if step["op"] == "swap_channels":
-            node = Node(name=name, op="Custom", inputs=[], attrs={
-                "kernel_class": "TransposeChannelsKernel",
-                "args": {"featureChannels": 3, "permute": step["permute"]}})
-        elif step["op"] == "subtract_mean":
-            red, green, blue = step["mean"]  # positional: channel 0, 1, 2 after any swap
-            node = Node(name=name, op="Custom", inputs=[], attrs={
-                "kernel_class": "SubtractMeanColor",
-                "args": {"red": red, "green": green, "blue": blue, "scale": step["scale"]}})
-        else:
-            node = Node(name=name, op="Activation", inputs=[], attrs={
-                "neuron": {"type": "linear", "a": step["a"], "b": step["b"]}})
-        node.reference = {"kind": "preprocessing", "step": k}
-        chain.append(node)
+        kind, attrs = preprocessing_layer(step)
+        chain.append(Node(name=name, op=kind, inputs=[], attrs=attrs,
+                          golden_source={"kind": "preprocessing", "step": k}))
     for node in chain:
         graph.insert_after(previous, node)
         previous = node
-    if keras_input_reference is not None and not steps:
-        chain[-1].reference = {"kind": "image"}
+    if keras_input_source is not None and not steps:
+        chain[-1].golden_source = {"kind": "image"}
     chain[-1].keras_layers = input_node.keras_layers
     graph.meta["preprocessing"] = {"family": graph.meta.get("family", "none"), "steps": steps}
     return graph
@@ -411,17 +389,20 @@ def forge_identifier(raw: str) -> str:
     return name
 
 
+@register_pass("assign_forge_names", after={
+    "insert_preprocessing": "names are given once, after the last pass that adds nodes",
+    "enforce_merge_rules": "names are given once, after the last pass that adds nodes",
+    "legalise_padding": "names are given once, after the last pass that adds nodes"})
 def assign_forge_names(graph: Graph) -> Graph:
     """Every node gets a unique, safe Forge layer name; the Keras names stay in ``keras_layers``."""
     taken, renames = set(), {}
     for node in graph.nodes:
+        op = op_for(node.op)
         base = forge_identifier(node.name)
         name, i = base, 1
-        while name in taken or (node.op in ("Concatenate", "Merge") and f"for_{name}" in taken):
+        while not op.name_is_free(name, taken):
             name, i = f"{base}_{i}", i + 1
-        taken.add(name)
-        if node.op == "Merge":
-            taken.add(f"for_{name}")
+        taken.update(op.names_taken_by(name))
         renames[node.name] = name
     for node in graph.nodes:
         node.name = renames[node.name]
@@ -433,15 +414,25 @@ def assign_forge_names(graph: Graph) -> Graph:
 # ---------------------------------------------------------------- final checks
 
 
+@register_pass("check_shapes", after={
+    "assign_forge_names": "it checks the graph as it will be written",
+    "enforce_merge_rules": "it checks the graph as it will be written",
+    "insert_preprocessing": "it checks the graph as it will be written"})
 def check_shapes(graph: Graph) -> Graph:
-    """Forge's shapes must equal Keras's for every tensor that reproduces a Keras tensor."""
+    """Forge's shapes must equal Keras's for every tensor that reproduces a Keras tensor, and only
+    kinds Forge has may be left."""
+    for node in graph.nodes:
+        if node.op not in ir_kinds():
+            raise ConversionError(
+                f"layer {node.keras_label()!r}: IR op {node.op} is still present after the passes; "
+                "this layer pattern cannot run on Forge")
     infer_shapes(graph)
     keras_shapes = graph.meta.get("keras_layer_shapes", {})
     for node in graph.nodes:
-        ref = node.reference
-        if not ref or ref.get("kind") != "keras" or ref["layer"] not in keras_shapes:
+        source = node.golden_source
+        if not source or source.get("kind") != "keras" or source["layer"] not in keras_shapes:
             continue
-        expected = tuple(keras_shapes[ref["layer"]])
+        expected = tuple(keras_shapes[source["layer"]])
         if len(expected) != 3:
             expected = (1, 1, int(np.prod(expected)))
         if tuple(node.shape) != expected:
@@ -449,27 +440,24 @@ def check_shapes(graph: Graph) -> Graph:
                 f"layer {node.keras_label()!r}: Forge would compute shape {tuple(node.shape)} "
                 f"(H, W, C) where Keras computes {expected}; this padding/stride combination "
                 "cannot be expressed in Forge")
-    check_forge_only(graph)
     return graph
 
 
-PIPELINE = [
-    drop_identity,
-    fold_batchnorm,
-    batchnorm_to_depthwise,
-    fuse_activations,
-    fold_zero_padding,
-    legalise_padding,
-    flatten_nested_concats,
-    enforce_merge_rules,
-    check_concat_offsets,
-    insert_preprocessing,
-    assign_forge_names,
-    check_shapes,
+DEFAULT_ORDER = [
+    "drop_identity",
+    "fold_batchnorm",
+    "batchnorm_to_depthwise",
+    "fuse_activations",
+    "fold_zero_padding",
+    "legalise_padding",
+    "flatten_nested_concats",
+    "enforce_merge_rules",
+    "check_concat_offsets",
+    "insert_preprocessing",
+    "assign_forge_names",
+    "check_shapes",
 ]
 
 
-def run_pipeline(graph: Graph, passes=PIPELINE) -> Graph:
-    for fn in passes:
-        graph = fn(graph)
-    return graph
+def default_pipeline() -> PassPipeline:
+    return PassPipeline(DEFAULT_ORDER, name="default")

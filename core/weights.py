@@ -1,8 +1,10 @@
 """The weight writer: IR weights (Keras layout) -> MPSCNN layout float32 files Forge memory-maps.
 
-Layouts (forge-target.md §2.4): Convolution and PointwiseConvolution OHWI ``[out][kH][kW][in]``,
-DepthwiseConvolution ``[C][kH][kW]``, Dense ``[out][H][W][C]`` (Keras flattens channels-last in
-the same order, so it is the plain transpose), biases ``[out]``.  Raw little-endian, no header.
+Each weighted op lays its own weights out (``weight_files`` in core/forge_ops: Convolution and
+PointwiseConvolution OHWI ``[out][kH][kW][in]``, DepthwiseConvolution ``[C][kH][kW]``, Dense
+``[out][H][W][C]``, biases ``[out]``).  Files are raw little-endian float32 without a header,
+``<model>-<layer>.weights.bin`` / ``.biases.bin``, as the builder's ``ParameterLoaderBundle``
+closure names them (Forge/Forge/Parameters.swift maps ``count`` floats of the file).
 
 ``keras2metal -e`` also exports the original (unfolded) model's arrays, for comparing a folded
 layer with the layers it came from: :func:`export_original_arrays`.
@@ -14,27 +16,9 @@ import numpy as np
 
 from core.atomic import inside, write_bytes, write_text
 from core.errors import ConversionError
+from core.forge_ops import op_for
 
 ORIGINAL_FORMAT = "keras2metal.original/1"
-
-
-def mpscnn_arrays(node, input_shape) -> list:
-    """[(type, array, layout)] for a weighted node, already in MPSCNN layout."""
-    if "kernel" not in node.weights:
-        return []
-    kernel = node.weights["kernel"]
-    if node.op in ("Convolution", "PointwiseConvolution"):
-        arrays = [("weights", kernel.transpose(3, 0, 1, 2), "OHWI")]
-    elif node.op == "DepthwiseConvolution":
-        arrays = [("weights", kernel[:, :, :, 0].transpose(2, 0, 1), "CHW")]
-    elif node.op == "Dense":
-        h, w, c = input_shape
-        arrays = [("weights", kernel.T.reshape(kernel.shape[1], h, w, c), "OHWI")]
-    else:
-        return []
-    if node.attrs.get("use_bias", True):
-        arrays.append(("biases", node.weights["bias"], "O"))
-    return arrays
 
 
 def weight_file_name(model_name: str, layer: str, kind: str) -> str:
@@ -50,7 +34,7 @@ def write_weights(graph, param_dir) -> list:
     entries = []
     for node in graph.nodes:
         input_shape = graph.node(node.inputs[0]).shape if node.inputs else None
-        for kind, array, layout in mpscnn_arrays(node, input_shape):
+        for kind, array, layout in op_for(node.op).weight_files(node, input_shape):
             data = to_bytes(array)
             name = weight_file_name(graph.name, node.name, kind)
             write_bytes(inside(param_dir, name), data)

@@ -1,5 +1,9 @@
 """The reference device: runs a generated Forge builder + Parameters with MPS numerics on a host.
 
+The Swift interpreter, Forge's graph bookkeeping and the executor live here; what each Forge
+initialiser means and what each layer computes come from the op registry (core.forge_ops), the
+same definitions the converter emits from.
+
 Public API:
 
 * :func:`run_reference_device` (builder, param_dir, images, out_dir, dump="all", fault=None,

@@ -4,7 +4,8 @@ Images and storage follow Forge: every tensor that owns an MPSImage gets a float
 array; a Concatenate input writes into its concat's image at its channel offset, a Collect input
 into image ``k`` of the collected image, and layers read what MPS would read (MPS kernels read
 image ``offset.z`` = the source's image number and channels from 0; Forge's own kernels —
-DepthwiseConvolution, Custom, ZeroPadding, SpaceToDepthX2 — read image 0).
+DepthwiseConvolution, Custom, ZeroPadding, SpaceToDepthX2 — read image 0).  Which layer does
+which, and each layer's kernel, come from its op in the registry (core.forge_ops).
 
 Dumps follow ``Model.debugEvaluate`` + ``DocumentDirectoryDumper``: a tensor is dumped when none
 of its consumers has several inputs; a Concat is dumped whole and once per input (channels sliced
@@ -14,13 +15,15 @@ Concat also triggers the fork's concat-slicing on the *Collect* (its quirk is re
 """
 import numpy as np
 
-from . import forge, mps
+from core.forge_ops import ForgeOpError
+from core.forge_ops.numerics import to_f16
+
+from . import forge
 from .forge import ReferenceDeviceError
-from .params import parse_fault, read_parameters, transposed_reading
+from .params import parse_fault, read_parameters
 from .swift import BuilderProgram, parse_builder
 
 F16 = np.float16
-STRIDED = ("Conv", "PointwConv", "DepthwConv", "MaxPool", "AvgPool")
 
 
 class Storage:
@@ -77,7 +80,7 @@ class ReferenceDevice:
             raise ReferenceDeviceError(f"--fault {kind}:{name}: {layer.describe()} has no weights")
         if kind == "bias" and bc == 0:
             raise ReferenceDeviceError(f"--fault bias:{name}: {layer.describe()} has no biases")
-        if kind == "stride" and layer.type_name not in STRIDED:
+        if kind == "stride" and layer.op.window(layer.arguments) is None:
             raise ReferenceDeviceError(f"--fault stride:{name}: {layer.describe()} has no "
                                        "kernel/stride tuples (use a Conv, PointwConv, DepthwConv "
                                        "or pooling layer)")
@@ -97,7 +100,7 @@ class ReferenceDevice:
                                     garbage=layer.fault == "garbage")
                 layout = layer.weight_layout(i, o)
                 if layer.fault == "transpose":
-                    w = transposed_reading(w, layout, layer.type_name)
+                    w = layer.op.misread_transposed(w, layout)
                 layer.weights = w.reshape(layout)
             if bc > 0:
                 b = read_parameters(self.param_dir, spec, layer, "biases", bc, self.warnings)
@@ -126,16 +129,17 @@ class ReferenceDevice:
                 continue
             root, img, off = self.roots[id(t)]
             src_root, src_img, src_off = self.roots[id(t.input)]
-            if src_off and t.input.type_name != "Concat":
+            if src_off and t.input.op.gathers != "channels":
                 self.warnings.append(
                     f"{layer.describe()} reads {t.input.short_id!r}, a concat input at channel "
                     f"offset {src_off}; MPS has no source channel offset, so it reads channels "
                     f"from 0 of the concat image (wrong data on the device too)")
-            if not layer.mps and src_img and layer.type_name != "Resize" and t.input.type_name != "Collect":
+            if (not layer.op.reads_source_image and src_img and not layer.op.wants_textures
+                    and t.input.op.gathers != "images"):
                 self.warnings.append(
                     f"{layer.describe()} reads {t.input.short_id!r} (image {src_img} of a Collect) "
                     "but Forge's own kernels read image 0; it gets image 0's data, as on the device")
-            if not layer.honours_destination and img:
+            if not layer.op.writes_at_destination and img:
                 self.warnings.append(
                     f"{layer.describe()} writes into image {img} of a Collect but ignores the "
                     "destination image number; it overwrites image 0, as on the device")
@@ -160,7 +164,7 @@ class ReferenceDevice:
         dumps = {}
         output = self.model.output
         for i, t in enumerate(self.tensors):
-            if t.type_name == "Input":
+            if t.op.provides_texture:
                 self._put_input(t, storages)
             elif t.layer is not None:
                 self._run_layer(t, storages)
@@ -188,7 +192,7 @@ class ReferenceDevice:
                 "texture size; resize the image or start the network with Resize")
         # MPSImage(texture:featureChannels: 3): the 8-bit texture read as normalised R, G, B.
         rgb = self._texture[:, :, :3].astype(np.float32) / np.float32(255.0)
-        storages[id(t)] = Storage(None, mps.to_f16(rgb)[None])
+        storages[id(t)] = Storage(None, to_f16(rgb)[None])
 
     def _read_tensor(self, t, storages):
         """The tensor's own values (H, W, C) as stored in its MPSImage."""
@@ -202,132 +206,41 @@ class ReferenceDevice:
         x = t.input
         root, img, _ = self.roots[id(x)]
         data = self._storage(root, storages).data
-        if not t.layer.mps:
+        if not t.layer.op.reads_source_image or x.op.provides_texture:
             img = 0
-        if x.type_name == "Input":
-            return data[0]
         return data[img]
 
     def _run_layer(self, t, storages):
         layer = t.layer
+        op = layer.op
         i_shape, o_shape = t.input.shape, t.shape
-        kind = layer.type_name
-        out_hw = (o_shape.height, o_shape.width)
-        if kind == "Resize":
-            result = self._resize(t)
-        elif kind in ("Add", "Multiply", "Maximum", "Average"):
-            x = t.input
-            root = self.roots[id(x)][0]
-            images = self._storage(root, storages).data
-            n = x.shape.num_images
-            result = mps.merge(images[:n, :i_shape.height, :i_shape.width, :i_shape.channels],
-                               layer.operation)
+        if op.wants_textures:
+            if not t.input.op.provides_texture:
+                raise ReferenceDeviceError(f"{layer.describe()}: it reads the input texture; put "
+                                           "it right after Input()")
+            source = self._texture
+            self._resized |= source.shape[:2] != (o_shape.height, o_shape.width)
+        elif op.reads_all_images:
+            images = self._storage(self.roots[id(t.input)][0], storages).data
+            source = images[:i_shape.num_images, :i_shape.height, :i_shape.width,
+                            :i_shape.channels]
         else:
-            src = self._source(t, storages)
-            result = self._compute(layer, src, i_shape, o_shape, out_hw)
-        if layer.fault == "stride" and _is_square(layer):
-            result = _swap_xy(result, out_hw)
+            source = self._source(t, storages)
+        swap = layer.fault == "stride" and _is_square(layer)
+        run = _with_swapped_window(layer, i_shape, o_shape) \
+            if layer.fault == "stride" and not swap else layer
+        try:
+            result = op.compute(run, source, i_shape, o_shape)
+        except ForgeOpError as exc:
+            raise ReferenceDeviceError(f"{layer.describe()}: {exc}") from None
+        if swap:
+            result = _swap_xy(result, (o_shape.height, o_shape.width))
         self._write(t, result, storages)
-
-    def _compute(self, layer, src, i_shape, o_shape, out_hw):
-        kind = layer.type_name
-        cin = i_shape.channels
-        if kind in ("Conv", "PointwConv", "DepthwConv"):
-            kernel, stride = layer.kernel, layer.stride
-            weights = layer.weights
-            if layer.fault == "stride" and not _is_square(layer):
-                kernel, stride = kernel[::-1], stride[::-1]
-                weights = weights.reshape(weights.shape[:-3] + (kernel[1], kernel[0])
-                                          + weights.shape[-1:]) if kind != "DepthwConv" else \
-                    weights.reshape(weights.shape[:2] + (kernel[1], kernel[0]))
-            same = kind == "DepthwConv" or layer.padding == "same"
-            offset = (mps.conv_offset(same, i_shape.width, o_shape.width, kernel[0], stride[0]),
-                      mps.conv_offset(same, i_shape.height, o_shape.height, kernel[1], stride[1]))
-            if kind == "DepthwConv":
-                return mps.depthwise_convolution(src, weights, layer.biases, kernel, stride,
-                                                 offset, out_hw, layer.multiplier,
-                                                 layer.activation)
-            wmat = None
-            if weights is layer.weights:
-                wmat = getattr(layer, "_wmat", None)
-                if wmat is None:
-                    wmat = layer._wmat = mps.weight_matrix(weights)
-            return mps.convolution(src, weights, layer.biases, kernel, stride, offset, out_hw,
-                                   layer.activation, wmat)
-        if kind in ("MaxPool", "AvgPool"):
-            kernel, stride = layer.kernel, layer.stride
-            if layer.fault == "stride" and not _is_square(layer):
-                kernel, stride = kernel[::-1], stride[::-1]
-            same = layer.padding == "same"
-            offset = (mps.pool_offset(same, i_shape.width, kernel[0], stride[0]),
-                      mps.pool_offset(same, i_shape.height, kernel[1], stride[1]))
-            fn = mps.max_pooling if kind == "MaxPool" else mps.average_pooling
-            return fn(src, kernel, stride, offset, out_hw, cin)
-        if kind == "Dense":
-            return mps.fully_connected(src, layer.weights, layer.biases, layer.activation)
-        if kind == "GlbAvgPool":
-            return mps.global_average_pooling(src, (i_shape.height, i_shape.width), cin)
-        if kind == "Softmax":
-            return mps.softmax(src[:i_shape.height, :i_shape.width], cin)
-        if kind == "Activation":
-            return mps.neuron_layer(src[:i_shape.height, :i_shape.width], layer.activation, cin)
-        if kind == "ZeroPadding":
-            return mps.zero_padding(src[:i_shape.height, :i_shape.width], layer.tblr,
-                                    layer.pad_value, cin)
-        if kind == "SpaceToDepthX2":
-            if cin < 4 or cin % 4:
-                raise ReferenceDeviceError(
-                    f"{layer.describe()}: the input has {cin} channels; Forge's blit needs at "
-                    "least 4 and whole 4-channel slices (a multiple of 4)")
-            return mps.space_to_depth_x2(src[:i_shape.height, :i_shape.width], cin)
-        if kind == "Custom":
-            return self._custom(layer, src[:i_shape.height, :i_shape.width, :cin], o_shape)
-        raise ReferenceDeviceError(f"{layer.describe()}: no reference implementation")
-
-    def _custom(self, layer, src, o_shape):
-        k = layer.kernel
-        c = o_shape.channels
-        if k.class_name == "TransposeChannelsKernel":
-            out = mps.transpose_channels(src, k.kwargs["permute"], c)
-        elif k.class_name == "SubtractMeanColor":
-            a = k.kwargs
-            out = mps.subtract_mean_color(src, a["red"], a["green"], a["blue"], a["scale"],
-                                          min(c, src.shape[2]))
-        else:
-            try:
-                out = k.forward(src.astype(np.float32), **k.kwargs)
-            except TypeError as exc:
-                raise ReferenceDeviceError(f"{layer.describe()}: custom kernel {k.class_name} "
-                                           f"rejected its arguments {k.kwargs} ({exc})") from None
-            out = mps.to_f16(np.asarray(out, dtype=np.float32))
-        want = (o_shape.height, o_shape.width, c)
-        if out.shape != want:
-            raise ReferenceDeviceError(
-                f"{layer.describe()}: custom kernel {k.class_name} produced an image of shape "
-                f"(H, W, C) = {out.shape}, but the layer declares {want}; fix the Custom(width:"
-                "height:channels:) arguments")
-        return out
-
-    def _resize(self, t):
-        layer = t.layer
-        if t.input.type_name != "Input":
-            raise ReferenceDeviceError(f"{layer.describe()}: Resize must read the input texture "
-                                       "(put it right after Input())")
-        tex = self._texture
-        h, w = tex.shape[:2]
-        rgb8 = tex[:, :, :3]
-        if (w, h) != (layer.width, layer.height):
-            from PIL import Image
-
-            rgb8 = np.asarray(Image.fromarray(np.ascontiguousarray(rgb8)).resize(
-                (layer.width, layer.height), Image.LANCZOS), dtype=np.uint8)
-            self._resized = True
-        return mps.to_f16(rgb8.astype(np.float32) / np.float32(255.0))
 
     def _write(self, t, result, storages):
         layer = t.layer
         root, img, off = self.roots[id(t)]
-        if not layer.honours_destination:
+        if not layer.op.writes_at_destination:
             img, off = 0, 0
         h, w, c = result.shape
         if (root is t and id(root) not in storages and (h, w, c) == (
@@ -346,7 +259,7 @@ class ReferenceDevice:
         return f"{self.name}-{t.short_id}.floats"
 
     def _dump(self, t, storages, dumps):
-        if t.type_name == "Input":
+        if t.op.provides_texture:
             # The input MPSImage wraps the .bgra8Unorm texture: raw B, G, R bytes as floats.
             bgr = self._texture[:, :, 2::-1].astype(np.float32)
             dumps[self.file_name(t)] = (bgr, t.shape.as_array())
@@ -355,7 +268,7 @@ class ReferenceDevice:
         data = self._storage(root, storages).data
         if t.shape.num_images == 1:
             dumps[self.file_name(t)] = (data, t.shape.as_array())
-            if t.type_name == "Concat":
+            if t.op.gathers == "channels":
                 self._dump_concat_inputs(t, data, 0, dumps)
         else:
             self._dump_collect(t, data, dumps)
@@ -377,7 +290,7 @@ class ReferenceDevice:
         for k, inp in enumerate(t.previous):
             dumps[self.file_name(inp)] = (data[inp.destination_image_number],
                                           inp.shape.as_array())
-            if inp.type_name == "Concat":
+            if inp.op.gathers == "channels":
                 self._dump_concat_inputs(t, data, k, dumps)
                 if k > 0:
                     msg = (f"Collect {t.short_id!r}: input #{k} is the Concat {inp.short_id!r}; "
@@ -388,7 +301,20 @@ class ReferenceDevice:
 
 
 def _is_square(layer) -> bool:
-    return layer.kernel[0] == layer.kernel[1] and layer.stride[0] == layer.stride[1]
+    kernel, stride = layer.op.window(layer.arguments)
+    return kernel[0] == kernel[1] and stride[0] == stride[1]
+
+
+def _with_swapped_window(layer, in_shape, out_shape):
+    """Stride fault: the layer with its (x, y) kernel and stride tuples swapped, its weights read
+    in the swapped layout."""
+    kernel, stride = layer.op.window(layer.arguments)
+    swapped = forge.Layer(layer.op, layer.op.with_window(layer.arguments, kernel[::-1],
+                                                         stride[::-1]), layer.line)
+    if layer.weights is not None:
+        swapped.weights = layer.weights.reshape(swapped.weight_layout(in_shape, out_shape))
+    swapped.biases = layer.biases
+    return swapped
 
 
 def _swap_xy(result, out_hw):

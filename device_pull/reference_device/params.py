@@ -43,25 +43,6 @@ def read_parameters(param_dir, spec, layer, kind: str, count: int, warnings: lis
     return np.frombuffer(raw, dtype="<f4").astype(np.float32)
 
 
-def transposed_reading(values: np.ndarray, layout: tuple, layer_type: str) -> np.ndarray:
-    """Fault: the file read with a wrong transpose, returned in the correct layout's shape.
-
-    Convolutions read OHWI as IHWO; depthwise reads [C][kH][kW] as the old [kH][kW][C]; Dense
-    reads [out][in] as [in][out].  Each reading keeps the element count and changes the values
-    even for 1x1 kernels.
-    """
-    if layer_type in ("Conv", "PointwConv"):
-        o, kh, kw, i = layout
-        return values.reshape(i, kh, kw, o).transpose(3, 1, 2, 0).reshape(layout)
-    if layer_type == "DepthwConv":
-        c, m, kh, kw = layout
-        return values.reshape(kh, kw, c * m).transpose(2, 0, 1).reshape(layout)
-    if layer_type == "Dense":
-        n = layout[0]
-        return values.reshape(-1, n).T.reshape(layout)
-    raise ReferenceDeviceError(f"the transpose fault needs a layer with weights, not {layer_type}")
-
-
 def parse_fault(text):
     """``KIND:LAYER`` → (kind, layer) or None."""
     if text is None:

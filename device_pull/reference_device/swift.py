@@ -5,25 +5,28 @@ project's generated builders and the Forge fork's hand-edited ones:
 
 * ``let``/``var`` bindings (with optional type annotations), Swift scoping of ``do { }`` blocks
   (a ``let x = ... --> x`` inside the block shadows the layer ``x`` declared outside);
-* the ``-->`` operator (left-associative, like Forge's ChainPrecedence), ``Input()``,
-  ``Concatenate([..], name:)``, ``Collect([..], name:)``, ``Model(input:output:)``;
-* the layer initialisers of the fork (Convolution, PointwiseConvolution, DepthwiseConvolution,
-  Dense, MaxPooling, AveragePooling, GlobalAveragePooling, Softmax, Activation, Resize, Custom,
-  SpaceToDepthX2, ZeroPadding, MergeOperation, Add, Multiply, Maximum, Average), the
-  ``MPSCNNNeuron*`` classes and custom kernels (TransposeChannelsKernel, SubtractMeanColor and
-  the project's own kernels registered in ``core.custom_kernels``);
-* the builder's ``name`` property and the ``compile`` closure's ``ParameterLoaderBundle``
-  (prefix, suffix ``type == .weights ? a : b``, ext).
+* literals, tuples, arrays, ``.member`` enum values, calls with labelled arguments, and the
+  ``-->`` operator (left-associative, like Forge's ChainPrecedence);
+* ``Model(input:output:)``, the builder's ``name`` property and the ``compile`` closure's
+  ``ParameterLoaderBundle`` (prefix, suffix ``type == .weights ? a : b``, ext).
 
-Anything else is a :class:`ReferenceDeviceError` naming the file, line and construct.
+What a Forge initialiser means — its parameters, defaults and types, the layer it makes, the
+``MPSCNNNeuron`` classes and the custom kernels — comes from the op registry (core.forge_ops), the
+same definitions the converter emits from.  Anything else is a :class:`ReferenceDeviceError`
+naming the file, line and construct.
 """
 from pathlib import Path
+
+from core.forge_ops import (DEVICE, KernelCall, Neuron, SignatureError, kernel_for_swift,
+                            neuron_kind_for_swift, neuron_kinds, op_for_swift)
+from core.forge_ops.signature import Param, ParamType, Signature
 
 from . import forge
 from .forge import ReferenceDeviceError
 
-_DEVICE = object()            # the MTLDevice value
 _NIL = None
+_TENSOR = ParamType("Tensor", lambda v: isinstance(v, forge.Tensor), str, "must be a tensor")
+_MODEL = Signature("Model", Param("input", _TENSOR), Param("output", _TENSOR))
 
 
 class Enum(str):
@@ -97,57 +100,6 @@ class Scope:
         return False, None
 
 
-# Initialiser signatures: positional (unlabelled) parameters and labelled ones with defaults.
-_REQ = object()
-_LAYER_SIGNATURES = {
-    "Convolution": ((), {"kernel": _REQ, "channels": _REQ, "stride": (1, 1), "padding": "same",
-                         "activation": None, "useBias": True, "name": ""}),
-    "PointwiseConvolution": ((), {"channels": _REQ, "stride": (1, 1), "activation": None,
-                                  "useBias": True, "name": ""}),
-    "DepthwiseConvolution": ((), {"kernel": _REQ, "channelMultiplier": 1, "stride": (1, 1),
-                                  "activation": None, "useBias": True, "name": ""}),
-    "Dense": ((), {"neurons": _REQ, "activation": None, "useBias": True, "name": ""}),
-    "MaxPooling": ((), {"kernel": _REQ, "stride": _REQ, "padding": "valid", "edgeMode": "clamp",
-                        "name": ""}),
-    "AveragePooling": ((), {"kernel": _REQ, "stride": _REQ, "padding": "valid",
-                            "edgeMode": "clamp", "name": ""}),
-    "GlobalAveragePooling": ((), {"name": "", "useBias": True, "wantsTextures": False,
-                                  "allowsIncompleteShape": False}),
-    "Softmax": ((), {"name": "", "useBias": True, "wantsTextures": False,
-                     "allowsIncompleteShape": False}),
-    "Activation": (("activation",), {"name": ""}),
-    "Resize": ((), {"width": _REQ, "height": _REQ, "name": ""}),
-    "Custom": (("custom",), {"width": None, "height": None, "channels": None, "name": ""}),
-    "SpaceToDepthX2": ((), {"name": ""}),
-    "ZeroPadding": ((), {"tblr_padding": _REQ, "padValue": 0.0, "name": ""}),
-    "MergeOperation": ((), {"operation": _REQ, "name": ""}),
-    "Add": ((), {"name": ""}),
-    "Multiply": ((), {"name": ""}),
-    "Maximum": ((), {"name": ""}),
-    "Average": ((), {"name": ""}),
-    "Input": ((), {"width": None, "height": None, "channels": None, "numImages": 1}),
-    "Concatenate": (("tensors",), {"name": ""}),
-    "Collect": (("tensors",), {"name": ""}),
-    "Model": ((), {"input": _REQ, "output": _REQ}),
-    "TransposeChannelsKernel": ((), {"device": _REQ, "featureChannels": _REQ, "permute": _REQ}),
-    "SubtractMeanColor": ((), {"device": _REQ, "red": 123.68, "green": 116.779,
-                               "blue": 103.939, "scale": 255.0}),
-    "RGB2BGR": ((), {"device": _REQ}),
-}
-_NEURON_SIGNATURES = {
-    "ReLU": {"device": _REQ, "a": 0.0},
-    "ReLUN": {"device": _REQ, "a": 1.0, "b": 6.0},
-    "Linear": {"device": _REQ, "a": 1.0, "b": 0.0},
-    "Sigmoid": {"device": _REQ},
-    "HardSigmoid": {"device": _REQ, "a": 0.2, "b": 0.5},
-    "TanH": {"device": _REQ, "a": 1.0, "b": 1.0},
-    "ELU": {"device": _REQ, "a": 1.0},
-    "Absolute": {"device": _REQ},
-    "SoftPlus": {"device": _REQ, "a": 1.0, "b": 1.0},
-    "SoftSign": {"device": _REQ},
-}
-
-
 class Interpreter:
     def __init__(self, path, source: bytes):
         self.path = str(path)
@@ -193,7 +145,7 @@ class Interpreter:
         if init is None:
             raise self.error(cls, f"class {class_name} has no init(device:) that builds the model")
         scope = Scope()
-        scope.vars["device"] = _DEVICE
+        scope.vars["device"] = DEVICE
         self.self_name = name
         body_node = next(c for c in init.children if c.type == "function_body")
         self._exec_block(body_node, scope)
@@ -335,7 +287,7 @@ class Interpreter:
         if t == "navigation_expression":
             text = _text(node).replace(" ", "")
             if text == "self.device":
-                return _DEVICE
+                return DEVICE
             kids = _named(node)
             if (len(kids) == 2 and kids[0].type == "simple_identifier"
                     and _text(kids[0]) in ("PaddingType", "MPSImageEdgeMode", "MergeOpType")):
@@ -425,23 +377,11 @@ class Interpreter:
                     labelled[key] = value
         return positional, labelled
 
-    def _bind(self, node, callee, positional_names, defaults, positional, labelled):
-        if len(positional) > len(positional_names):
-            raise self.error(node, f"{callee}: too many unlabelled arguments")
-        out = dict(zip(positional_names, positional))
-        for name in positional_names[len(positional):]:
-            raise self.error(node, f"{callee}: missing the unlabelled first argument ({name})")
-        for key, value in labelled.items():
-            if key not in defaults:
-                raise self.error(node, f"{callee} has no argument `{key}:` (it takes "
-                                       f"{', '.join(k + ':' for k in defaults) or 'no labels'})")
-            out[key] = value
-        for key, default in defaults.items():
-            if key not in out:
-                if default is _REQ:
-                    raise self.error(node, f"{callee}: missing argument `{key}:`")
-                out[key] = default
-        return out
+    def _bind(self, node, signature, positional, labelled) -> dict:
+        try:
+            return signature.bind(positional, labelled)
+        except SignatureError as exc:
+            raise self.error(node, str(exc)) from None
 
     def _call(self, node, scope):
         callee_node = node.children[0]
@@ -450,190 +390,49 @@ class Interpreter:
         callee = _text(callee_node)
         line = _line(node)
         positional, labelled = self._args(node, scope)
+        if callee == _MODEL.callee:
+            a = self._bind(node, _MODEL, positional, labelled)
+            return forge.Model(a["input"], a["output"], line)
         if callee.startswith("MPSCNNNeuron"):
-            kind = callee[len("MPSCNNNeuron"):]
-            if kind not in _NEURON_SIGNATURES:
+            kind = neuron_kind_for_swift(callee)
+            if kind is None:
                 raise self.error(node, f"unknown neuron `{callee}`; supported: "
-                                       + ", ".join("MPSCNNNeuron" + k for k in _NEURON_SIGNATURES))
-            a = self._bind(node, callee, (), _NEURON_SIGNATURES[kind], positional, labelled)
-            self._expect_device(node, callee, a)
-            return forge.mps.Neuron(kind, self._num(node, a.get("a", 0.0)),
-                                    self._num(node, a.get("b", 0.0)))
-        if callee in _LAYER_SIGNATURES:
-            pos_names, defaults = _LAYER_SIGNATURES[callee]
-            a = self._bind(node, callee, pos_names, defaults, positional, labelled)
-            return self._construct(node, callee, a, line)
-        if callee[:1].isupper() and ("device" in labelled):
-            return self._custom_kernel(node, callee, positional, labelled, line)
+                                       + ", ".join(k.swift_class for k in neuron_kinds()))
+            a = self._bind(node, kind.signature, positional, labelled)
+            return Neuron(kind.swift_suffix, **{p: a[p] for p in kind.parameters})
+        op = op_for_swift(callee)
+        if op is not None:
+            arguments = op.from_call(callee, self._bind(node, op.signature_for(callee),
+                                                        positional, labelled))
+            return self._construct(node, op, arguments, line)
+        kernel = kernel_for_swift(callee)
+        if kernel is not None:
+            return KernelCall(kernel, self._bind(node, kernel.signature, positional, labelled))
+        if callee[:1].isupper() and "device" in labelled:
+            raise self.error(node, f"unknown custom kernel `{callee}`; the reference device runs "
+                                   "the kernels of core/forge_ops/kernels/ (Forge's own and the "
+                                   "project's): add a module there with its numpy twin")
         raise self.error(node, f"unknown initializer or function `{callee}`; the reference device "
-                               "knows the Forge fork's layers, MPSCNNNeuron classes, "
-                               "TransposeChannelsKernel, SubtractMeanColor and the project's "
-                               "custom kernels")
+                               "knows the Forge fork's layers, MPSCNNNeuron classes and custom "
+                               "kernels of the op registry (core/forge_ops)")
 
-    def _expect_device(self, node, callee, a):
-        if a.get("device") is not _DEVICE:
-            raise self.error(node, f"{callee}: `device:` must be the builder's device")
-
-    def _num(self, node, v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.error(node, f"expected a number, got `{v!r}`")
-        return float(v)
-
-    def _int(self, node, v, what):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.error(node, f"`{what}` must be an integer, got `{v!r}`")
-        return v
-
-    def _pair(self, node, v, what):
-        if (not isinstance(v, tuple) or len(v) != 2
-                or not all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
-            raise self.error(node, f"`{what}:` must be an (x, y) tuple of integers, got `{v!r}`")
-        return v
+    def _construct(self, node, op, arguments, line):
+        """The object a registered op's call makes: a layer, or a graph function's tensor."""
+        if op.has_layer:
+            for warning in op.parse_warnings(arguments):
+                self.warnings.append(f"{self.path}:{line}: {warning}")
+            return forge.Layer(op, arguments, line)
+        if op.provides_texture:
+            return forge.make_input(op, arguments, line)
+        try:
+            return forge.gather(op, arguments["tensors"], arguments["name"], line)
+        except ReferenceDeviceError as exc:
+            raise self.error(node, str(exc)) from None
 
     def _str(self, node, v, what):
         if not isinstance(v, str):
             raise self.error(node, f"`{what}:` must be a string literal")
         return str(v)
-
-    def _neuron(self, node, v, what):
-        if v is not None and not isinstance(v, forge.mps.Neuron):
-            raise self.error(node, f"`{what}` must be an MPSCNNNeuron or nil")
-        return v
-
-    def _enum(self, node, v, what, allowed):
-        if not isinstance(v, str) or str(v) not in allowed:
-            raise self.error(node, f"`{what}:` must be one of {', '.join('.' + x for x in allowed)}")
-        return str(v)
-
-    def _construct(self, node, callee, a, line):
-        F = forge
-        name = self._str(node, a.get("name", ""), "name") if "name" in a else ""
-        if callee == "Convolution":
-            return F.Convolution(self._pair(node, a["kernel"], "kernel"),
-                                 self._int(node, a["channels"], "channels"),
-                                 self._pair(node, a["stride"], "stride"),
-                                 self._enum(node, a["padding"], "padding", ("same", "valid")),
-                                 self._neuron(node, a["activation"], "activation"),
-                                 bool(a["useBias"]), name, line)
-        if callee == "PointwiseConvolution":
-            layer = F.PointwiseConvolution(self._int(node, a["channels"], "channels"),
-                                           self._pair(node, a["stride"], "stride"),
-                                           self._neuron(node, a["activation"], "activation"),
-                                           bool(a["useBias"]), name, line)
-            if layer.declared_stride != (1, 1):
-                self.warnings.append(
-                    f"{self.path}:{line}: PointwiseConvolution {name!r} declares stride "
-                    f"{layer.declared_stride}, which Forge ignores (it always runs stride 1)")
-            return layer
-        if callee == "DepthwiseConvolution":
-            mult = self._int(node, a["channelMultiplier"], "channelMultiplier")
-            if mult != 1:
-                self.warnings.append(f"{self.path}:{line}: DepthwiseConvolution {name!r} uses "
-                                     f"channelMultiplier {mult}; MPS supports only 1")
-            return F.DepthwiseConvolution(self._pair(node, a["kernel"], "kernel"), mult,
-                                          self._pair(node, a["stride"], "stride"),
-                                          self._neuron(node, a["activation"], "activation"),
-                                          bool(a["useBias"]), name, line)
-        if callee == "Dense":
-            return F.Dense(self._int(node, a["neurons"], "neurons"),
-                           self._neuron(node, a["activation"], "activation"),
-                           bool(a["useBias"]), name, line)
-        if callee in ("MaxPooling", "AveragePooling"):
-            cls = F.MaxPooling if callee == "MaxPooling" else F.AveragePooling
-            edge = self._enum(node, a["edgeMode"], "edgeMode", ("clamp", "zero"))
-            if edge != "clamp":
-                self.warnings.append(f"{self.path}:{line}: {callee} {name!r} uses edgeMode "
-                                     f".{edge}; the reference device pools with clamp edges")
-            return cls(self._pair(node, a["kernel"], "kernel"),
-                       self._pair(node, a["stride"], "stride"),
-                       self._enum(node, a["padding"], "padding", ("same", "valid")), edge,
-                       name, line)
-        if callee == "GlobalAveragePooling":
-            return F.GlobalAveragePooling(name, bool(a["useBias"]), line)
-        if callee == "Softmax":
-            return F.Softmax(name, bool(a["useBias"]), line)
-        if callee == "Activation":
-            neuron = a["activation"]
-            if not isinstance(neuron, forge.mps.Neuron):
-                raise self.error(node, "Activation(_:) needs an MPSCNNNeuron")
-            return F.Activation(neuron, name, line)
-        if callee == "Resize":
-            return F.Resize(self._int(node, a["width"], "width"),
-                            self._int(node, a["height"], "height"), name, line)
-        if callee == "Custom":
-            kernel = a["custom"]
-            if not isinstance(kernel, F.CustomKernel):
-                raise self.error(node, "Custom(_:) needs a custom kernel object")
-            dims = [None if a[k] is None else self._int(node, a[k], k)
-                    for k in ("width", "height", "channels")]
-            return F.Custom(kernel, *dims, name=name, line=line)
-        if callee == "SpaceToDepthX2":
-            return F.SpaceToDepthX2(name, True, line)
-        if callee == "ZeroPadding":
-            tblr = a["tblr_padding"]
-            if (not isinstance(tblr, tuple) or len(tblr) != 4
-                    or not all(isinstance(x, int) for x in tblr)):
-                raise self.error(node, "`tblr_padding:` must be a (top, bottom, left, right) tuple")
-            return F.ZeroPadding(tblr, self._num(node, a["padValue"]), name, line)
-        if callee == "MergeOperation":
-            op = self._enum(node, a["operation"], "operation", F.MergeOperation.OPERATIONS)
-            return F.MergeOperation(op, name, line)
-        if callee in F.MergeOperation.OPERATIONS:
-            return F.MergeOperation(callee, name, line)
-        if callee == "Input":
-            dims = [None if a[k] is None else self._int(node, a[k], k)
-                    for k in ("width", "height", "channels")]
-            return F.make_input(*dims, num_images=self._int(node, a["numImages"], "numImages"),
-                                line=line)
-        if callee in ("Concatenate", "Collect"):
-            tensors = a["tensors"]
-            if not isinstance(tensors, list):
-                raise self.error(node, f"{callee} needs an array of tensors")
-            fn = F.concatenate if callee == "Concatenate" else F.collect
-            try:
-                return fn(tensors, name, line)
-            except ReferenceDeviceError as exc:
-                raise self.error(node, str(exc)) from None
-        if callee == "Model":
-            if not isinstance(a["input"], F.Tensor) or not isinstance(a["output"], F.Tensor):
-                raise self.error(node, "Model(input:output:) needs two tensors")
-            return F.Model(a["input"], a["output"], line)
-        if callee == "TransposeChannelsKernel":
-            self._expect_device(node, callee, a)
-            perm = a["permute"]
-            if not isinstance(perm, list) or not all(isinstance(x, int) for x in perm):
-                raise self.error(node, "`permute:` must be an array of integers")
-            return F.CustomKernel(callee, {"featureChannels": self._int(node, a["featureChannels"],
-                                                                        "featureChannels"),
-                                           "permute": perm}, line)
-        if callee == "SubtractMeanColor":
-            self._expect_device(node, callee, a)
-            return F.CustomKernel(callee, {k: self._num(node, a[k])
-                                           for k in ("red", "green", "blue", "scale")}, line)
-        if callee == "RGB2BGR":
-            self._expect_device(node, callee, a)
-            return F.CustomKernel("TransposeChannelsKernel",
-                                  {"featureChannels": 4, "permute": [2, 1, 0, 3]}, line)
-        raise AssertionError(callee)
-
-    def _custom_kernel(self, node, callee, positional, labelled, line):
-        """A project custom kernel: looked up by Swift class name in core.custom_kernels."""
-        if positional:
-            raise self.error(node, f"{callee}: unlabelled arguments are not supported")
-        if labelled.get("device") is not _DEVICE:
-            raise self.error(node, f"{callee}: `device:` must be the builder's device")
-        try:
-            from core.custom_kernels import CUSTOM_KERNELS
-        except ImportError:
-            CUSTOM_KERNELS = {}
-        spec = CUSTOM_KERNELS.get(callee)
-        if spec is None:
-            raise self.error(node, f"unknown custom kernel `{callee}`; the reference device "
-                                   "implements TransposeChannelsKernel, SubtractMeanColor and RGB2BGR and "
-                                   "looks the project's own kernels up in core.custom_kernels "
-                                   "(CUSTOM_KERNELS); register it there with a numpy_forward")
-        kwargs = {k: v for k, v in labelled.items() if k != "device"}
-        return forge.CustomKernel(callee, kwargs, line, forward=spec.numpy_forward)
 
     # -- compile closure --------------------------------------------------------------------
     def _loader(self, fn):

@@ -2,8 +2,10 @@
 import numpy as np
 import tensorflow as tf
 
-from core.custom_kernels import CUSTOM_KERNELS, darknet_reorg, space_to_depth
 from core.darknet.layers import DarknetReorg, SpaceToDepth
+from core.forge_ops import custom_kernels
+from core.forge_ops.kernels.darknet_reorg import darknet_reorg
+from core.forge_ops.kernels.space_to_depth import space_to_depth
 
 
 def literal_reorg_cpu(x_flat, w, h, c, stride):
@@ -45,5 +47,7 @@ def test_the_three_rearrangements_differ():
 
 
 def test_output_shapes():
-    for name, spec in CUSTOM_KERNELS.items():
-        assert spec.output_shape(26, 26, 64) == (13, 13, 256), name
+    for kernel in custom_kernels():
+        if not kernel.forge_builtin:
+            shape = kernel.output_shape(26, 26, 64, {kernel.parameter_name: 2})
+            assert shape == (13, 13, 256), kernel.swift_class

@@ -33,7 +33,7 @@ def test_activation_fused_into_conv(converted, activation, neuron):
     result = converted(model)
     conv = node(result, "conv")
     assert conv.attrs["neuron"] == neuron
-    assert conv.reference["layer"] == "conv"
+    assert conv.golden_source["layer"] == "conv"
     assert "Activation" not in ops(result)
 
 
@@ -43,12 +43,12 @@ def test_relu6_stays_separate_because_mps_breaks_it_fused(converted):
     result = converted(model)
     assert node(result, "act").attrs["neuron"] == {"type": "relun", "a": 0.0, "b": 6.0}
     assert node(result, "conv").attrs.get("neuron") is None
-    assert node(result, "conv").reference["layer"] == "conv"
+    assert node(result, "conv").golden_source["layer"] == "conv"
     built_in = small_model(lambda x: L.Conv2D(8, 3, padding="same", activation="relu6",
                                               name="conv6")(x))
     result = converted(built_in, name="net6")
-    assert node(result, "conv6").reference is None  # its pre-activation has no Keras tensor
-    assert node(result, "conv6__act").reference["layer"] == "conv6"
+    assert node(result, "conv6").golden_source is None  # its pre-activation has no Keras tensor
+    assert node(result, "conv6__act").golden_source["layer"] == "conv6"
 
 
 def test_leaky_relu_and_separate_activation_layer_fuse(converted):
@@ -285,8 +285,8 @@ def test_lambda_is_refused_unless_known(converted):
 
 
 def test_tf_space_to_depth_passthrough_becomes_custom_kernel(converted):
-    from core.custom_kernels import CUSTOM_KERNELS
     from core.darknet.layers import SpaceToDepth
+    from core.forge_ops import kernel_for_swift
 
     def build(x):
         x = L.Conv2D(8, 3, padding="same", name="conv")(x)
@@ -298,5 +298,5 @@ def test_tf_space_to_depth_passthrough_becomes_custom_kernel(converted):
     assert "Custom(SpaceToDepthKernel(device: device, blockSize: 2), width: 8, height: 8, " \
            "channels: 32, name: \"passthrough\")" in swift
     kernels = (result.builder_path.parent / "NetBuilderCustomKernels.swift").read_text()
-    assert CUSTOM_KERNELS["SpaceToDepthKernel"].swift_source.strip() in kernels
+    assert kernel_for_swift("SpaceToDepthKernel").swift_source.strip() in kernels
     assert (result.builder_path.parent / "NetBuilderCustomKernels.metal").exists()

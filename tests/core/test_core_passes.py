@@ -4,14 +4,15 @@ import pytest
 
 from core import passes
 from core.errors import ConversionError
-from core.ir import Graph, Node, keras_reference
+from core.forge_ops import op_for
+from core.ir import Graph, Node, keras_layer_source
 
 RNG = np.random.default_rng(0)
 
 
 def inp(h=8, w=8, c=4):
     return Node("x", "Input", [], {"height": h, "width": w, "channels": c}, keras_layers=["x"],
-                reference=keras_reference("x"))
+                golden_source=keras_layer_source("x"))
 
 
 def conv(name, src, cin=4, cout=4, k=3, stride=1, padding="same", **attrs):
@@ -19,18 +20,18 @@ def conv(name, src, cin=4, cout=4, k=3, stride=1, padding="same", **attrs):
                                                  padding=padding, use_bias=True, **attrs),
                 weights={"kernel": RNG.normal(size=(k, k, cin, cout)).astype(np.float32),
                          "bias": RNG.normal(size=cout).astype(np.float32)},
-                keras_layers=[name], reference=keras_reference(name))
+                keras_layers=[name], golden_source=keras_layer_source(name))
 
 
 def bn(name, src, c=4):
     return Node(name, "BatchNorm", [src], {"epsilon": 1e-3}, weights={
         "gamma": RNG.uniform(0.5, 2, c), "beta": RNG.normal(size=c), "mean": RNG.normal(size=c),
-        "variance": RNG.uniform(0.5, 2, c)}, keras_layers=[name], reference=keras_reference(name))
+        "variance": RNG.uniform(0.5, 2, c)}, keras_layers=[name], golden_source=keras_layer_source(name))
 
 
 def act(name, src, kind="relu"):
     return Node(name, "Activation", [src], {"neuron": {"type": kind, "a": 0.0, "b": 6.0}},
-                keras_layers=[name], reference=keras_reference(name))
+                keras_layers=[name], golden_source=keras_layer_source(name))
 
 
 def graph(*nodes, output=None):
@@ -53,7 +54,7 @@ def test_fold_batchnorm_keeps_conv_bias_and_matches_numerics():
     w = b.weights
     expected = (pre - w["mean"]) / np.sqrt(w["variance"] + 1e-3) * w["gamma"] + w["beta"]
     np.testing.assert_allclose(conv_forward(g.node("c"), x), expected, rtol=1e-5, atol=1e-5)
-    assert g.output == "c" and g.node("c").reference["layer"] == "bn"
+    assert g.output == "c" and g.node("c").golden_source["layer"] == "bn"
 
 
 def test_fold_batchnorm_skips_conv_with_two_readers():
@@ -107,12 +108,13 @@ def test_fold_zero_padding_only_when_windows_coincide():
 @pytest.mark.parametrize("size,kernel,stride", [(8, 3, 1), (8, 3, 2), (7, 3, 2), (8, 1, 2),
                                                 (9, 5, 2), (224, 7, 2)])
 def test_forge_same_conv_window_matches_tensorflow_for_odd_kernels(size, kernel, stride):
-    assert passes._forge_conv_left(size, kernel, stride) == -passes._tf_same_pad(size, kernel,
-                                                                                 stride)[0]
+    start = op_for("Convolution").first_window_start(size, kernel, stride, "same")
+    assert start == -passes._tf_same_pad(size, kernel, stride)[0]
 
 
 def test_forge_same_conv_window_is_off_by_one_for_even_kernels():
-    assert passes._forge_conv_left(8, 2, 1) == -1 and passes._tf_same_pad(8, 2, 1)[0] == 0
+    assert op_for("Convolution").first_window_start(8, 2, 1, "same") == -1
+    assert passes._tf_same_pad(8, 2, 1)[0] == 0
 
 
 def test_legalise_padding_refuses_pooling_placed_differently():
@@ -136,7 +138,7 @@ def test_enforce_merge_rules_copies_depthwise_written_collect_inputs():
     dw = Node("dw", "DepthwiseConvolution", ["x"], {"kernel": (3, 3), "stride": (1, 1),
                                                     "padding": "same"},
               weights={"kernel": np.ones((3, 3, 4, 1), np.float32)}, keras_layers=["dw"])
-    add = Node("add", "Merge", ["x_conv", "dw"], {"operation": "Add"}, keras_layers=["add"])
+    add = Node("add", "CollectMerge", ["x_conv", "dw"], {"operation": "Add"}, keras_layers=["add"])
     g = passes.enforce_merge_rules(graph(inp(), conv("x_conv", "x"), dw, add))
     assert g.node("add").inputs == ["x_conv", "dw_copy"]
 
@@ -156,7 +158,7 @@ def test_insert_preprocessing_caffe_means_follow_the_channel_swap():
     assert [n.name for n in g.nodes] == ["x", "resize", "rgb2bgr", "subtract_mean", "c"]
     args = g.node("subtract_mean").attrs["args"]
     assert (args["red"], args["green"], args["blue"]) == (103.939, 116.779, 123.68)
-    assert g.node("x").reference == {"kind": "input_texture"}
+    assert g.node("x").golden_source == {"kind": "input_texture"}
     assert g.meta["preprocessing"]["steps"][1]["mean"] == [103.939, 116.779, 123.68]
 
 

@@ -104,7 +104,7 @@ def test_network_golden_and_device_line_up(name, tmp_path):
             gdata, gstatus, _ = g.tensor(key, tensor)
             ddata, dstatus, dreason = d.tensor(key, tensor)
             if gstatus == "ok" and dstatus == "missing" and tensor in not_dumped:
-                continue        # Forge's dumper skips these (forge-target.md 4.2); recorded
+                continue        # Forge's dumper skips these (core/forge_ops/concatenate.py); recorded
             if gstatus == "ok":
                 assert dstatus in ("ok", "nan_inf"), (tensor, dstatus, dreason)
                 assert ddata.shape == gdata.shape, (tensor, ddata.shape, gdata.shape)

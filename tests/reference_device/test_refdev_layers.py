@@ -5,7 +5,11 @@ import pytest
 
 from refdev_support import write_floats
 from device_pull.reference_device import ReferenceDevice, ReferenceDeviceError, parse_builder_source
-from device_pull.reference_device import mps
+from core.forge_ops import Neuron, kernel_for_swift
+from core.forge_ops.convolution import conv_offset
+from core.forge_ops.numerics import to_f16, window_start
+from core.forge_ops.pooling import pool_offset
+from core.forge_ops.space_to_depth_x2 import space_to_depth_x2
 
 
 def builder(decls: str, body: str, name="unit", input_decl="let input = Input(width: 6, height: 6, channels: 3)"):
@@ -61,18 +65,18 @@ def test_forge_offsets():
     for k, s, n in [(3, 1, 7), (3, 2, 224), (5, 1, 9), (7, 2, 224), (1, 2, 7), (3, 2, 17)]:
         out = (n - 1) // s + 1
         pad = max((out - 1) * s + k - n, 0)
-        assert mps.window_start(mps.conv_offset(True, n, out, k, s), k) == -(pad // 2)
+        assert window_start(conv_offset(True, n, out, k, s), k) == -(pad // 2)
     # ... even kernels are one pixel left of TF: window starts at -1 where TF starts at 0
-    assert mps.window_start(mps.conv_offset(True, 6, 6, 2, 1), 2) == -1
-    assert mps.window_start(mps.conv_offset(True, 8, 4, 4, 2), 4) == -1 - 0
+    assert window_start(conv_offset(True, 6, 6, 2, 1), 2) == -1
+    assert window_start(conv_offset(True, 8, 4, 4, 2), 4) == -1 - 0
     # .valid: window starts at 0
-    assert mps.window_start(mps.conv_offset(False, 9, 4, 3, 2), 3) == 0
+    assert window_start(conv_offset(False, 9, 4, 3, 2), 3) == 0
     # pooling .same (even and odd kernels) matches TF's pad_left; .valid starts at 0
     for k, s, n in [(2, 2, 5), (2, 2, 6), (3, 2, 6), (3, 2, 7), (3, 1, 5)]:
         out = (n - 1) // s + 1
         pad = max((out - 1) * s + k - n, 0)
-        assert mps.window_start(mps.pool_offset(True, n, k, s), k) == -(pad // 2), (k, s, n)
-    assert mps.window_start(mps.pool_offset(False, 9, 3, 2), 3) == 0
+        assert window_start(pool_offset(True, n, k, s), k) == -(pad // 2), (k, s, n)
+    assert window_start(pool_offset(False, 9, 3, 2), 3) == 0
 
 
 def test_even_kernel_same_conv_is_offset_by_one(tmp_path):
@@ -102,8 +106,8 @@ def test_conv_matches_explicit_loop(tmp_path):
     got = dev.forward(img)["output"].astype(np.float32)
     x = rgb01(img)
     oh, ow = 5, 4
-    ox = mps.conv_offset(True, 7, ow, 2, 2)
-    oy = mps.conv_offset(True, 5, oh, 3, 1)
+    ox = conv_offset(True, 7, ow, 2, 2)
+    oy = conv_offset(True, 5, oh, 3, 1)
     want = np.zeros((oh, ow, 5), np.float32)
     for yy in range(oh):
         for xx in range(ow):
@@ -163,7 +167,7 @@ def test_space_to_depth_x2_quadrants():
     h = w = 4
     c = 8
     x = np.arange(h * w * c, dtype=np.float32).reshape(h, w, c).astype(np.float16)
-    out = mps.space_to_depth_x2(x, c)
+    out = space_to_depth_x2(x, c)
     assert out.shape == (2, 2, 32)
     for y in range(2):
         for xx in range(2):
@@ -193,7 +197,7 @@ def test_space_to_depth_layer_in_a_builder(tmp_path):
 
 def test_neuron_formulas():
     x = np.array([-3.0, -0.5, 0.0, 0.5, 7.0], np.float32)
-    N = mps.Neuron
+    N = Neuron
     np.testing.assert_allclose(N("ReLU", 0.1)(x.copy()), [-0.3, -0.05, 0, 0.5, 7], rtol=1e-6)
     np.testing.assert_allclose(N("ReLUN", 0.0, 6.0)(x.copy()), [0, 0, 0, 0.5, 6])
     np.testing.assert_allclose(N("ReLUN", 0.5, 6.0)(x.copy()), [-1.5, -0.25, 0, 0.5, 6])
@@ -318,9 +322,7 @@ def test_unknown_custom_kernel_names_the_line(tmp_path):
 
 
 def test_project_custom_kernel_from_core(tmp_path):
-    custom = pytest.importorskip("core.custom_kernels")
-    if "SpaceToDepthKernel" not in custom.CUSTOM_KERNELS:
-        pytest.skip("core.custom_kernels has no SpaceToDepthKernel")
+    assert kernel_for_swift("SpaceToDepthKernel") is not None
     src = builder('let s2d = Custom(SpaceToDepthKernel(device: device, blockSize: 2), width: 3, height: 3, channels: 12, name: "s2d")',
                   "let output = input --> s2d")
     dev = device_for(tmp_path, src)
@@ -337,13 +339,13 @@ def test_float16_rounding_is_exactly_numpys_cast():
     for scale in [1e-9, 1e-6, 6e-5, 1e-2, 1, 300, 3e4]:
         x = (rng.standard_normal(100000) * scale).astype(np.float32)
         x = x[np.abs(x) <= 65504]
-        np.testing.assert_array_equal(mps.to_f16(x), ref(x))
+        np.testing.assert_array_equal(to_f16(x), ref(x))
     h = np.sort(rng.integers(0, 0x7bff, 50000).astype(np.uint16).view(np.float16).astype(np.float32))
     ties = ((h[:-1].astype(np.float64) + h[1:]) / 2).astype(np.float32)
-    np.testing.assert_array_equal(mps.to_f16(ties), ref(ties))
-    np.testing.assert_array_equal(mps.to_f16(-ties), ref(-ties))
+    np.testing.assert_array_equal(to_f16(ties), ref(ties))
+    np.testing.assert_array_equal(to_f16(-ties), ref(-ties))
     with np.errstate(over="ignore", invalid="ignore"):
         bits = rng.integers(0, 2**32, 100000, dtype=np.uint64).astype(np.uint32).view(np.float32)
-        np.testing.assert_array_equal(mps.to_f16(bits), ref(bits))
+        np.testing.assert_array_equal(to_f16(bits), ref(bits))
         edge = np.array([65504, 65519, 65520, 7e4, -65520, 2**-14, 2**-25, 1.5 * 2**-24, 0], np.float32)
-        np.testing.assert_array_equal(mps.to_f16(edge), ref(edge))
+        np.testing.assert_array_equal(to_f16(edge), ref(edge))
