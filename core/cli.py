@@ -130,9 +130,9 @@ def run(args) -> int:
                      src_out_dir=args.src_out_dir, model_dir=args.model_dir, output_kind=kind,
                      source=source, keep_activations=args.keep_activations,
                      verify=not args.quick_run)
-    totals = result.manifest["totals"]
-    print(f"{name}: {totals['layers']} layers, {totals['tensors']} tensors, "
-          f"{totals['parameters']:,} parameters")
+    totals = result.manifest.totals
+    print(f"{name}: {totals.layers} layers, {totals.tensors} tensors, "
+          f"{totals.parameters:,} parameters")
     if result.fold_check:
         check = result.fold_check
         print(f"folded model matches the original: max abs error {check['max_abs_error']:.3g} "

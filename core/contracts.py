@@ -70,7 +70,7 @@ def to_dict(obj) -> dict:
 
 
 def dumps(obj, indent=1) -> str:
-    text = _adapter(type(obj)).dump_json(obj).decode()
+    text = _adapter(type(obj)).dump_json(obj, by_alias=True).decode()
     if indent is None:
         return text
     return json.dumps(json.loads(text), indent=indent) + "\n"

@@ -3,7 +3,6 @@
 Every artifact is written atomically, and the manifest last, so a folder with a manifest is
 complete.
 """
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,8 @@ from core.errors import ConversionError
 from core.folded import build_folded_model, verify_folded
 from core.frontend import keras_to_ir
 from core.kerasenv import KERAS_VERSION, keras
-from core.manifest import build_manifest
+from core.contracts import dumps
+from core.manifest import Manifest, build_manifest
 from core.swift import builder_source, custom_kernel_sources
 from core.weights import write_weights
 
@@ -24,7 +24,7 @@ FOLD_TOLERANCE = 1e-3  # relative to the largest output: float32 rounding grows 
 @dataclass
 class ConversionResult:
     graph: object
-    manifest: dict
+    manifest: Manifest
     manifest_path: Path
     builder_path: Path
     folded_path: Path = None
@@ -91,13 +91,16 @@ def convert(model, *, name: str, family: str, param_dir, src_out_dir, model_dir=
         written.append(folded_path)
 
     manifest_path = inside(param_dir, f"{name}.manifest.json")
-    source = dict(source or {}, keras=KERAS_VERSION, tensorflow=_tf_version(),
+    # a model given as an object (library use) has no zoo name, weights choice or seed to record
+    source = dict({"model": model.name, "weights": "the model's own", "seed": None},
+                  **(source or {}), keras=KERAS_VERSION, tensorflow=_tf_version(),
                   fold_check=fold_check or None)
     manifest = build_manifest(
         graph, weight_entries, builder_class=class_name,
         builder_file=_relative(builder_path, param_dir), source=source, output_kind=output_kind,
         folded_model=_relative(folded_path, param_dir) if folded_path else None)
-    write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    write_text(manifest_path, dumps(manifest))
+    manifest.path = str(manifest_path)
     return ConversionResult(graph, manifest, manifest_path, builder_path, folded_path,
                             fold_check, written + [manifest_path])
 

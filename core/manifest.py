@@ -1,6 +1,8 @@
 """manifest.json: the contract every downstream part reads instead of re-deriving the mapping.
 
-Written by the converter next to the weights as ``<param_dir>/<name>.manifest.json``.  Layout::
+Written by the converter next to the weights as ``<param_dir>/<name>.manifest.json``; read with
+:func:`load_manifest` into the typed :class:`Manifest` (a versioned contract, checked against its
+schema on read: an error names the field and says to re-run keras2metal).  Layout::
 
     {
       "format": "keras2metal.manifest/1",
@@ -52,18 +54,220 @@ Written by the converter next to the weights as ``<param_dir>/<name>.manifest.js
 import hashlib
 import json
 from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
 
+from pydantic import Field
+
+from core.contracts import ContractError, component, contract, load, to_dict
 from core.forge_ops import op_for
 
 FORMAT = "keras2metal.manifest/1"
+
+
+# -- the contract ---------------------------------------------------------------------------------
+
+@component
+class Builder:
+    class_name: Annotated[str, Field(alias="class")]
+    file: str
+
+
+@component
+class FoldCheck:
+    max_abs_error: float
+    max_relative_error: float
+    output_max_abs: float
+    keras_params_original: int
+    keras_params_folded: int
+
+
+@component
+class Source:
+    model: str
+    weights: str
+    seed: Optional[int]
+    keras: str
+    tensorflow: str
+    fold_check: Optional[FoldCheck] = None
+    folded_model: Optional[str] = None
+
+
+@component
+class InputSpec:
+    width: int
+    height: int
+    channels: int
+    keras_input: Optional[str]
+
+
+@component
+class SwapChannels:
+    op: Literal["swap_channels"]
+    permute: list[int]
+    tensor: str
+
+
+@component
+class SubtractMean:
+    op: Literal["subtract_mean"]
+    scale: float
+    mean: list[float]
+    tensor: str
+
+
+@component
+class Linear:
+    op: Literal["linear"]
+    a: float
+    b: float
+    tensor: str
+
+
+Step = Annotated[Union[SwapChannels, SubtractMean, Linear], Field(discriminator="op")]
+
+
+def preprocessing_step(step) -> "Step":
+    """A preprocessing step from its manifest JSON (or the step itself)."""
+    if isinstance(step, (SwapChannels, SubtractMean, Linear)):
+        return step
+    from pydantic import TypeAdapter, ValidationError
+
+    known = ("swap_channels", "subtract_mean", "linear")
+    if isinstance(step, dict) and step.get("op") not in known:
+        raise ManifestError(f"preprocessing step {step!r}: unknown op {step.get('op')!r} (known: "
+                            f"{', '.join(known)}); re-run keras2metal")
+    try:
+        return TypeAdapter(Step).validate_python(step)
+    except ValidationError as exc:
+        raise ManifestError(f"preprocessing step {step!r}: {exc.errors()[0]['msg']}; re-run "
+                            "keras2metal") from None
+
+
+@component
+class Preprocessing:
+    family: str
+    steps: list[Step]
+
+
+@component
+class OutputSpec:
+    tensor: str
+    kind: Literal["classifier", "yolo", "raw"]
+    classes: int
+
+
+@component
+class InputTexture:
+    """Forge's ``__Input__``: the raw 8-bit image (B, G, R bytes as floats), not compared."""
+    kind: Literal["input_texture"]
+
+
+@component
+class ResizedImage:
+    """The resized RGB image in [0, 1]."""
+    kind: Literal["image"]
+
+
+@component
+class PreprocessingStep:
+    """The image after preprocessing steps 0..step."""
+    kind: Literal["preprocessing"]
+    step: int
+
+
+@component
+class KerasOutput:
+    """That Keras layer's output in the original model, times a plus b when ``affine``."""
+    kind: Literal["keras"]
+    layer: str
+    output_index: int
+    affine: Optional[list[float]]
+
+
+Reference = Annotated[Union[InputTexture, ResizedImage, PreprocessingStep, KerasOutput],
+                      Field(discriminator="kind")]
+
+
+@component
+class TensorEntry:
+    name: str
+    forge_type: str
+    shape: Optional[list[int]]             # H, W, C of the float32 HWC dump
+    forge_shape: list[int]                 # [W, H, C, N] as in shapes-<name>.json
+    dump_file: Optional[str]
+    inputs: list[str]
+    keras_layers: list[str]
+    reference: Optional[Reference]
+    compare: bool
+    weights: list[str]
+    index: int
+
+    @property
+    def keras_output(self) -> Optional[str]:
+        """The Keras layer whose output this tensor reproduces (None: not a layer's output)."""
+        return self.reference.layer if isinstance(self.reference, KerasOutput) else None
+
+    @property
+    def keras_layer(self) -> Optional[str]:
+        """The Keras layer to name for this tensor: the one it reproduces, else the last it
+        covers."""
+        return self.keras_output or (self.keras_layers[-1] if self.keras_layers else None)
+
+
+@component
+class WeightFile:
+    file: str
+    layer: str
+    type: Literal["weights", "biases"]
+    shape: list[int]
+    layout: str
+    dtype: str
+    count: int
+    sha256: str
+
+
+@component
+class Totals:
+    layers: int
+    tensors: int
+    parameters: int
+
+
+@contract(FORMAT, "re-run keras2metal to write it again")
+class Manifest:
+    format: str
+    name: str
+    builder: Builder
+    source: Source
+    input: InputSpec
+    preprocessing: Preprocessing
+    output: OutputSpec
+    tensors: list[TensorEntry]
+    weights: list[WeightFile]
+    totals: Totals
+    path: Optional[str] = Field(default=None, exclude=True)   # where it was read from
+
+    def tensor(self, name: str) -> TensorEntry:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(f"manifest of {self.name!r} has no tensor {name!r}")
+
+    @property
+    def folder(self) -> Path:
+        """The folder the manifest lies in (weight files and the builder are relative to it)."""
+        if self.path is None:
+            raise ManifestError(f"the manifest of {self.name!r} was not read from a file")
+        return Path(self.path).parent
 
 
 class ManifestError(ValueError):
     """A manifest that is missing, unreadable or not of this format."""
 
 
-def load_manifest(path) -> dict:
-    """Read and sanity-check a manifest; the error names the file and what is wrong."""
+def load_manifest(path) -> Manifest:
+    """Read and check a manifest against its schema; the error names the file, the field and
+    what to do."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -71,25 +275,26 @@ def load_manifest(path) -> dict:
         raise ManifestError(f"{path}: no such manifest; run keras2metal first to write it") from None
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{path}: not valid JSON ({exc}); re-run keras2metal") from None
-    if data.get("format") != FORMAT:
-        raise ManifestError(f"{path}: format is {data.get('format')!r}, expected {FORMAT!r}")
-    for key in ("name", "input", "preprocessing", "tensors", "weights", "totals"):
-        if key not in data:
-            raise ManifestError(f"{path}: key {key!r} is missing; re-run keras2metal")
-    data["_path"] = str(path)
-    return data
+    manifest = as_manifest(data, str(path))
+    manifest.path = str(path)
+    return manifest
 
 
-def manifest_hash(manifest: dict) -> str:
-    """sha256 of the manifest's content (keys sorted, reader-side ``_`` keys left out): the same
+def as_manifest(manifest, source: str = "manifest") -> Manifest:
+    """A :class:`Manifest` from a manifest object or its JSON dict (checked against the schema)."""
+    if isinstance(manifest, Manifest):
+        return manifest
+    try:
+        return load(Manifest, manifest, source)
+    except ContractError as exc:
+        raise ManifestError(str(exc)) from None
+
+
+def manifest_hash(manifest) -> str:
+    """sha256 of the manifest's content (keys sorted; where it was read from left out): the same
     whichever path or process read it, so stores record it and stale ones are detected."""
-    content = {k: v for k, v in manifest.items() if not k.startswith("_")}
+    content = to_dict(as_manifest(manifest))
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-
-
-def tensor_table(manifest: dict) -> dict:
-    """name -> tensor entry, in topological order."""
-    return {t["name"]: t for t in manifest["tensors"]}
 
 
 def forge_tensor_names(graph) -> dict:
@@ -131,7 +336,7 @@ def _mark_undumped_concat_inputs(graph, tensors):
 
 
 def build_manifest(graph, weight_entries, *, builder_class, builder_file, source, output_kind,
-                   folded_model=None) -> dict:
+                   folded_model=None) -> Manifest:
     names = forge_tensor_names(graph)
     weights_by_layer = {}
     for entry in weight_entries:
@@ -146,7 +351,7 @@ def build_manifest(graph, weight_entries, *, builder_class, builder_file, source
         tensor["index"] = index
     input_node = graph.node(graph.input)
     output = graph.node(graph.output)
-    return {
+    return as_manifest({
         "format": FORMAT,
         "name": graph.name,
         "builder": {"class": builder_class, "file": builder_file},
@@ -161,4 +366,4 @@ def build_manifest(graph, weight_entries, *, builder_class, builder_file, source
         "weights": weight_entries,
         "totals": {"layers": layers, "tensors": len(tensors),
                    "parameters": int(sum(e["count"] for e in weight_entries))},
-    }
+    }, f"the manifest of {graph.name!r} as built")

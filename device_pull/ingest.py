@@ -73,7 +73,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.manifest import load_manifest, manifest_hash
+from core.manifest import TensorEntry, as_manifest, load_manifest, manifest_hash
 from imagesets.images import IMAGE_EXTENSIONS, ImageError, image_size, list_images
 from stores.store import StoreWriter
 
@@ -369,12 +369,12 @@ def _read_run_files(run: DumpRun, model: str, console_log):
     run.console = _console_run(logs, model, run.warnings) if logs else None
 
 
-def _dump_prefixes(folder: Path, manifest: dict) -> list:
+def _dump_prefixes(folder: Path, manifest) -> list:
     """Model names the folder's files carry (shapes-/run- json, ``<prefix>-<tensor>.floats``)."""
     prefixes = set()
     for pattern, cut in (("shapes-*.json", "shapes-"), ("run-*.json", "run-")):
         prefixes |= {p.name[len(cut):-len(".json")] for p in _files(folder, pattern)}
-    suffixes = [f"-{t['name']}.floats" for t in manifest["tensors"]]
+    suffixes = [f"-{t.name}.floats" for t in manifest.tensors]
     for path in _files(folder, "*.floats"):
         for suffix in suffixes:
             if path.name.endswith(suffix) and len(path.name) > len(suffix):
@@ -383,9 +383,9 @@ def _dump_prefixes(folder: Path, manifest: dict) -> list:
     return sorted(prefixes)
 
 
-def _check_run_files(run: DumpRun, manifest: dict, dump_dir: Path):
+def _check_run_files(run: DumpRun, manifest, dump_dir: Path):
     """A run folder needs .floats; in a folder of runs, they must be the manifest's model's."""
-    model = manifest["name"]
+    model = manifest.name
     floats = {p.name for p in _files(run.folder, "*.floats")}
     if not floats:
         shapes = [p.name for p in _files(run.folder, "shapes*.json")]
@@ -394,7 +394,7 @@ def _check_run_files(run: DumpRun, manifest: dict, dump_dir: Path):
             f"but no tensor dumps, or the copy missed them; {RERUN}")
     if run.label is None:
         return                      # one flat run: another model's files are recorded per tensor
-    ours = {t["dump_file"] for t in manifest["tensors"] if t.get("dump_file")}
+    ours = {t.dump_file for t in manifest.tensors if t.dump_file}
     if floats & ours or (run.folder / f"shapes-{model}.json").is_file():
         return
     prefixes = [p for p in _dump_prefixes(run.folder, manifest) if p != model]
@@ -474,7 +474,7 @@ def _check_unique(runs: list, dump_dir: Path):
                 "image: remove one of the folders or rename it after its own image")
 
 
-def dump_images(dump_dir, manifest: dict, images=None, *, image=None, console_log=None) -> list:
+def dump_images(dump_dir, manifest, images=None, *, image=None, console_log=None) -> list:
     """The runs a dump folder holds, each with its image: a list of :class:`DumpRun`
     (``.key``, ``.folder``, ``.image``, ``.named_by``), sorted by image key as the golden side.
 
@@ -483,7 +483,8 @@ def dump_images(dump_dir, manifest: dict, images=None, *, image=None, console_lo
     image.  ``console_log``: the console log of a single run (default: the run folder's own).
     Raises :class:`IngestError` for every layout the module docstring does not accept.
     """
-    model = manifest["name"]
+    manifest = as_manifest(manifest)
+    model = manifest.name
     dump_dir = Path(dump_dir)
     if not dump_dir.is_dir():
         raise IngestError(f"{dump_dir}: no such dump folder; copy the app's Documents folder "
@@ -511,13 +512,14 @@ def dump_images(dump_dir, manifest: dict, images=None, *, image=None, console_lo
     return sorted(runs, key=lambda run: run.key)
 
 
-def dump_image_files(dump_dir, manifest: dict, images=None, search=()) -> list:
+def dump_image_files(dump_dir, manifest, images=None, search=()) -> list:
     """The image files of a dump folder's runs, found by name in ``images`` then in the
     ``search`` folders, plus ``images`` themselves (sorted, as :func:`list_images`).
 
     The validation suite runs Keras on exactly these; an image the dump names that is in
     neither place is an :class:`IngestError` naming the run folder and the fix.
     """
+    manifest = as_manifest(manifest)
     runs = dump_images(dump_dir, manifest, images)
     try:
         given = list_images(images) if images else []
@@ -576,8 +578,8 @@ def _load_shapes(folder: Path, model: str, warnings: list) -> dict:
     return {}
 
 
-def _forge_hwc(entry: dict):
-    shape = entry.get("shape")
+def _forge_hwc(entry):
+    shape = entry.shape
     if not shape or len(shape) != 3 or any((not isinstance(s, int)) or s <= 0 for s in shape):
         return None
     return tuple(shape)
@@ -607,12 +609,12 @@ def _image_attrs(run: DumpRun) -> dict:
     return attrs
 
 
-def _stale_reason(run: DumpRun, manifest: dict):
+def _stale_reason(run: DumpRun, manifest):
     logged = run.run_log.get("manifest_sha256")
     ours = manifest_hash(manifest)
     if not logged or logged == ours:
         return None
-    where = manifest.get("_path") or f"manifest of {manifest['name']!r}"
+    where = manifest.path or f"manifest of {manifest.name!r}"
     return (f"{run.run_log_path}: the app ran a conversion with manifest hash {str(logged)[:12]}, "
             f"{where} has {ours[:12]}: these dumps come from another conversion; {RECONVERT}")
 
@@ -620,13 +622,13 @@ def _stale_reason(run: DumpRun, manifest: dict):
 class _RunReader:
     """Reads one run folder's files tensor by tensor."""
 
-    def __init__(self, run: DumpRun, manifest: dict, *, layout, dtype, images):
+    def __init__(self, run: DumpRun, manifest, *, layout, dtype, images):
         self.run, self.manifest, self.layout, self.dtype = run, manifest, layout, dtype
-        self.model = manifest["name"]
+        self.model = manifest.name
         self.shapes = _load_shapes(run.folder, self.model, run.warnings)
         self.files = {p.name: p for p in _files(run.folder, "*.floats")}
         self.used = set()
-        self.wanted = {e["dump_file"] for e in manifest["tensors"] if e.get("dump_file")}
+        self.wanted = {e.dump_file for e in manifest.tensors if e.dump_file}
         self.image_path = images.get(run.key)
         self.layouts = Counter()
         self.layout_rule = 0
@@ -638,8 +640,8 @@ class _RunReader:
         if self.dtype != "auto":
             return self.dtype
         kinds = Counter()
-        for entry in self.manifest["tensors"]:
-            path, hwc = self.files.get(entry.get("dump_file") or ""), _forge_hwc(entry)
+        for entry in self.manifest.tensors:
+            path, hwc = self.files.get(entry.dump_file or ""), _forge_hwc(entry)
             if path is None or hwc is None:
                 continue
             size = path.stat().st_size
@@ -648,9 +650,9 @@ class _RunReader:
                 kinds[fits.pop()] += 1
         return "float32" if kinds["float32"] > kinds["float16"] else "auto"
 
-    def tensor(self, entry: dict):
+    def tensor(self, entry: TensorEntry):
         """(data or None, status, reason, extra attributes) of one manifest tensor."""
-        name, dump_file = entry["name"], entry.get("dump_file")
+        name, dump_file = entry.name, entry.dump_file
         if not dump_file:
             return None, "not_compared", ("Forge writes no dump file for this tensor (its data "
                                           "is dumped through the tensors it collects); nothing "
@@ -673,8 +675,8 @@ class _RunReader:
             return None, "missing", f"{path}: cannot read the file ({exc}); {RECOPY}", extra
         json_shape = self._json_shape(path.name)
         hwc = _forge_hwc(entry)
-        if hwc is None or entry.get("forge_type") == "Input" or \
-                (entry.get("reference") or {}).get("kind") == "input_texture":
+        if hwc is None or entry.forge_type == "Input" or \
+                (entry.reference is not None and entry.reference.kind == "input_texture"):
             data, in_reason = _decode_input(raw, json_shape, self._input_size(), path)
             return data, status or "not_compared", reason or in_reason, extra
         if _shape_mismatch(json_shape, entry):
@@ -683,7 +685,7 @@ class _RunReader:
             status = status or "shape_mismatch"
             reason = reason or (
                 f"{path}: shapes json says [W, H, C, N] = {list(json_shape)}, the manifest "
-                f"says {entry.get('forge_shape') or [hwc[1], hwc[0], hwc[2], 1]}: the dump comes "
+                f"says {entry.forge_shape or [hwc[1], hwc[0], hwc[2], 1]}: the dump comes "
                 f"from another architecture; {RECONVERT}")
         else:
             dec = decode(raw, hwc, str(path), layout=self.layout, dtype=self.run_dtype)
@@ -714,7 +716,7 @@ class _RunReader:
                 status, reason = "nan_inf", nan_text
             else:
                 reason += f"; also {bad} NaN/Inf value(s)"
-        if status == "ok" and not entry.get("compare", True):
+        if status == "ok" and not entry.compare:
             status, reason = "not_compared", "the manifest marks this tensor compare: false"
         return dec.data, status, reason, extra
 
@@ -757,11 +759,11 @@ def _shape_mismatch(json_shape, entry) -> bool:
         return False
     if any(int(s) <= 0 for s in json_shape[:3]):
         return False
-    forge = entry.get("forge_shape")
+    forge = entry.forge_shape
     if forge and len(forge) >= 3:
         expect = [int(s) for s in forge[:3]]
     else:
-        h, w, c = entry["shape"]
+        h, w, c = entry.shape
         expect = [w, h, c]
     return [int(s) for s in json_shape[:3]] != expect
 
@@ -794,29 +796,31 @@ class RunRecords:
     layout_rule: int
 
 
-def read_run(run: DumpRun, manifest: dict, *, layout="auto", dtype="auto", images=None) \
+def read_run(run: DumpRun, manifest, *, layout="auto", dtype="auto", images=None) \
         -> RunRecords:
     """Every manifest tensor of one run folder, with the statuses the store records."""
+    manifest = as_manifest(manifest)
     reader = _RunReader(run, manifest, layout=layout, dtype=dtype, images=images or {})
     stale = _stale_reason(run, manifest)
     records = {}
-    for entry in manifest["tensors"]:
+    for entry in manifest.tensors:
         data, status, reason, extra = reader.tensor(entry)
         if stale:
             extra["status_before_stale"] = status
             status, reason = "stale_conversion", stale
-        records[entry["name"]] = (data, status, reason, extra)
+        records[entry.name] = (data, status, reason, extra)
     return RunRecords(records, _image_attrs(run), stale, reader.ignored(), reader.layouts,
                       reader.layout_rule)
 
 
-def records_of_dumps(manifest: dict, dumps: dict) -> dict:
+def records_of_dumps(manifest, dumps: dict) -> dict:
     """The reference device's in-memory dumps (``{file name: (array, shape)}``, as it would
     write them) as ``{tensor: (data, status, reason)}`` with the rules a phone folder's files
     get: float32 HWC values, ``missing`` without a dump, ``nan_inf`` with non-finite values."""
+    manifest = as_manifest(manifest)
     out = {}
-    for entry in manifest["tensors"]:
-        name, dump_file = entry["name"], entry.get("dump_file")
+    for entry in manifest.tensors:
+        name, dump_file = entry.name, entry.dump_file
         if not dump_file:
             out[name] = (None, "not_compared", "Forge writes no dump file for this tensor")
             continue
@@ -825,7 +829,7 @@ def records_of_dumps(manifest: dict, dumps: dict) -> dict:
             out[name] = (None, "missing", f"the reference device dumped no {dump_file}")
             continue
         array, hwc = np.asarray(found[0], dtype=np.float32), _forge_hwc(entry)
-        if hwc is None or entry.get("forge_type") == "Input":
+        if hwc is None or entry.forge_type == "Input":
             out[name] = (array, "not_compared", "the input texture; not compared")
             continue
         if array.size != int(np.prod(hwc)):
@@ -836,7 +840,7 @@ def records_of_dumps(manifest: dict, dumps: dict) -> dict:
         bad = _nan_inf(data)
         status, reason = ("nan_inf", f"{dump_file}: {bad} NaN/Inf value(s) of {data.size}") \
             if bad else ("ok", "")
-        if status == "ok" and not entry.get("compare", True):
+        if status == "ok" and not entry.compare:
             status, reason = "not_compared", "the manifest marks this tensor compare: false"
         out[name] = (data, status, reason)
     return out
@@ -898,11 +902,11 @@ def ingest_dump(dump_dir, manifest, out_path, *, layout="auto", dtype="auto", im
         raise IngestError(f"layout {layout!r}: expected one of {LAYOUTS}")
     if dtype not in DTYPES:
         raise IngestError(f"dtype {dtype!r}: expected one of {DTYPES}")
-    if not isinstance(manifest, dict):
-        manifest = load_manifest(manifest)
+    manifest = load_manifest(manifest) if isinstance(manifest, (str, Path)) else \
+        as_manifest(manifest)
     runs = dump_images(dump_dir, manifest, images, image=image, console_log=console_log)
     image_paths = {_image_key(p.name): p for p in list_images(images)} if images else {}
-    report = IngestReport(out=str(out_path), model=manifest["name"])
+    report = IngestReport(out=str(out_path), model=manifest.name)
     stale = {}
     run_attrs = run_attrs_of(runs, device)
     with StoreWriter(out_path, "device", manifest, device=run_attrs["device"],

@@ -56,13 +56,13 @@ def load_model(spec: str, weights: str = "random", seed: int = 0):
                      "available to build zoo models; pass a saved Keras model")
 
 
-def load_folded(manifest: dict):
+def load_folded(manifest):
     """The folded _nobn model named by the manifest (source.folded_model, relative to it)."""
-    rel = (manifest.get("source") or {}).get("folded_model")
+    rel = manifest.source.folded_model
     if not rel:
-        raise ValueError(f"{manifest.get('_path')}: source.folded_model is null, so there is no "
+        raise ValueError(f"{manifest.path}: source.folded_model is null, so there is no "
                          "folded model to run; drop --folded or re-run keras2metal")
-    path = Path(manifest["_path"]).parent / rel
+    path = Path(manifest.path).parent / rel
     if not path.is_file():
         raise ValueError(f"{path}: folded model named by the manifest does not exist; "
                          "re-run keras2metal")
@@ -92,7 +92,7 @@ def capture(args) -> int:
         print(f"golden capture: error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.out}: {summary['images']} image(s) x {summary['tensors']} tensor(s) "
-          f"of {manifest['name']} in {summary['seconds']:.1f} s")
+          f"of {manifest.name} in {summary['seconds']:.1f} s")
     print(f"{'status':<16}{'count':>8}")
     for status, count in sorted(summary["statuses"].items()):
         print(f"{status:<16}{count:>8}")

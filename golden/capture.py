@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from imagesets.images import image_key, image_size, list_images, load_bgr_texture, load_rgb01
-from core.manifest import load_manifest
+from core.manifest import ManifestError, TensorEntry, as_manifest, load_manifest, preprocessing_step
 from stores.store import StoreWriter
 
 PRECISIONS = ("float32", "float16")
@@ -41,16 +41,17 @@ def preprocess_steps(rgb01: np.ndarray, steps: list) -> list:
     x = np.asarray(rgb01, dtype=np.float32)
     out = []
     for k, step in enumerate(steps):
-        op = step.get("op")
+        try:
+            step = preprocessing_step(step)
+        except ManifestError as exc:
+            raise GoldenError(f"manifest preprocessing step {k}: {exc}") from None
+        op = step.op
         if op == "swap_channels":
-            x = x[..., list(step["permute"])]
+            x = x[..., list(step.permute)]
         elif op == "subtract_mean":
-            x = x * np.float32(step.get("scale", 1.0)) - np.asarray(step["mean"], np.float32)
+            x = x * np.float32(step.scale) - np.asarray(step.mean, np.float32)
         elif op == "linear":
-            x = np.float32(step.get("a", 1.0)) * x + np.float32(step.get("b", 0.0))
-        else:
-            raise GoldenError(f"manifest preprocessing step {k}: unknown op {op!r} "
-                              "(known: swap_channels, subtract_mean, linear); re-run keras2metal")
+            x = np.float32(step.a) * x + np.float32(step.b)
         x = np.ascontiguousarray(x, dtype=np.float32)
         out.append(x)
     return out
@@ -116,10 +117,10 @@ def _check_input(model, manifest):
         raise GoldenError(f"Keras model {model.name!r} has {len(model.inputs)} inputs; golden "
                           "capture supports single-input image models")
     shape = tuple(model.inputs[0].shape)
-    width, height = manifest["input"]["width"], manifest["input"]["height"]
+    width, height = manifest.input.width, manifest.input.height
     if len(shape) != 4 or (shape[1] not in (None, height)) or (shape[2] not in (None, width)):
         raise GoldenError(f"Keras model {model.name!r} takes input {shape}, the manifest "
-                          f"{manifest.get('_path', '')} says {height}x{width}; is the manifest "
+                          f"{manifest.path or 'manifest'} says {height}x{width}; is the manifest "
                           "from another model? re-run keras2metal")
 
 
@@ -135,25 +136,25 @@ class _Plan:
         self.outputs = []            # Keras tensors of the sub-model
         self.index = {}              # (layer, output_index) -> position in outputs
         self.source = {}             # tensor name -> (position, affine, layer) or (None, reason)
-        for entry in manifest["tensors"]:
-            ref = entry.get("reference")
-            if not ref or ref.get("kind") != "keras":
+        for entry in manifest.tensors:
+            ref = entry.reference
+            if not ref or ref.kind != "keras":
                 continue
             layer = self._pick_layer(model, entry, ref, folded)
             if layer is None:
-                wanted = ref.get("layer")
+                wanted = ref.layer
                 what = ("the folded model has none of the layers " +
-                        ", ".join(repr(n) for n in [wanted, *entry.get("keras_layers", [])])
+                        ", ".join(repr(n) for n in [wanted, *entry.keras_layers])
                         if folded else f"Keras model {model.name!r} has no layer {wanted!r}")
                 hint = ("is the manifest from another model? re-run keras2metal for this model"
                         if not re.search(r"_\d+$", wanted or "") else
                         "Keras numbers unnamed layers (add_3, ...) per process, so a model built "
                         "after others gets other names: load it in a fresh process or call "
                         "keras.backend.clear_session() first")
-                self.source[entry["name"]] = (None, f"{what}; {hint}")
+                self.source[entry.name] = (None, f"{what}; {hint}")
                 continue
-            key = (layer, int(ref.get("output_index", 0) or 0))
-            self.source[entry["name"]] = (self._add(key), ref.get("affine"), layer)
+            key = (layer, ref.output_index)
+            self.source[entry.name] = (self._add(key), ref.affine, layer)
         self.layer_outputs = []      # (layer name, position) for --floats
         if all_layers:
             for layer in model.layers:
@@ -182,9 +183,9 @@ class _Plan:
 
     @staticmethod
     def _pick_layer(model, entry, ref, folded):
-        candidates = [ref.get("layer")]
+        candidates = [ref.layer]
         if folded:
-            candidates += list(reversed(entry.get("keras_layers") or [])) + [entry["name"]]
+            candidates += list(reversed(entry.keras_layers)) + [entry.name]
         for name in candidates:
             if name and _has_layer(model, name):
                 return name
@@ -210,13 +211,13 @@ def _fit_shape(act: np.ndarray, shape):
     return act, True
 
 
-def _status_of(data: np.ndarray, entry: dict, status: str, reason: str):
+def _status_of(data: np.ndarray, entry: TensorEntry, status: str, reason: str):
     if status == "ok":
         bad = int(np.count_nonzero(~np.isfinite(data))) if data.size else 0
         if bad:
             return "nan_inf", (f"Keras produced {bad} NaN/Inf value(s) of {data.size} in "
-                               f"{entry['name']!r}; check the weights (--weights/--seed)")
-        if not entry.get("compare", True):
+                               f"{entry.name!r}; check the weights (--weights/--seed)")
+        if not entry.compare:
             return "not_compared", "the manifest marks this tensor compare: false"
     return status, reason
 
@@ -253,6 +254,7 @@ class GoldenRunner:
                  all_layers=False):
         if precision not in PRECISIONS:
             raise GoldenError(f"precision {precision!r}: expected one of {PRECISIONS}")
+        manifest = as_manifest(manifest)
         _check_input(model, manifest)
         if folded_model is not None:
             _check_input(folded_model, manifest)
@@ -264,8 +266,8 @@ class GoldenRunner:
         self.plan = _Plan(model, manifest, all_layers=all_layers)
         self.folded_plan = _Plan(folded_model, manifest, folded=True) \
             if folded_model is not None else None
-        self.steps = manifest["preprocessing"].get("steps", [])
-        self.width, self.height = manifest["input"]["width"], manifest["input"]["height"]
+        self.steps = manifest.preprocessing.steps
+        self.width, self.height = manifest.input.width, manifest.input.height
 
     def images(self, paths) -> "GoldenBatch":
         """Run Keras (and the folded model) on ``paths`` as one batch."""
@@ -290,12 +292,12 @@ class GoldenBatch:
 
     def records(self, row: int) -> dict:
         out = {}
-        for entry in self.runner.manifest["tensors"]:
+        for entry in self.runner.manifest.tensors:
             data, status, reason = _golden_tensor(entry, self.paths[row], self.rgb[row],
                                                   self.pre[row], self.runner.plan, self.acts, row)
             if data is not None:
                 status, reason = _status_of(data, entry, status, reason)
-            out[entry["name"]] = (data, status, reason)
+            out[entry.name] = (data, status, reason)
         return out
 
 
@@ -309,8 +311,8 @@ def capture_golden(model, manifest, images, out_path, *, folded_model=None, prec
     per image.  Returns a summary: images, tensors, status counts, folded max abs differences,
     seconds.
     """
-    if not isinstance(manifest, dict):
-        manifest = load_manifest(manifest)
+    manifest = load_manifest(manifest) if isinstance(manifest, (str, Path)) else \
+        as_manifest(manifest)
     batch = max(1, int(batch))
     paths = list_images(images)
     keras = _keras()
@@ -327,7 +329,7 @@ def capture_golden(model, manifest, images, out_path, *, folded_model=None, prec
                  folded=folded_model is not None, keras_model=model.name, batch=batch,
                  backend=keras.backend.backend())
     with StoreWriter(out_path, "golden", manifest, **attrs) as writer:
-        bar = _progress(len(paths), progress, manifest["name"])
+        bar = _progress(len(paths), progress, manifest.name)
         for first in range(0, len(paths), batch):
             chunk = runner.images(paths[first:first + batch])
             for row, path in enumerate(chunk.paths):
@@ -339,18 +341,18 @@ def capture_golden(model, manifest, images, out_path, *, folded_model=None, prec
                     writer.write(key, name, data, status, reason)
                     counts[status] += 1
                 if runner.folded_plan is not None:
-                    for entry in manifest["tensors"]:
-                        data, status, _ = records[entry["name"]]
+                    for entry in manifest.tensors:
+                        data, status, _ = records[entry.name]
                         _write_folded(writer, key, entry, data, status, path, chunk.rgb[row],
                                       chunk.pre[row], runner.folded_plan, chunk.folded, row,
                                       folded_diff)
                 if floats_dir is not None:
-                    _write_floats(floats_dir, key, manifest["name"], runner.plan, chunk.acts, row)
+                    _write_floats(floats_dir, key, manifest.name, runner.plan, chunk.acts, row)
                 writer.flush()
                 bar.update(1)
             del chunk
         bar.close()
-        summary = {"images": len(paths), "tensors": len(manifest["tensors"]),
+        summary = {"images": len(paths), "tensors": len(manifest.tensors),
                    "statuses": dict(counts), "seconds": time.perf_counter() - start}
         if runner.folded_plan is not None:
             summary["folded_max_abs_diff"] = folded_diff
@@ -360,12 +362,12 @@ def capture_golden(model, manifest, images, out_path, *, folded_model=None, prec
 
 def _golden_tensor(entry, path, rgb, pre, plan, acts, row):
     """(data or None, status, reason) of one tensor of one image."""
-    ref = entry.get("reference")
-    name = entry["name"]
+    ref = entry.reference
+    name = entry.name
     if not ref:
         return None, "not_compared", (f"the manifest gives no Keras reference for {name!r} "
                                       "(Forge-only tensor); nothing to compare")
-    kind = ref.get("kind")
+    kind = ref.kind
     if kind == "input_texture":
         return load_bgr_texture(path), "not_compared", (
             "raw B, G, R bytes of the image at its original size (Forge's __Input__); "
@@ -373,7 +375,7 @@ def _golden_tensor(entry, path, rgb, pre, plan, acts, row):
     if kind == "image":
         data = rgb
     elif kind == "preprocessing":
-        k = int(ref.get("step", 0))
+        k = ref.step
         if not 0 <= k < len(pre):
             return None, "missing", (f"{name!r}: manifest preprocessing step {k} does not exist "
                                      f"({len(pre)} steps); re-run keras2metal")
@@ -389,19 +391,18 @@ def _golden_tensor(entry, path, rgb, pre, plan, acts, row):
     else:
         return None, "missing", (f"{name!r}: unknown reference kind {kind!r} in the manifest; "
                                  "re-run keras2metal")
-    fitted, ok = _fit_shape(np.asarray(data, np.float32), entry.get("shape"))
+    fitted, ok = _fit_shape(np.asarray(data, np.float32), entry.shape)
     if not ok:
         return fitted, "shape_mismatch", (
             f"{name!r}: Keras gives shape {list(fitted.shape)}, the manifest says "
-            f"{entry.get('shape')}; re-run keras2metal for this model")
+            f"{entry.shape}; re-run keras2metal for this model")
     return fitted, "ok", ""
 
 
 def _write_folded(writer, key, entry, data, status, path, rgb, pre, plan, acts, row, diffs):
-    ref = entry.get("reference") or {}
-    if ref.get("kind") != "keras":
+    if entry.reference is None or entry.reference.kind != "keras":
         # Identical by construction: same images, same preprocessing.
-        writer.write(key, entry["name"], data, status, "same as the original model (not a Keras "
+        writer.write(key, entry.name, data, status, "same as the original model (not a Keras "
                      "layer output)" if data is not None else "no data", section="folded")
         return
     fdata, fstatus, freason = _golden_tensor(entry, path, rgb, pre, plan, acts, row)
@@ -411,8 +412,8 @@ def _write_folded(writer, key, entry, data, status, path, rgb, pre, plan, acts, 
     if fdata is not None and data is not None and fdata.shape == data.shape and data.size:
         diff = float(np.max(np.abs(fdata.astype(np.float64) - data)))
         extra["max_abs_diff"] = diff
-        diffs[entry["name"]] = max(diff, diffs.get(entry["name"], 0.0))
-    writer.write(key, entry["name"], fdata, fstatus, freason, section="folded", **extra)
+        diffs[entry.name] = max(diff, diffs.get(entry.name, 0.0))
+    writer.write(key, entry.name, fdata, fstatus, freason, section="folded", **extra)
 
 
 class _NoBar:

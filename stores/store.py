@@ -58,17 +58,35 @@ import os
 from collections import Counter
 from importlib import metadata
 from pathlib import Path
+from typing import Optional
 
 import h5py
 import numpy as np
 
-from core.manifest import manifest_hash
+from core.contracts import ContractError, component, contract, load, to_dict
+from core.manifest import as_manifest, manifest_hash
 
 FORMAT = "keras2metal.store/1"
 KINDS = ("golden", "device")
 STATUSES = ("ok", "missing", "truncated", "oversized", "shape_mismatch", "nan_inf",
             "wrong_model", "stale_conversion", "not_compared")
 SECTIONS = ("images", "folded")
+
+
+@component
+class StoreInfo:
+    """The root attributes every store has, checked when a store is opened (``info``); writers
+    may add more (``attrs`` holds them all)."""
+    format: str
+    kind: str
+    model: str
+    manifest_sha256: str
+    keras: str
+    tensorflow: str
+    preprocessing: dict
+    precision: str
+    complete: bool
+    device: Optional[str] = None
 
 
 class StoreError(ValueError):
@@ -130,31 +148,37 @@ def _get_attrs(obj) -> dict:
     return out
 
 
+@contract(FORMAT, "write the store again")
+class _StoreInfoFile:
+    """Validates a store's root attributes (errors name the attribute)."""
+    info: StoreInfo
+    format: str = FORMAT
+
+
 class StoreWriter:
     """Write a store atomically.  Use as a context manager; an exception inside aborts.
 
-    ``StoreWriter(path, kind, manifest, **attrs)``: ``manifest`` is the dict from
-    :func:`core.manifest.load_manifest`; ``attrs`` add to or override the root attributes.
+    ``StoreWriter(path, kind, manifest, **attrs)``: ``manifest`` is the conversion's manifest
+    (:func:`core.manifest.load_manifest`); ``attrs`` add to or override the root attributes.
     """
 
-    def __init__(self, path, kind: str, manifest: dict, **attrs):
+    def __init__(self, path, kind: str, manifest, **attrs):
         if kind not in KINDS:
             raise ValueError(f"store kind {kind!r}: expected one of {KINDS}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         self.kind = kind
-        self.manifest = manifest
+        self.manifest = manifest = as_manifest(manifest)
         self._file = h5py.File(self.tmp_path, "w", track_order=True)
-        source = manifest.get("source") or {}
         root = {
             "format": FORMAT,
             "kind": kind,
-            "model": manifest["name"],
+            "model": manifest.name,
             "manifest_sha256": manifest_hash(manifest),
-            "keras": source.get("keras") or package_version("keras"),
-            "tensorflow": source.get("tensorflow") or package_version("tensorflow"),
-            "preprocessing": manifest.get("preprocessing"),
+            "keras": manifest.source.keras or package_version("keras"),
+            "tensorflow": manifest.source.tensorflow or package_version("tensorflow"),
+            "preprocessing": to_dict(manifest.preprocessing),
             "precision": "float32" if kind == "golden" else "float16",
         }
         if kind == "device":
@@ -263,6 +287,12 @@ class Store:
             raise StoreError(f"{self.path}: incomplete store (the run that wrote it was "
                              "interrupted); write it again")
         self.attrs = _get_attrs(self._file)
+        core = {k: self.attrs.get(k) for k in StoreInfo.__dataclass_fields__ if k in self.attrs}
+        try:
+            self.info = load(_StoreInfoFile, {"format": FORMAT, "info": core}, str(self.path)).info
+        except ContractError as exc:
+            self._file.close()
+            raise StoreError(f"{exc}") from None
 
     # -- navigation -----------------------------------------------------------------------
     @property

@@ -12,7 +12,7 @@ Nothing here decides pass or fail (that is :mod:`validation.judge`):
 from dataclasses import dataclass, field
 from typing import Optional
 
-from core.manifest import manifest_hash
+from core.manifest import Manifest, manifest_hash
 
 
 class StaleStoreError(RuntimeError):
@@ -40,25 +40,24 @@ class Comparison:
     problems: list = field(default_factory=list)
 
 
-def comparable(entry: dict) -> bool:
-    ref = entry.get("reference")
-    return bool(entry.get("compare", True)) and bool(ref) and ref.get("kind") != "input_texture"
+def comparable(entry) -> bool:
+    ref = entry.reference
+    return entry.compare and ref is not None and ref.kind != "input_texture"
 
 
-def not_comparable_reason(entry: dict) -> str:
-    ref = entry.get("reference") or {}
-    if ref.get("kind") == "input_texture":
+def not_comparable_reason(entry) -> str:
+    if entry.reference is not None and entry.reference.kind == "input_texture":
         return "Forge's input texture (raw 8-bit image), not a network tensor"
-    if entry.get("forge_type") == "Collect":
+    if entry.forge_type == "Collect":
         return "Collect only gathers the inputs of a merge; Forge writes no dump for it"
-    if not entry.get("dump_file"):
+    if not entry.dump_file:
         return "Forge's dumper writes no file for this tensor (it is dumped through the " \
                "tensors it feeds)"
     return "no Keras counterpart (e.g. a Dense whose activation Keras fuses); judged through " \
            "the next tensor"
 
 
-def check_fresh(recorded: str, manifest: dict, what) -> None:
+def check_fresh(recorded: str, manifest: Manifest, what) -> None:
     """Refuse a cached artifact made for another manifest (it records the manifest's hash)."""
     current = manifest_hash(manifest)
     if recorded != current:

@@ -23,6 +23,7 @@ reports render the result).  The rules:
 import math
 from typing import Optional
 
+from core.manifest import Manifest, as_manifest
 from validation import baseline as baselines
 from validation.budgets import BudgetFile, apply_overrides, default_budget
 from validation.divergence import covered_layers, first_divergence, judged_inputs
@@ -374,19 +375,21 @@ def overall(results: Results) -> tuple:
     return "pass", f"all {judged} judged tensors within budget" + tail
 
 
-def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: dict,
+def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: Manifest,
               budget_file: BudgetFile, facts: dict, baseline_path=None,
               baseline_doc=None, baseline_note: Optional[str] = None,
               unreadable: Optional[dict] = None, precheck: Optional[Precheck] = None) -> Results:
     """The results of one run.  ``facts``: model, source_model, weights, seed, device, images,
     environment, command (what the run was about, recorded as is); ``precheck``: the run's
     float16 pre-check, if it was run."""
+    manifest = as_manifest(manifest)
     tensors = judge_tensors(comparisons, budget_file)
-    kind = (manifest.get("output") or {}).get("kind", "raw")
+    kind = manifest.output.kind
+    t = manifest.totals
     results = Results(
         **facts,
-        input_size=[manifest["input"]["height"], manifest["input"]["width"]],
-        totals=Totals(**manifest["totals"]),
+        input_size=[manifest.input.height, manifest.input.width],
+        totals=Totals(layers=t.layers, tensors=t.tensors, parameters=t.parameters),
         budget_file=budget_file.path,
         tensors=tensors,
         first_divergence=first_divergence(tensors),

@@ -12,6 +12,7 @@ from typing import Optional
 from core.contracts import component, contract
 from validation.evaluate import Comparison, Prediction, Problem, comparable, not_comparable_reason
 from validation.verdicts import Metrics
+from core.manifest import Manifest
 
 FORMAT = "keras2metal.measurements/1"
 
@@ -64,23 +65,23 @@ class Measurements:
     format: str = FORMAT
 
 
-def from_tally(measurement, manifest: dict, run: RunFacts) -> Measurements:
+def from_tally(measurement, manifest: Manifest, run: RunFacts) -> Measurements:
     from core.manifest import manifest_hash
 
     tally = measurement.tally
     tensors = {}
-    for entry in manifest["tensors"]:
-        t = tally.tensors.get(entry["name"])
+    for entry in manifest.tensors:
+        t = tally.tensors.get(entry.name)
         if t is None:
             continue
         has_data = t.acc.images or t.acc.nan_inf
-        tensors[entry["name"]] = TensorMeasure(
+        tensors[entry.name] = TensorMeasure(
             metrics=Metrics(**t.acc.result()) if has_data else None,
             problems=dict(sorted(t.problems.items())),
             samples=[ProblemSample(image=i, kind=k, reason=r) for i, k, r in t.samples])
     keys = sorted(tally.images)
     return Measurements(
-        model=manifest["name"], manifest_sha256=manifest_hash(manifest),
+        model=manifest.name, manifest_sha256=manifest_hash(manifest),
         images={k: tally.images[k] for k in keys},
         unreadable=dict(sorted(tally.unreadable.items())), tensors=tensors,
         predictions={k: ImagePrediction(keras=tally.predictions[k][0],
@@ -90,21 +91,20 @@ def from_tally(measurement, manifest: dict, run: RunFacts) -> Measurements:
         workers=measurement.workers, seconds=measurement.seconds)
 
 
-def comparisons(m: Measurements, manifest: dict) -> list:
+def comparisons(m: Measurements, manifest: Manifest) -> list:
     """One :class:`~validation.evaluate.Comparison` per manifest tensor, in manifest order."""
     out = []
-    for entry in manifest["tensors"]:
-        ref = entry.get("reference") or {}
+    for entry in manifest.tensors:
         row = Comparison(
-            name=entry["name"], index=entry["index"], forge_type=entry["forge_type"],
-            shape=entry.get("shape"), inputs=list(entry.get("inputs", [])),
-            keras_layer=ref.get("layer") or (entry.get("keras_layers") or [None])[-1],
+            name=entry.name, index=entry.index, forge_type=entry.forge_type,
+            shape=entry.shape, inputs=list(entry.inputs),
+            keras_layer=entry.keras_layer,
             comparable=comparable(entry))
         out.append(row)
         if not row.comparable:
             row.not_comparable_reason = not_comparable_reason(entry)
             continue
-        measure = m.tensors.get(entry["name"])
+        measure = m.tensors.get(entry.name)
         if measure is None or (not measure.problems and measure.metrics is None):
             row.problems.append(Problem("missing", None, "no image was measured"))
             continue

@@ -44,6 +44,7 @@ from typing import Optional
 
 from imagesets import FOLDERS
 from validation.cache import default_cache_dir, mark_used
+from core.manifest import Manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = ROOT / "core" / "data" / "default_model"
@@ -217,7 +218,7 @@ class Prepared:
     settings: Settings
     folder: Path
     manifest_path: Path
-    manifest: dict
+    manifest: Manifest
     image_paths: list
     measurements_path: Optional[Path] = None
     golden_path: Optional[Path] = None         # the kept images' activations
@@ -356,7 +357,7 @@ class Pipeline:
                                        "(made by an older version); delete the folder")
         return found[0]
 
-    def golden(self, manifest_path: Path, manifest: dict) -> Path:
+    def golden(self, manifest_path: Path, manifest: Manifest) -> Path:
         """A golden store of the first ``keep_activations`` images alone, without any device
         run (the float16 pre-check asks before the device runs)."""
         paths = self.image_paths[:max(1, self.s.keep_activations)]
@@ -376,7 +377,7 @@ class Pipeline:
                 raise ValidationSetupError(f"golden capture failed: {exc}") from None
         return path
 
-    def measure(self, manifest_path: Path, manifest: dict):
+    def measure(self, manifest_path: Path, manifest: Manifest):
         """The measurement of the images (cached): ``(measurements path, golden store, device
         store)``, the stores holding the kept images' activations."""
         from core.contracts import read
@@ -402,7 +403,7 @@ class Pipeline:
             raise ValidationSetupError(str(exc)) from None
         return paths
 
-    def _measure(self, manifest_path: Path, manifest: dict, paths):
+    def _measure(self, manifest_path: Path, manifest: Manifest, paths):
         from core.atomic import write_text
         from core.contracts import dumps
         from validation import stream
@@ -427,7 +428,7 @@ class Pipeline:
         else:
             spec = stream.Spec(manifest_path=spec.manifest_path,
                                keras_model_path=spec.keras_model_path,
-                               builder_path=str(manifest_path.parent / manifest["builder"]["file"]),
+                               builder_path=str(manifest_path.parent / manifest.builder.file),
                                param_dir=str(manifest_path.parent), fault=self.s.fault)
         self.log(f"measuring {len(self.image_paths)} image(s)"
                  + (f" with fault {self.s.fault}" if self.s.fault else ""))
@@ -469,7 +470,7 @@ class Pipeline:
         return prepared
 
 
-def _write_kept(golden_path: Path, device_path: Path, manifest: dict, measurement, device: str):
+def _write_kept(golden_path: Path, device_path: Path, manifest: Manifest, measurement, device: str):
     """The golden and device stores of the kept images (which ones, and why, in ``kept``)."""
     from core.kerasenv import KERAS_VERSION
     from stores import StoreWriter, package_version
@@ -483,11 +484,11 @@ def _write_kept(golden_path: Path, device_path: Path, manifest: dict, measuremen
             name = measurement.tally.images[key]
             golden.image(key, image=name, kept_because=kept[key])
             dev.image(key, image=name, kept_because=kept[key])
-            for entry in manifest["tensors"]:
-                data, status, reason = golden_records[entry["name"]]
-                golden.write(key, entry["name"], data, status, reason)
+            for entry in manifest.tensors:
+                data, status, reason = golden_records[entry.name]
+                golden.write(key, entry.name, data, status, reason)
                 if device_records is None:
-                    dev.missing(key, entry["name"], "the device results hold no such image")
+                    dev.missing(key, entry.name, "the device results hold no such image")
                     continue
-                data, status, reason = device_records[entry["name"]][:3]
-                dev.write(key, entry["name"], data, status, reason)
+                data, status, reason = device_records[entry.name][:3]
+                dev.write(key, entry.name, data, status, reason)

@@ -61,6 +61,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from core.contracts import component, contract
+from core.manifest import Manifest, TensorEntry
 
 FORMAT = "keras2metal.precheck/1"
 FLOAT16_MAX = 65504.0
@@ -252,7 +253,7 @@ class Surroundings:
 @dataclass
 class Measured:
     """One quantity of one manifest tensor, and what the advice needs to know around it."""
-    entry: dict
+    entry: TensorEntry
     role: Role
     quantity: str                # in words
     spread: Spread = field(default_factory=Spread)
@@ -291,8 +292,8 @@ def _up_shift(m: "Measured") -> int:
     return max(1, min(wanted, room))
 
 
-def _is_input(entry: dict) -> bool:
-    return (entry.get("reference") or {}).get("kind") in INPUT_REFERENCES
+def _is_input(entry: TensorEntry) -> bool:
+    return entry.reference is not None and entry.reference.kind in INPUT_REFERENCES
 
 
 def _rescale(m: Measured, k: int) -> str:
@@ -301,8 +302,8 @@ def _rescale(m: Measured, k: int) -> str:
     if _is_input(e):
         return (f"rescale the input preprocessing (the manifest's preprocessing steps) by "
                 f"{_power(k)} and fold {_power(-k)} into the first convolution's weights")
-    if e["forge_type"] not in WEIGHTED:
-        return (f"multiply the weights and biases of the layers feeding {e['name']!r} by "
+    if e.forge_type not in WEIGHTED:
+        return (f"multiply the weights and biases of the layers feeding {e.name!r} by "
                 f"{_power(k)} (both branches of an Add alike) and fold {_power(-k)} into the "
                 "weights of the layers after it")
     activations = [a for a in (m.around.fused, m.around.followed_by) if a]
@@ -311,7 +312,7 @@ def _rescale(m: Measured, k: int) -> str:
             return (f"the {act} {layer!r} does not commute with a scale, so no rescale keeps the "
                     f"network's function: retrain with smaller weights, or put a BatchNorm before "
                     f"the {act}")
-    text = f"rescale the layer: multiply the weights and bias of {e['name']!r} by {_power(k)}"
+    text = f"rescale the layer: multiply the weights and bias of {e.name!r} by {_power(k)}"
     for act, layer in activations:
         if _capped(act):
             text += f", multiply the cap of the {act} {layer!r} by {_power(k)} too"
@@ -364,9 +365,9 @@ def _finding(kind: str, m: Measured, measure: str, value: float, threshold: floa
              detail: str) -> Finding:
     severity = "error" if kind in ("overflow", "preactivation_overflow") else "warning"
     e = m.entry
-    return Finding(severity=severity, kind=kind, tensor=e["name"], index=int(e["index"]),
-                   forge_type=str(e.get("forge_type")),
-                   keras_layers=list(e.get("keras_layers") or []), quantity=m.quantity,
+    return Finding(severity=severity, kind=kind, tensor=e.name, index=int(e.index),
+                   forge_type=str(e.forge_type),
+                   keras_layers=list(e.keras_layers or []), quantity=m.quantity,
                    measure=measure, value=float(value), threshold=float(threshold),
                    detail=detail, advice=_advice(kind, m))
 
@@ -426,7 +427,7 @@ def largest(measured: list) -> list:
         best = max(candidates, key=lambda m: getattr(m.spread, stat), default=None)
         value = getattr(best.spread, stat) if best else 0.0
         out.append(Extreme(measure=measure, value=value, limit=limit,
-                           tensor=best.entry["name"] if value else None,
+                           tensor=best.entry.name if value else None,
                            quantity=best.quantity if value else None))
     return out
 
@@ -434,7 +435,7 @@ def largest(measured: list) -> list:
 def build_precheck(model: str, images: list, measured: list) -> Precheck:
     """The contract from the measured quantities, findings in topological order."""
     findings = [f for m in measured for f in findings_of(m)]
-    overflowing = {m.entry["name"] for m in measured if m.role in LAYER_VALUES and m.spread.over}
+    overflowing = {m.entry.name for m in measured if m.role in LAYER_VALUES and m.spread.over}
     flagged = {f.tensor for f in findings if f.severity == "error"}
     findings = [f for f in findings       # where the value overflows, that finding says it all
                 if not (f.kind == "sum_overflow" and f.tensor in flagged)
@@ -461,42 +462,42 @@ def _add_chunked(spread: Spread, array: np.ndarray) -> None:
         spread.add(flat[start:start + CHUNK])
 
 
-def measure_golden(manifest: dict, golden_path) -> list:
+def measure_golden(manifest: Manifest, golden_path) -> list:
     """Every manifest tensor's golden activation over every image of the store."""
     from stores.store import Store
 
     measured = {}
     with Store(golden_path) as golden:
         for image in golden.images():
-            for entry in manifest["tensors"]:
-                data, _, _ = golden.tensor(image, entry["name"])
+            for entry in manifest.tensors:
+                data, _, _ = golden.tensor(image, entry.name)
                 if data.size:
-                    m = measured.setdefault(entry["name"], Measured(entry, "activation",
+                    m = measured.setdefault(entry.name, Measured(entry, "activation",
                                                                     "activation"))
                     _add_chunked(m.spread, data)
     return list(measured.values())
 
 
-def measure_weights(manifest: dict) -> list:
+def measure_weights(manifest: Manifest) -> list:
     """Every weight file named by the manifest, as written (MPS converts it to half)."""
     from validation.undumped import read_weight_file
 
-    folder = Path(manifest["_path"]).parent
-    specs = {w["file"]: w for w in manifest["weights"]}
+    folder = Path(manifest.path).parent
+    specs = {w.file: w for w in manifest.weights}
     measured = []
-    for entry in manifest["tensors"]:
-        for name in entry.get("weights") or []:
+    for entry in manifest.tensors:
+        for name in entry.weights or []:
             if name not in specs:
-                raise PrecheckError(f"{manifest['_path']}: tensor {entry['name']!r} names weight "
+                raise PrecheckError(f"{manifest.path}: tensor {entry.name!r} names weight "
                                     f"file {name!r}, which the weights list lacks; re-run "
                                     "keras2metal")
-            m = Measured(entry, "weights", f"{specs[name]['type']} file {name}", source=name)
+            m = Measured(entry, "weights", f"{specs[name].type} file {name}", source=name)
             _add_chunked(m.spread, read_weight_file(folder, specs[name]))
             measured.append(m)
     return measured
 
 
-def run_precheck(manifest: dict, golden_path, model, image_paths) -> Precheck:
+def run_precheck(manifest: Manifest, golden_path, model, image_paths) -> Precheck:
     """The pre-check of a converted model: golden activations, what the device computes but
     nobody dumps (from ``model``, the original Keras model, on ``image_paths``), weight files."""
     from validation.undumped import measure_undumped, plan_weighted_layers, surroundings
@@ -508,10 +509,10 @@ def run_precheck(manifest: dict, golden_path, model, image_paths) -> Precheck:
     around = surroundings(model, manifest, plan)
     for m in measured:
         if m.role in LAYER_VALUES:
-            around.setdefault(m.entry["name"], Surroundings()).value_max = m.spread.max_abs
+            around.setdefault(m.entry.name, Surroundings()).value_max = m.spread.max_abs
     for m in measured:
-        m.around = around.get(m.entry["name"], m.around)
-    return build_precheck(manifest["name"], [Path(p).name for p in image_paths], measured)
+        m.around = around.get(m.entry.name, m.around)
+    return build_precheck(manifest.name, [Path(p).name for p in image_paths], measured)
 
 
 def kept_images(prepared) -> list:

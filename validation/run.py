@@ -30,7 +30,7 @@ class Evaluation:
 
 
 def budget_candidates(settings, manifest) -> list:
-    return [settings.zoo_key, manifest["name"],
+    return [settings.zoo_key, manifest.name,
             None if settings.zoo_key else Path(settings.model).stem]
 
 
@@ -43,7 +43,7 @@ def resolve_budget_file(settings, manifest, path=None) -> BudgetFile:
 
 def model_classes(settings, manifest):
     """The model's class names in output order, when known (to read labels given as names)."""
-    classes = (manifest.get("output") or {}).get("classes")
+    classes = manifest.output.classes
     if settings.zoo_key == DEFAULT_MODEL:
         from core.default_model import CLASSES
 
@@ -78,7 +78,7 @@ def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str
     log, dev_name = performance_facts(m.run), m.run.device
     images = list(m.images.values())
 
-    facts = {"model": manifest["name"], "source_model": s.zoo_key or str(s.model),
+    facts = {"model": manifest.name, "source_model": s.zoo_key or str(s.model),
              "weights": _weights_label(s), "seed": s.seed, "device": dev_name, "images": images,
              "environment": environment(), "command": command}
     target = baselines.target_of(dev_name, facts["environment"])

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from validation.metrics import Accumulator, top_k
+from core.manifest import TensorEntry
 
 PROBLEM_SAMPLES = 3          # images named per tensor and kind of problem (the rest are counted)
 RETRIES = 2                  # a shard whose worker died is run again this many times
@@ -100,8 +101,8 @@ class _Context:
 
         self.manifest = load_manifest(spec.manifest_path)
         self.golden = GoldenRunner(load_model_file(spec.keras_model_path), self.manifest)
-        self.comparable = {e["name"] for e in self.manifest["tensors"] if _comparable(e)}
-        self.output = (self.manifest.get("output") or {}).get("tensor")
+        self.comparable = {e.name for e in self.manifest.tensors if _comparable(e)}
+        self.output = self.manifest.output.tensor
         self.device = None
         if spec.builder_path:
             from device_pull.reference_device import ReferenceDevice
@@ -109,9 +110,9 @@ class _Context:
             self.device = ReferenceDevice(spec.builder_path, spec.param_dir, fault=spec.fault)
 
 
-def _comparable(entry: dict) -> bool:
-    ref = entry.get("reference")
-    return bool(entry.get("compare", True)) and bool(ref) and ref.get("kind") != "input_texture"
+def _comparable(entry: TensorEntry) -> bool:
+    ref = entry.reference
+    return entry.compare and ref is not None and ref.kind != "input_texture"
 
 
 def _context(spec: Spec) -> _Context:

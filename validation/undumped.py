@@ -24,30 +24,31 @@ from typing import Optional
 import numpy as np
 
 from validation.precheck import WEIGHTED, Measured, PrecheckError, Surroundings
+from core.manifest import TensorEntry
 
 KERNEL_CLASSES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense")
 ACTIVATION_CLASSES = ("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax")
 RERUN = "re-run keras2metal for this model"
 
 
-def read_weight_file(folder: Path, spec: dict) -> np.ndarray:
+def read_weight_file(folder: Path, spec) -> np.ndarray:
     """One weight file of the manifest, float32 in its manifest shape (MPSCNN layout)."""
-    path = Path(folder) / spec["file"]
+    path = Path(folder) / spec.file
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         raise PrecheckError(f"{path}: weight file named by the manifest is missing; {RERUN}") \
             from None
-    if size != 4 * int(spec["count"]):
-        raise PrecheckError(f"{path}: {size} bytes, the manifest says {spec['count']} float32 "
-                            f"values ({4 * int(spec['count'])} bytes); {RERUN}")
-    return np.fromfile(path, dtype="<f4").reshape(spec["shape"])
+    if size != 4 * int(spec.count):
+        raise PrecheckError(f"{path}: {size} bytes, the manifest says {spec.count} float32 "
+                            f"values ({4 * int(spec.count)} bytes); {RERUN}")
+    return np.fromfile(path, dtype="<f4").reshape(spec.shape)
 
 
 @dataclass
 class WeightedLayer:
     """One weighted Forge layer and how to recompute its accumulators."""
-    entry: dict
+    entry: TensorEntry
     keras_layer: str             # the Keras layer holding the kernel (or the standalone BatchNorm)
     op: str                      # conv, depthwise, scale, dense
     strides: tuple
@@ -109,29 +110,28 @@ def keras_layer(model, entry, name: str):
     try:
         return model.get_layer(name)
     except ValueError:
-        raise PrecheckError(f"tensor {entry['name']!r}: Keras model {model.name!r} has no layer "
+        raise PrecheckError(f"tensor {entry.name!r}: Keras model {model.name!r} has no layer "
                             f"{name!r}; is the manifest from another model? {RERUN}") from None
 
 
 def _kernel_layer(model, entry) -> object:
-    layers = [keras_layer(model, entry, n) for n in entry.get("keras_layers") or []]
+    layers = [keras_layer(model, entry, n) for n in entry.keras_layers or []]
     for layer in layers:
         if type(layer).__name__ in KERNEL_CLASSES:
             return layer
     for layer in layers:
         if type(layer).__name__ == "BatchNormalization":
             return layer
-    raise PrecheckError(f"tensor {entry['name']!r} ({entry['forge_type']}) covers Keras layers "
-                        f"{entry.get('keras_layers')}, none of which holds its weights; is the "
+    raise PrecheckError(f"tensor {entry.name!r} ({entry.forge_type}) covers Keras layers "
+                        f"{entry.keras_layers}, none of which holds its weights; is the "
                         f"manifest from another model? {RERUN}")
 
 
 def fused_activation(model, entry, kernel_layer) -> Optional[tuple]:
     """(activation, Keras layer) the weighted tensor applies inside the layer, or None."""
-    ref = entry.get("reference")
-    if not ref:
+    if entry.keras_output is None:
         return None
-    layer = keras_layer(model, entry, ref["layer"])
+    layer = keras_layer(model, entry, entry.keras_output)
     if layer is not kernel_layer and type(layer).__name__ not in ACTIVATION_CLASSES:
         return None                                  # e.g. [conv, bn]: nothing fused
     activation = _activation_name(layer)
@@ -140,13 +140,13 @@ def fused_activation(model, entry, kernel_layer) -> Optional[tuple]:
 
 def _value_measure(entry, kernel_layer, fused) -> Optional[Measured]:
     """The pre-activation or undumped value of a weighted tensor, or None when golden has it."""
-    if not entry.get("reference"):
+    if not entry.reference:
         return Measured(entry, "undumped", "value (no Keras tensor: computed from its input and "
                                            "weight files)")
     if fused is None:
         return None
     activation, name = fused
-    names = entry["keras_layers"]
+    names = entry.keras_layers
     if name == kernel_layer.name:
         before = f"Keras layer {name!r} without its activation"
     elif name in names[1:]:
@@ -160,36 +160,36 @@ def _value_measure(entry, kernel_layer, fused) -> Optional[Measured]:
 
 def plan_weighted_layers(model, manifest) -> list:
     """A :class:`WeightedLayer` per weighted manifest tensor, in topological order."""
-    specs = {w["file"]: w for w in manifest["weights"]}
+    specs = {w.file: w for w in manifest.weights}
     plan = []
-    for entry in manifest["tensors"]:
-        if entry.get("forge_type") not in WEIGHTED:
+    for entry in manifest.tensors:
+        if entry.forge_type not in WEIGHTED:
             continue
         layer = _kernel_layer(model, entry)
         cls, config = type(layer).__name__, layer.get_config()
         strides = tuple(int(s) for s in np.broadcast_to(config.get("strides", 1), 2))
         padding = str(config.get("padding", "valid")).upper()
         from_tensor = None
-        if entry["forge_type"] == "Dense":
+        if entry.forge_type == "Dense":
             op = "dense"
-        elif entry["forge_type"] == "PointwConv":
-            op, strides, padding, from_tensor = "conv", (1, 1), "VALID", entry["inputs"][0]
-        elif entry["forge_type"] == "DepthwConv":
+        elif entry.forge_type == "PointwConv":
+            op, strides, padding, from_tensor = "conv", (1, 1), "VALID", entry.inputs[0]
+        elif entry.forge_type == "DepthwConv":
             op = "scale" if cls == "BatchNormalization" else "depthwise"
         else:
             op = "conv"
             if cls == "Dense":                                # a Dense on a feature map: 1×1
                 strides, padding = (1, 1), "VALID"
         files = {}
-        for name in entry.get("weights") or []:
+        for name in entry.weights or []:
             if name not in specs:
-                raise PrecheckError(f"tensor {entry['name']!r} names weight file {name!r}, which "
+                raise PrecheckError(f"tensor {entry.name!r} names weight file {name!r}, which "
                                     f"the manifest's weights list lacks; {RERUN}")
-            files[specs[name]["type"]] = specs[name]
+            files[specs[name].type] = specs[name]
         if "weights" not in files:
-            raise PrecheckError(f"tensor {entry['name']!r} ({entry['forge_type']}) has no weights "
+            raise PrecheckError(f"tensor {entry.name!r} ({entry.forge_type}) has no weights "
                                 f"file in the manifest; {RERUN}")
-        source = from_tensor or (entry["inputs"][0] if entry.get("inputs") else "the input")
+        source = from_tensor or (entry.inputs[0] if entry.inputs else "the input")
         fused = fused_activation(model, entry, layer)
         plan.append(WeightedLayer(
             entry=entry, keras_layer=layer.name, op=op, strides=strides, padding=padding,
@@ -203,28 +203,26 @@ def plan_weighted_layers(model, manifest) -> list:
 def surroundings(model, manifest, plan: list) -> dict:
     """Tensor → :class:`Surroundings`: its fused activation, the activation all its consumers
     apply (a Forge Activation layer each), and a BatchNorm run after it as a per-channel scale."""
-    out = {p.entry["name"]: Surroundings(fused=p.fused) for p in plan}
+    out = {p.entry.name: Surroundings(fused=p.fused) for p in plan}
     consumers = {}
-    for entry in manifest["tensors"]:
-        for name in entry.get("inputs") or []:
+    for entry in manifest.tensors:
+        for name in entry.inputs or []:
             consumers.setdefault(name, []).append(entry)
     for name, entries in consumers.items():
         following = set()
         for entry in entries:
-            ref = entry.get("reference") or {}
-            if entry.get("forge_type") not in ("Activation", "Softmax") \
-                    or ref.get("kind") != "keras":
+            if entry.forge_type not in ("Activation", "Softmax") or entry.keras_output is None:
                 break
-            activation = "softmax" if entry["forge_type"] == "Softmax" else \
-                _activation_name(keras_layer(model, entry, ref["layer"]))
-            following.add((activation, ref["layer"]) if activation else None)
+            activation = "softmax" if entry.forge_type == "Softmax" else \
+                _activation_name(keras_layer(model, entry, entry.keras_output))
+            following.add((activation, entry.keras_output) if activation else None)
         else:
             if len({a[0] for a in following if a}) == 1 and None not in following:
                 out.setdefault(name, Surroundings()).followed_by = sorted(following)[0]
-    out.setdefault(manifest["output"]["tensor"], Surroundings()).is_output = True
+    out.setdefault(manifest.output.tensor, Surroundings()).is_output = True
     for p in plan:
         if p.op == "scale":
-            out.setdefault(p.entry["inputs"][0], Surroundings()).batchnorm_after = p.keras_layer
+            out.setdefault(p.entry.inputs[0], Surroundings()).batchnorm_after = p.keras_layer
     return out
 
 
@@ -236,14 +234,14 @@ def measure_undumped(model, manifest, image_paths, plan: list) -> None:
 
     if not plan:
         return
-    folder = Path(manifest["_path"]).parent
+    folder = Path(manifest.path).parent
     model_input = model.inputs[0]
     needed = {p.keras_layer: model.get_layer(p.keras_layer).input
               for p in plan if p.from_tensor is None}
     fetched = {name: t for name, t in needed.items() if t is not model_input}
     sub_model = keras.Model(model.inputs, list(fetched.values())) if fetched else None
-    steps = manifest["preprocessing"].get("steps", [])
-    width, height = manifest["input"]["width"], manifest["input"]["height"]
+    steps = manifest.preprocessing.steps
+    width, height = manifest.input.width, manifest.input.height
     reused = {p.from_tensor for p in plan if p.from_tensor}
     for path in image_paths:
         rgb = load_rgb01(path, width, height)
@@ -257,7 +255,7 @@ def measure_undumped(model, manifest, image_paths, plan: list) -> None:
             if p.from_tensor is not None:
                 x = computed.get(p.from_tensor)
                 if x is None:
-                    raise PrecheckError(f"tensor {p.entry['name']!r}: its input "
+                    raise PrecheckError(f"tensor {p.entry.name!r}: its input "
                                         f"{p.from_tensor!r} is not a weighted layer computed "
                                         f"before it; {RERUN}")
             else:
@@ -266,8 +264,8 @@ def measure_undumped(model, manifest, image_paths, plan: list) -> None:
             value = p.apply(x, kernel, bias)
             if p.value is not None:
                 p.value.spread.add(value)
-            if p.entry["name"] in reused:
-                computed[p.entry["name"]] = value
+            if p.entry.name in reused:
+                computed[p.entry.name] = value
             p.bound.spread.add(p.apply(np.abs(x), np.abs(kernel),
                                        None if bias is None else np.abs(bias)))
             del kernel, bias, value

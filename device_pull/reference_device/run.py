@@ -21,7 +21,7 @@ import numpy as np
 from .device import ReferenceDevice
 from .forge import ReferenceDeviceError
 from core.atomic import write_bytes
-from core.manifest import ManifestError, load_manifest, manifest_hash
+from core.manifest import ManifestError, as_manifest, load_manifest, manifest_hash
 from imagesets.images import ImageError, list_images as image_list
 
 DEVICE_LABEL = "reference device"
@@ -82,14 +82,14 @@ def _manifest_sha256(manifest, param_dir, model_name: str):
         manifest = Path(param_dir) / f"{model_name}.manifest.json"
         if not manifest.is_file():
             return None
-    if not isinstance(manifest, dict):
-        try:
-            manifest = load_manifest(manifest)
-        except ManifestError as exc:
-            raise ReferenceDeviceError(str(exc)) from None
-    if manifest["name"] != model_name:
+    try:
+        manifest = load_manifest(manifest) if isinstance(manifest, (str, Path)) else \
+            as_manifest(manifest)
+    except ManifestError as exc:
+        raise ReferenceDeviceError(str(exc)) from None
+    if manifest.name != model_name:
         raise ReferenceDeviceError(
-            f"{manifest.get('_path', 'the manifest')} is of model {manifest['name']!r}, the "
+            f"{manifest.path or 'the manifest'} is of model {manifest.name!r}, the "
             f"builder of {model_name!r}; pass the manifest keras2metal wrote with this builder")
     return manifest_hash(manifest)
 

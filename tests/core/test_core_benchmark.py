@@ -43,4 +43,4 @@ def test_conversion_time_ratio_to_numpy_write(benchmark, tmp_path, name):
                                 ratio_to_numpy=elapsed / baseline)
     print(f"{name}: conversion {elapsed:.2f} s, numpy write {baseline:.2f} s, "
           f"ratio {elapsed / baseline:.1f}x")
-    assert result.manifest["totals"]["parameters"] > 0
+    assert result.manifest.totals.parameters > 0

@@ -9,7 +9,7 @@ from core_helpers import small_model
 
 from core.cli import main
 from core.kerasenv import KERAS3, keras
-from core.manifest import manifest_hash
+from core.manifest import load_manifest, manifest_hash
 
 L = keras.layers
 
@@ -32,10 +32,10 @@ def test_converts_a_keras_file_with_its_own_weights(tmp_path, capsys):
     assert main([str(path), "--preprocessing", "tf", "-v"] + outputs(tmp_path)) == 0
     out = capsys.readouterr().out
     assert "Number of layers" in out and "folded model matches" in out
-    manifest = json.loads((tmp_path / "P" / "m.manifest.json").read_text())
+    manifest = load_manifest(tmp_path / "P" / "m.manifest.json")
     assert f"manifest hash {manifest_hash(manifest)} (the app's run log carries it" in out
-    assert manifest["preprocessing"]["family"] == "tf"
-    assert manifest["source"]["weights"] == "file"
+    assert manifest.preprocessing.family == "tf"
+    assert manifest.source.weights == "file"
     written = (tmp_path / "P" / "m-c.weights.bin").read_bytes()
     assert written == model.get_layer("c").get_weights()[0].transpose(3, 0, 1, 2).tobytes()
 
@@ -137,14 +137,14 @@ def test_tiny_yolo_without_its_model_file_warns_of_random_weights(tmp_path, caps
     assert err.startswith(f"keras2metal: warning: TINY_YOLO: neither {wanted} nor "
                           f"{wanted.with_suffix('.h5')} exists, so the network gets RANDOM weights")
     assert f"`yad2k {CFG_DIR / 'yolov2-tiny-voc.cfg'} yolov2-tiny-voc.weights {wanted}`" in err
-    manifest = json.loads((tmp_path / "P" / "tiny_yolo.manifest.json").read_text())
-    assert manifest["source"]["weights"] == "random"
+    manifest = load_manifest(tmp_path / "P" / "tiny_yolo.manifest.json")
+    assert manifest.source.weights == "random"
     # with the model file in --model_dir it is used, silently
     (tmp_path / "M" / "tiny_yolo_nobn.keras").rename(wanted)
     assert main(["TINY_YOLO", "-q"] + outputs(tmp_path)) == 0
     assert "warning" not in capsys.readouterr().err
-    manifest = json.loads((tmp_path / "P" / "tiny_yolo.manifest.json").read_text())
-    assert manifest["source"]["weights"] == str(wanted)
+    manifest = load_manifest(tmp_path / "P" / "tiny_yolo.manifest.json")
+    assert manifest.source.weights == str(wanted)
     # and --weights random is a choice, not a fallback
     assert main(["TINY_YOLO", "-q", "--weights", "random"] + outputs(tmp_path)) == 0
     assert "warning" not in capsys.readouterr().err

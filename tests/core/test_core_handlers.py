@@ -67,7 +67,7 @@ def test_softmax_becomes_forge_softmax_and_linear_disappears(converted):
         return L.Activation("softmax", name="probs")(x)
     result = converted(small_model(build))
     assert ops(result)[-2:] == ["Dense", "Softmax"]
-    assert result.manifest["output"]["tensor"] == "probs"
+    assert result.manifest.output.tensor == "probs"
 
 
 def test_unsupported_activation_names_layer_and_fix(converted):
@@ -147,7 +147,7 @@ def test_separable_conv_splits_into_sep_and_pointwise(converted):
                                                     name="sep")(x))
     result = converted(model)
     assert [n.name for n in result.graph.nodes][-2:] == ["sep_sep", "sep"]
-    files = {w["file"] for w in result.manifest["weights"]}
+    files = {w.file for w in result.manifest.weights}
     assert files == {"net-sep_sep.weights.bin", "net-sep.weights.bin", "net-sep.biases.bin"}
     assert 'PointwiseConvolution(channels: 8, activation: neuron_relu_0, name: "sep")' \
         in result.builder_path.read_text()
@@ -196,7 +196,7 @@ def test_batchnorm_folds_into_every_foldable_layer_keeping_bias(converted, layer
     assert "BatchNorm" not in ops(result)
     assert node(result, "w").keras_layers == ["w", "bn"]
     assert result.fold_check["max_relative_error"] < 1e-5
-    params = result.manifest["totals"]["parameters"]
+    params = result.manifest.totals.parameters
     assert params == result.fold_check["keras_params_folded"]
     assert params < result.fold_check["keras_params_original"]
 
@@ -210,7 +210,7 @@ def test_standalone_batchnorm_becomes_1x1_depthwise(converted):
     bn = node(result, "bn")
     assert bn.op == "DepthwiseConvolution" and bn.attrs["kernel"] == (1, 1)
     assert result.fold_check["max_relative_error"] < 1e-5
-    assert result.manifest["totals"]["parameters"] == result.fold_check["keras_params_folded"]
+    assert result.manifest.totals.parameters == result.fold_check["keras_params_folded"]
 
 
 def test_concatenate_and_add(converted):
@@ -227,7 +227,7 @@ def test_concatenate_and_add(converted):
     assert 'Collect([d, cat_copy], name: "for_sum") --> Add(name: "sum")' in swift
     assert 'Collect([sum_copy, e], name: "for_mx") --> Maximum(name: "mx")' in swift or \
         'Collect([sum, e], name: "for_mx") --> Maximum(name: "mx")' in swift
-    tensor_names = [t["name"] for t in result.manifest["tensors"]]
+    tensor_names = [t.name for t in result.manifest.tensors]
     assert "__Concat_cat__" in tensor_names and "__Collect_for_sum__" in tensor_names
 
 
@@ -269,7 +269,7 @@ def test_pooling_layers(converted):
     assert 'MaxPooling(kernel: (2, 2), stride: (2, 2), name: "mp")' in swift
     assert 'AveragePooling(kernel: (3, 3), stride: (1, 1), padding: .same, name: "ap")' in swift
     assert 'GlobalAveragePooling(name: "gap")' in swift
-    assert result.manifest["tensors"][-1]["shape"] == [1, 1, 8]
+    assert result.manifest.tensors[-1].shape == [1, 1, 8]
 
 
 def test_unknown_layer_names_layer_class_and_what_to_do(converted):

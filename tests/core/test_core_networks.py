@@ -21,16 +21,16 @@ def test_zoo_network_converts(tmp_path, model, capsys):
     assert "folded model matches the original" in out
     manifest_path = next((tmp_path / "P").glob("*.manifest.json"))
     manifest = json.loads(manifest_path.read_text())
-    check = manifest["source"]["fold_check"]
+    check = manifest.source.fold_check
     assert check["max_relative_error"] < 1e-3
     # the weight files hold exactly what the folded Keras model holds
-    assert manifest["totals"]["parameters"] == check["keras_params_folded"]
-    for entry in manifest["weights"]:
-        path = tmp_path / "P" / entry["file"]
-        assert path.stat().st_size == 4 * entry["count"]
-    check_builder((tmp_path / "S" / f"{manifest['builder']['class']}.swift").read_text())
-    names = [t["name"] for t in manifest["tensors"]]
-    assert len(names) == len(set(names)) == manifest["totals"]["tensors"]
+    assert manifest.totals.parameters == check.keras_params_folded
+    for entry in manifest.weights:
+        path = tmp_path / "P" / entry.file
+        assert path.stat().st_size == 4 * entry.count
+    check_builder((tmp_path / "S" / f"{manifest.builder.class_name}.swift").read_text())
+    names = [t.name for t in manifest.tensors]
+    assert len(names) == len(set(names)) == manifest.totals.tensors
     assert not list(tmp_path.rglob("*.part*")), "no temporary files may be left behind"
 
 

@@ -39,7 +39,7 @@ def test_capture_records_every_tensor(tmp_path, tiny_model, tiny_manifest, two_i
     out = tmp_path / "golden.h5"
     summary = capture_golden(tiny_model, manifest, two_images, out, progress=False)
     assert summary["images"] == 2
-    names = [t["name"] for t in manifest["tensors"]]
+    names = [t.name for t in manifest.tensors]
     with Store(out) as store:
         assert store.attrs["kind"] == "golden"
         assert store.attrs["model"] == "tiny"
@@ -141,9 +141,8 @@ def test_floats_files_of_the_original_tool(tmp_path, tiny_model, tiny_manifest, 
 
 def test_wrong_manifest_is_recorded_not_crashing(tmp_path, tiny_model, tiny_manifest):
     manifest, _ = tiny_manifest
-    manifest = json.loads(json.dumps(manifest))
-    manifest["tensors"][5]["reference"]["layer"] = "no_such_layer"
-    manifest["tensors"][6]["shape"] = [3, 3, 3]
+    manifest.tensors[5].reference.layer = "no_such_layer"
+    manifest.tensors[6].shape = [3, 3, 3]
     capture_golden(tiny_model, manifest, [IMAGES / "dog.jpg"], tmp_path / "g.h5", progress=False)
     with Store(tmp_path / "g.h5") as store:
         data, status, reason = store.tensor("dog", "conv1")
@@ -172,7 +171,7 @@ def test_nan_weights_are_flagged(tmp_path, tiny_manifest):
 
 def test_wrong_input_size_is_an_error(tmp_path, tiny_model, tiny_manifest):
     manifest, _ = tiny_manifest
-    manifest = dict(manifest, input=dict(manifest["input"], width=64, height=64))
+    manifest.input.width = manifest.input.height = 64
     with pytest.raises(GoldenError, match="64x64"):
         capture_golden(tiny_model, manifest, [IMAGES / "dog.jpg"], tmp_path / "g.h5",
                        progress=False)

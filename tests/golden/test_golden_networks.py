@@ -33,7 +33,7 @@ def _run(*args, cwd=REPO):
 
 
 def _image_for(manifest) -> Path:
-    size = manifest["input"]["width"]
+    size = manifest.input.width
     candidate = IMAGES / f"final1-{size}.jpg"
     return candidate if candidate.exists() else IMAGES / "dog.jpg"
 
@@ -41,14 +41,14 @@ def _image_for(manifest) -> Path:
 def _concat_inputs_under_collect(manifest) -> set:
     """Inputs of a Concat that is itself an input of a Collect: Forge's DocumentDirectoryDumper
     passes the Collect instead of the Concat there, so these partial dumps are never written."""
-    types = {t["name"]: t["forge_type"] for t in manifest["tensors"]}
+    types = {t.name: t.forge_type for t in manifest.tensors}
     out = set()
-    for t in manifest["tensors"]:
-        if t["forge_type"] != "Collect":
+    for t in manifest.tensors:
+        if t.forge_type != "Collect":
             continue
-        for concat in t["inputs"]:
+        for concat in t.inputs:
             if types.get(concat) == "Concat":
-                out.update(next(x["inputs"] for x in manifest["tensors"] if x["name"] == concat))
+                out.update(next(x.inputs for x in manifest.tensors if x.name == concat))
     return out
 
 
@@ -76,7 +76,7 @@ def test_network_golden_and_device_line_up(name, tmp_path):
     key = image.stem
     with Store(golden) as store:
         names = store.tensor_names(key)
-        assert names == [t["name"] for t in manifest["tensors"]]
+        assert names == [t.name for t in manifest.tensors]
         for tensor in names:
             orig, status, _ = store.tensor(key, tensor)
             fold, fstatus, reason = store.tensor(key, tensor, section="folded")
@@ -87,7 +87,7 @@ def test_network_golden_and_device_line_up(name, tmp_path):
                 assert diff <= FOLDED_RTOL * scale, (tensor, diff, scale)
 
     # the reference device's dumps, ingested
-    builder = Path(manifest_path).parent / manifest["builder"]["file"]
+    builder = Path(manifest_path).parent / manifest.builder.file
     dump = tmp_path / "dump"
     _run("-m", "device_pull", "emulate", str(builder), "--param_dir", str(params),
          "--images", str(image), "--out", str(dump))

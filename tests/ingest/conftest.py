@@ -38,7 +38,7 @@ def reference_runs(default_conversion, tmp_path_factory):
 
     manifest_path, manifest = default_conversion
     out = tmp_path_factory.mktemp("reference_runs")
-    summary = run_reference_device(manifest_path.parent / manifest["builder"]["file"],
+    summary = run_reference_device(manifest_path.parent / manifest.builder.file,
                                    manifest_path.parent, IMAGES, out)
     return {Path(run["image"]).stem: Path(run["folder"]) for run in summary["runs"]}
 

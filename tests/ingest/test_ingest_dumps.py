@@ -355,10 +355,10 @@ def test_golden_and_device_stores_line_up(tmp_path):
     arrays = expected_arrays()
     golden = tmp_path / "golden.h5"
     with StoreWriter(golden, "golden", manifest) as writer:
-        for t in manifest["tensors"]:
-            data = arrays.get(t["name"])
+        for t in manifest.tensors:
+            data = arrays.get(t.name)
             status = "ok" if data is not None else "not_compared"
-            writer.write("dog", t["name"], data, status, "")
+            writer.write("dog", t.name, data, status, "")
     write_dump(tmp_path / "dump" / "dog", layouts={"odd": (write_padded, "<f4")})
     ingest_dump(tmp_path / "dump", manifest, tmp_path / "device.h5")
     with Store(golden) as g, Store(tmp_path / "device.h5") as d:

@@ -103,7 +103,7 @@ def test_the_reference_device_writes_the_phones_layout(default_conversion, refer
     from device_pull.reference_device import run_reference_device
 
     manifest_path, manifest = default_conversion
-    builder = manifest_path.parent / manifest["builder"]["file"]
+    builder = manifest_path.parent / manifest.builder.file
     run_reference_device(builder, manifest_path.parent, IMAGES[1], tmp_path / "one")
     names = {p.name for p in (tmp_path / "one").iterdir()}
     assert {f"run-{MODEL}.json", f"shapes-{MODEL}.json", f"{MODEL}-stem_conv.floats"} <= names
@@ -365,4 +365,4 @@ def test_a_stale_conversion_marks_every_tensor(default_conversion, reference_run
         assert {store.tensor("cross_00", t)[1] for t in store.tensor_names("cross_00")} <= \
             {"ok", "not_compared"}
         assert list(store.run_attrs()["stale_conversion"]) == ["circle_00"]
-    assert report.statuses["stale_conversion"] == len(manifest["tensors"])
+    assert report.statuses["stale_conversion"] == len(manifest.tensors)

@@ -39,7 +39,7 @@ def test_forward_vs_tensorflow_predict(spec, benchmark, tmp_path_factory):
     base.mkdir(parents=True, exist_ok=True)
     manifest_path = convert(spec, base)
     manifest = json.loads(manifest_path.read_text())
-    w, h = manifest["input"]["width"], manifest["input"]["height"]
+    w, h = manifest.input.width, manifest.input.height
     device = ReferenceDevice(next((base / "S").glob("*Builder.swift")), manifest_path.parent)
     from core.kerasenv import keras
 

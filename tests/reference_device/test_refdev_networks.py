@@ -59,11 +59,11 @@ def keras_references(spec, manifest, rgb01):
 
     keras.backend.clear_session()   # auto-generated layer names as in the converter's process
     model = load_model(spec, "random", 0)
-    keras_tensors = [t for t in manifest["tensors"]
-                     if t.get("reference") and t["reference"]["kind"] == "keras"]
-    layers = sorted({t["reference"]["layer"] for t in keras_tensors})
+    keras_tensors = [t for t in manifest.tensors
+                     if t.reference and t.reference.kind == "keras"]
+    layers = sorted({t.reference.layer for t in keras_tensors})
     probe = keras.Model(model.inputs, [model.get_layer(n).output for n in layers])
-    x = preprocess(rgb01, manifest["preprocessing"]["steps"])
+    x = preprocess(rgb01, manifest.preprocessing.steps)
     values = probe.predict(x[None], verbose=0)
     if len(layers) == 1:
         values = [values]
@@ -71,7 +71,7 @@ def keras_references(spec, manifest, rgb01):
 
 
 def expected(t, refs, rgb01, steps):
-    r = t["reference"]
+    r = t.reference
     if r["kind"] == "image":
         return rgb01
     if r["kind"] == "preprocessing":
@@ -91,7 +91,7 @@ def test_network_matches_keras(spec, tmp_path_factory):
     manifest_path = convert(spec, base)
     manifest = json.loads(manifest_path.read_text())
     builder = next((base / "S").glob("*Builder.swift"))
-    width, height = manifest["input"]["width"], manifest["input"]["height"]
+    width, height = manifest.input.width, manifest.input.height
     image = network_image(width, height, base)
     from PIL import Image
 
@@ -102,39 +102,39 @@ def test_network_matches_keras(spec, tmp_path_factory):
     result = device.forward(rgba, dump="all")
     dumps = result["dumps"]
     refs = keras_references(spec, manifest, rgb01)
-    steps = manifest["preprocessing"]["steps"]
+    steps = manifest.preprocessing.steps
 
     # Files a phone does not write: the fork's DocumentDirectoryDumper never dumps the inputs of a
     # Concat that is itself an input of a Collect (Inception-ResNet's mixed_5b, mixed_6a, ...).
     by_id = {t.short_id: t for t in device.tensors}
     quirk = {device.file_name(i) for t in device.tensors if t.type_name == "Concat"
              and any(n.type_name == "Collect" for n in t.next) for i in t.previous}
-    wanted = {t["dump_file"] for t in manifest["tensors"] if t.get("dump_file")}
+    wanted = {t.dump_file for t in manifest.tensors if t.dump_file}
     assert not (wanted - set(dumps) - quirk), sorted(wanted - set(dumps) - quirk)[:10]
-    assert by_id[manifest["output"]["tensor"]] is device.model.output
+    assert by_id[manifest.output.tensor] is device.model.output
 
     compared, failures = 0, []
-    for t in manifest["tensors"]:
-        if not t.get("dump_file") or not t.get("reference") or not t.get("compare", True):
+    for t in manifest.tensors:
+        if not t.dump_file or not t.reference or not t.compare:
             continue
         want = expected(t, refs, rgb01, steps)
-        if want is None or t["dump_file"] in quirk:
+        if want is None or t.dump_file in quirk:
             continue
-        got = np.asarray(dumps[t["dump_file"]][0], np.float64).reshape(-1)
+        got = np.asarray(dumps[t.dump_file][0], np.float64).reshape(-1)
         want = np.asarray(want, np.float64).reshape(-1)
-        assert got.size == want.size, (t["name"], got.size, want.size)
+        assert got.size == want.size, (t.name, got.size, want.size)
         diff = np.abs(got - want)
         max_rel = diff.max() / max(np.abs(want).max(), 1e-6)
         mean_rel = diff.mean() / max(np.abs(want).mean(), 1e-6)
         compared += 1
         if not (max_rel < MAX_REL and mean_rel < MEAN_REL):
-            failures.append(f"{t['name']}: max rel {max_rel:.3g}, mean rel {mean_rel:.3g}")
+            failures.append(f"{t.name}: max rel {max_rel:.3g}, mean rel {mean_rel:.3g}")
     assert compared > 5
     assert not failures, f"{spec}: " + "; ".join(failures[:10])
 
-    out = manifest["output"]
+    out = manifest.output
     if out.get("kind") == "classifier":
-        by_name = {t["name"]: t for t in manifest["tensors"]}
+        by_name = {t.name: t for t in manifest.tensors}
         ref_t = by_name[out["tensor"]]
         got = result["output"].astype(np.float32).reshape(-1)
         want = np.asarray(expected(ref_t, refs, rgb01, steps), np.float32).reshape(-1)
@@ -161,7 +161,7 @@ def test_faults_on_a_converted_network(kind, tmp_path_factory):
     manifest = json.loads(manifest_path.read_text())
     builder = next((base / "S").glob("*Builder.swift"))
     rgba = np.random.default_rng(0).integers(
-        0, 256, (manifest["input"]["height"], manifest["input"]["width"], 4), dtype=np.uint8)
+        0, 256, (manifest.input.height, manifest.input.width, 4), dtype=np.uint8)
 
     clean = ReferenceDevice(builder, manifest_path.parent)
     ref = clean.forward(rgba, dump="all")["dumps"]

@@ -99,7 +99,7 @@ def test_overfit_detect_convert_and_run_on_the_reference_device(tmp_path, capsys
                      "--model_dir", str(tmp_path / "M")]) == 0, capsys.readouterr().err
     builder = next(src.glob("*Builder.swift"))
     manifest = json.loads((params / "shapes_yolo.manifest.json").read_text())
-    assert manifest["output"]["kind"] == "raw"
+    assert manifest.output.kind == "raw"
 
     # ... and the reference device computes what Keras computes on every training image
     from device_pull.__main__ import main as device_main

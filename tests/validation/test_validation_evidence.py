@@ -95,7 +95,7 @@ def test_report_renders_exactly_the_suites_verdicts(random_run):
 def test_device_accuracy_without_device_outputs_is_not_judged(run_suite, suite_cache, tmp_path):
     p = prepared("default", suite_cache, FEW_IMAGES)
     dumps = reference_dumps(p.manifest_path, p.manifest, FEW_IMAGES, tmp_path / "dumps")
-    output = p.manifest["output"]["tensor"]
+    output = p.manifest.output.tensor
     for f in dumps.rglob(f"shapes_net-{output}.floats"):
         f.unlink()
     for log in dumps.rglob("run-*.json"):       # the app logged no predictions either

@@ -11,8 +11,14 @@ from validation.judge import (judge_accuracy, judge_baseline, judge_performance,
 from validation.metrics import compare as measure
 from validation.verdicts import verdict_lines
 
-MANIFEST = {"name": "net", "input": {"height": 8, "width": 8}, "output": {"kind": "classifier"},
-            "totals": {"layers": 3, "tensors": 4, "parameters": 10}}
+MANIFEST = {"format": "keras2metal.manifest/1", "name": "net",
+            "builder": {"class": "NetBuilder", "file": "NetBuilder.swift"},
+            "source": {"model": "net.keras", "weights": "file", "seed": 0, "keras": "3",
+                       "tensorflow": "2"},
+            "input": {"width": 8, "height": 8, "channels": 3, "keras_input": "image"},
+            "preprocessing": {"family": "none", "steps": []},
+            "output": {"tensor": "conv", "kind": "classifier", "classes": 10},
+            "tensors": [], "weights": [], "totals": {"layers": 3, "tensors": 4, "parameters": 10}}
 FACTS = {"model": "net", "source_model": "net.keras", "weights": "file", "seed": 0,
          "device": "reference device", "images": ["a.png"], "environment": {"python": "3"},
          "command": "pytest validation"}

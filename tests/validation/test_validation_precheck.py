@@ -194,8 +194,8 @@ def test_results_and_report_carry_the_findings(overflow_run, tmp_path):
 def test_overflow_before_an_unfoldable_batchnorm_says_move_it(suite_cache, tmp_path):
     path = late_norm_net(tmp_path / "late_norm_net.keras")
     _, prepared, precheck = precheck_of(str(path), suite_cache, FEW_IMAGES[:1])
-    forge = {t["name"]: t for t in prepared.manifest["tensors"]}
-    assert forge["late_bn"]["forge_type"] == "DepthwConv"       # the BatchNorm on its own
+    forge = {t.name: t for t in prepared.manifest.tensors}
+    assert forge["late_bn"].forge_type == "DepthwConv"       # the BatchNorm on its own
     assert [(f.tensor, f.kind) for f in precheck.findings] == [("wide_conv", "overflow")]
     advice = precheck.findings[0].advice
     assert "multiply the weights and bias of 'wide_conv' by 2^-" in advice
@@ -216,15 +216,15 @@ def test_pre_activations_and_logits_are_what_keras_computes(suite_cache):
 
     pipeline, prepared, _ = precheck_of("default", suite_cache, FEW_IMAGES)
     model, manifest = pipeline.keras_model()[0], prepared.manifest
-    plan = {p.entry["name"]: p for p in plan_weighted_layers(model, manifest)}
+    plan = {p.entry.name: p for p in plan_weighted_layers(model, manifest)}
     measure_undumped(model, manifest, prepared.image_paths, list(plan.values()))
 
     dense = model.get_layer("predictions")
     probe = keras.Model(model.inputs, [model.get_layer("stem_bn").output, dense.input])
     bn, logits = [], []
     for path in prepared.image_paths:
-        rgb = load_rgb01(path, manifest["input"]["width"], manifest["input"]["height"])
-        x = preprocess_steps(rgb, manifest["preprocessing"]["steps"])[-1][None]
+        rgb = load_rgb01(path, manifest.input.width, manifest.input.height)
+        x = preprocess_steps(rgb, manifest.preprocessing.steps)[-1][None]
         bn_out, pooled = probe.predict_on_batch(x)
         kernel, bias = dense.get_weights()
         bn.append(np.asarray(bn_out, np.float64))

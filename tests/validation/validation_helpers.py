@@ -26,6 +26,6 @@ def reference_dumps(manifest_path, manifest, images, out_dir):
     """Dump folder as the phone writes it, from the reference device (no fault)."""
     from device_pull.reference_device import run_reference_device
 
-    builder = Path(manifest_path).parent / manifest["builder"]["file"]
+    builder = Path(manifest_path).parent / manifest.builder.file
     run_reference_device(builder, Path(manifest_path).parent, [str(i) for i in images], out_dir)
     return Path(out_dir)
