@@ -28,9 +28,9 @@ SUMMARY_COLUMNS = ("net", "device", "verdict", "tensors judged", "speed", "top-1
 SUMMARY_ALIGN = ("left", "left", "left", "left", "right", "right", "right", "right", "right",
                  "right", "right", "left", "left", "left")
 LAYER_COLUMNS = ("#", "tensor", "Keras layer", "shape", "range", "max abs", "mean abs",
-                 "rel error", "cosine", "budget", "use", "verdict")
+                 "rel error", "cosine", "budget", "use", "local error", "verdict")
 LAYER_ALIGN = ("right", "left", "left", "right", "right", "right", "right", "right", "right",
-               "left", "right", "left")
+               "left", "right", "right", "left")
 ENV_KEYS = ("python", "tensorflow", "keras", "numpy", "platform", "host")
 VERDICT_WORDS = {"pass": "pass", "fail": "**FAIL**", "data_problem": "**data problem**",
                  "not_judged": "not judged"}
@@ -126,11 +126,21 @@ def _use(t) -> str:
     return "inf" if use == float("inf") else f"{100 * use:.0f}%"
 
 
+def _local(t) -> str:
+    """The layer's own error (the larger of its replays) / its local budget."""
+    if t.local is None:
+        return fmt.NA
+    worst = max(v for v in (t.local.device_rel_error, t.local.golden_rel_error) if v is not None)
+    return f"{fmt.err(worst)} / {fmt.err(t.local.budget)}"
+
+
 def layer_row(t) -> dict:
     m = t.metrics
     verdict = VERDICT_WORDS[t.verdict]
     if t.verdict == "data_problem":
         verdict += f" ({t.problems[0].kind})"
+    if t.blame:
+        verdict += " (culprit)" if t.blame == "culprit" else " (inherits)"
     return {
         "#": str(t.index), "tensor": fmt.code(t.name), "Keras layer": fmt.code(t.keras_layer),
         "shape": fmt.shape(t.shape), "range": fmt.value_range(m.range) if m else fmt.NA,
@@ -138,7 +148,7 @@ def layer_row(t) -> dict:
         "mean abs": fmt.err(m.mean_abs) if m else fmt.NA,
         "rel error": fmt.err(m.rel_error) if m else fmt.NA,
         "cosine": fmt.cosine(m.cosine) if m else fmt.NA,
-        "budget": _budget(t), "use": _use(t), "verdict": verdict,
+        "budget": _budget(t), "use": _use(t), "local error": _local(t), "verdict": verdict,
     }
 
 
@@ -300,7 +310,10 @@ def build_report(results_paths, out_md, plots_dir=None, date=None, title=TITLE) 
               "top-1/top-5: the device's accuracy on the labelled images with its 95% interval (not "
               "judged for random weights or without labels); agreement: share of images where the device's top-k "
               "equals Keras's; worst tensor: metric value / budget; first divergence: the first "
-              "tensor over its budget whose inputs are all within theirs.", "",
+              "tensor over its budget whose inputs are all within theirs — or, where each layer was also "
+              "replayed on its own inputs, the first whose own (local) error is over its local "
+              "budget; a layer over its cumulative budget with its own error within budget "
+              "inherits.", "",
               "## Regressions", ""] + _regressions(all_results) + [""]
 
     for (res, path), slug in zip(loaded, slugs):

@@ -21,6 +21,7 @@ from core.atomic import atomic_path  # noqa: E402
 # PNG metadata without the matplotlib version, so pictures do not change with an upgrade
 _PNG_META = {"Software": None}
 FLOOR = 1e-12      # zero errors are drawn at this height on the log axis
+LOCAL_FLOOR = 1e-6  # ... and exact local replays (ReLU, pooling, concat) here, far below ε
 
 
 def _save(fig, path) -> Path:
@@ -32,47 +33,74 @@ def _save(fig, path) -> Path:
 
 
 def error_by_depth(results, path, title: str = None) -> Path:
-    """Two panels (relative error, mean abs error) against tensor depth, log scale.
+    """Cumulative and local relative error against tensor depth, log scale.
 
-    Tensors the suite judged ``fail`` or found a data problem in are red; the budget is a
-    dashed step line (budgets differ per tensor); the first divergence is a vertical line with
-    its name.  Tensors without measurements (not judged) are left out.
+    Top: each tensor's error against Keras on the image (cumulative: it grows with depth), red
+    where the suite judged ``fail`` or found a data problem, its budget as a dashed step line.
+    Bottom: each layer's own (local) error — Keras on the device's inputs, and the MPS kernels on
+    Keras's inputs — against its local budget, which does not grow with depth (exact replays are
+    drawn at 1e-6); the cumulative error is drawn faintly for comparison.  The first divergence
+    is a vertical line.
     """
     tensors = sorted((t for t in results.tensors if t.metrics is not None), key=lambda t: t.index)
     depth = np.array([t.index for t in tensors], dtype=float)
     failing = np.array([t.verdict in ("fail", "data_problem") for t in tensors], dtype=bool)
-    fig, axes = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
-    panels = (("rel_error", "relative error"), ("mean_abs", "mean abs error"))
+    cumulative = _shown([t.metrics.rel_error for t in tensors])
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
     first = results.first_divergence
-    for ax, (key, label) in zip(axes, panels):
-        values = np.array([getattr(t.metrics, key) for t in tensors], dtype=float)
-        budget = np.array([getattr(t.budget, key) if t.budget else np.nan for t in tensors],
-                          dtype=float)
-        shown = np.where(np.isfinite(values), np.maximum(values, FLOOR), np.nan)
-        ok = ~failing & np.isfinite(shown)
-        bad = failing & np.isfinite(shown)
-        if len(depth):
-            ax.plot(depth, shown, color="0.75", linewidth=0.8, zorder=1)
-        ax.scatter(depth[ok], shown[ok], s=14, color="tab:blue", label="passing tensor", zorder=2)
-        if bad.any():
-            ax.scatter(depth[bad], shown[bad], s=22, color="tab:red",
-                       label="failing tensor or data problem", zorder=3)
-        if np.isfinite(budget).any():
-            ax.step(depth, budget, where="mid", color="tab:orange", linestyle="--",
-                    linewidth=1.2, label="budget", zorder=1)
+
+    budget = np.array([t.budget.rel_error if t.budget else np.nan for t in tensors], float)
+    if len(depth):
+        top.plot(depth, cumulative, color="0.75", linewidth=0.8, zorder=1)
+    ok, bad = ~failing & np.isfinite(cumulative), failing & np.isfinite(cumulative)
+    top.scatter(depth[ok], cumulative[ok], s=14, color="tab:blue", label="passing tensor",
+                zorder=2)
+    if bad.any():
+        top.scatter(depth[bad], cumulative[bad], s=22, color="tab:red",
+                    label="failing tensor or data problem", zorder=3)
+    if np.isfinite(budget).any():
+        top.step(depth, budget, where="mid", color="tab:orange", linestyle="--", linewidth=1.2,
+                 label="budget", zorder=1)
+    top.set_ylabel("cumulative relative error")
+
+    bottom.plot(depth, cumulative, color="0.85", linewidth=0.8, label="cumulative", zorder=1)
+    for attr, colour, label in (("device_rel_error", "tab:green", "Keras on the device's inputs"),
+                                ("golden_rel_error", "tab:purple", "MPS kernels on Keras's inputs")):
+        values = _shown([getattr(t.local, attr) if t.local else None for t in tensors],
+                        LOCAL_FLOOR)
+        if np.isfinite(values).any():
+            bottom.scatter(depth, values, s=12, color=colour, label=label, zorder=2)
+    local_budget = np.array([t.local.budget if t.local else np.nan for t in tensors], float)
+    if np.isfinite(local_budget).any():
+        bottom.step(depth, local_budget, where="mid", color="tab:orange", linestyle="--",
+                    linewidth=1.2, label="local budget", zorder=1)
+    culprits = np.array([t.blame == "culprit" for t in tensors], dtype=bool)
+    if culprits.any():
+        worst = _shown([max(v for v in (t.local.device_rel_error, t.local.golden_rel_error)
+                            if v is not None) if t.blame == "culprit" else None for t in tensors],
+                       LOCAL_FLOOR)
+        bottom.scatter(depth[culprits], worst[culprits], s=40, facecolors="none",
+                       edgecolors="tab:red", label="culprit (own error over budget)", zorder=3)
+    bottom.set_ylabel("local (own) relative error")
+    for ax in (top, bottom):
         if first is not None:
             ax.axvline(first.index, color="tab:red", linestyle=":", linewidth=1.2,
                        label=f"first divergence: {first.tensor}")
-        if np.isfinite(shown).any() or np.isfinite(budget).any():
+        if ax.has_data():
             ax.set_yscale("log")
-        ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-    axes[-1].set_xlabel("tensor depth (topological index)")
+        ax.legend(loc="best", fontsize=7)
+    bottom.set_xlabel("tensor depth (topological index)")
     h, w = results.input_size
     fig.suptitle(title or f"{results.model} {w}×{h} — {results.device}: error by layer depth")
     fig.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.08, hspace=0.08)
     return _save(fig, path)
+
+
+def _shown(values, floor=FLOOR) -> np.ndarray:
+    """Errors for a log axis: exact zeros at the floor, missing and non-finite left out."""
+    array = np.array([np.nan if v is None else v for v in values], dtype=float)
+    return np.where(np.isfinite(array), np.maximum(array, floor), np.nan)
 
 
 # -- feature maps -------------------------------------------------------------------------

@@ -94,7 +94,7 @@ EPS = 2.0 ** -11
 BUDGET_DIR = Path(__file__).resolve().parent / "budgets"
 
 DEFAULT_RULE = {"a": 16.0, "b": 32.0, "g": 2.0, "g_max": 3.0, "g_softmax": 8.0, "c_logits": 4.0,
-                "cap_rel": 0.25, "cap_max": 0.5, "floor": 1e-6}
+                "cap_rel": 0.25, "cap_max": 0.5, "floor": 1e-6, "local_a": 16.0}
 # A threshold left at None is not judged (the run says so); none of these defaults can only pass.
 DEFAULT_ACCURACY = {"min_device_top1": None, "min_device_top5": None, "max_top1_drop": 0.0,
                     "max_top5_drop": 0.0, "min_agreement_top1": 1.0, "min_agreement_top5": None}
@@ -250,6 +250,13 @@ def default_budget(metrics: dict, inherited_rel: float, inherited_max: float, fo
     return TensorBudget(rule="default", mean_abs=rel * rms + rule["floor"],
                   max_abs=maxn * gmax + rule["floor"], rel_error=rel,
                   cosine=1.0 - rel * rel, inherited_rel=inherited_rel, inherited_max=inherited_max)
+
+
+def local_budget(metrics: dict, forge_type: str, rule: dict) -> float:
+    """The relative error a layer may add on its own (validation.replay): ``local_a`` roundings,
+    plus, for a softmax, the float16 rounding of its logits (as in the cumulative rule)."""
+    logits = rule["c_logits"] * _log_range(metrics) * EPS if forge_type == "Softmax" else 0.0
+    return rule["local_a"] * EPS + logits
 
 
 def apply_overrides(budget: TensorBudget, name: str, budget_file: BudgetFile) -> TensorBudget:

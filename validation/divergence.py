@@ -92,8 +92,18 @@ def _only_nan_inf(t) -> bool:
 
 
 def first_divergence(tensors: list):
-    """The first :class:`Divergence` of judged TensorResults in manifest order, or None."""
+    """The first :class:`Divergence` of judged TensorResults in manifest order, or None.
+
+    Where local checks were made (validation.replay), the first tensor whose own error breaks
+    its local budget is the divergence — however deep, and whatever its cumulative error; without
+    them, the earliest ``fail`` whose judged inputs all pass."""
     by_name = {t.name: t for t in tensors}
+    for t in tensors:
+        if t.blame == "culprit":
+            return Divergence(tensor=t.name, index=t.index, forge_type=t.forge_type,
+                              keras_layer=t.keras_layer,
+                              forge_layers=[*t.local.covers, t.name], reason=t.reason,
+                              hint=hint_for(t.forge_type, t.name))
     for t in tensors:
         if t.verdict != "fail" and not _only_nan_inf(t):
             continue

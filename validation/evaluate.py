@@ -38,6 +38,9 @@ class Comparison:
     not_comparable_reason: str = ""
     metrics: Optional[dict] = None        # validation.metrics.Accumulator.result()
     problems: list = field(default_factory=list)
+    local: dict = field(default_factory=dict)   # "device"/"golden" replay -> metrics dict
+    covers: list = field(default_factory=list)  # Forge layers the local check covers with it
+    no_recipe: Optional[str] = None             # why it has no device-input replay
 
 
 def comparable(entry) -> bool:

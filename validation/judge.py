@@ -25,11 +25,11 @@ from typing import Optional
 
 from core.manifest import Manifest, as_manifest
 from validation import baseline as baselines
-from validation.budgets import BudgetFile, apply_overrides, default_budget
+from validation.budgets import BudgetFile, apply_overrides, default_budget, local_budget
 from validation.divergence import covered_layers, first_divergence, judged_inputs
 from validation.precheck import Precheck, describe
 from validation.verdicts import (Accuracy, BaselineComparison, Check, DataProblem,
-                                 FirstDataProblem, Latency, Metrics, Performance, Regression,
+                                 FirstDataProblem, LocalCheck, Latency, Metrics, Performance, Regression,
                                  Results, TensorResult, TopK, Totals, Violation, Worst, fmt)
 
 REFERENCE_DEVICE = "reference device"
@@ -111,7 +111,34 @@ def judge_tensors(comparisons: list, budget_file: BudgetFile) -> list:
         t.violations = [Violation(metric=k, value=v, limit=lim) for k, v, lim in violations]
         t.verdict = "fail" if violations else "pass"
         t.reason = _violations_text(violations)
+        judge_local(t, c, budget_file)
     return results
+
+
+def judge_local(t: TensorResult, c, budget_file: BudgetFile) -> None:
+    """Local error against its budget: the culprit is the layer whose *own* error is too large;
+    a tensor over its cumulative budget whose own error is within budget inherits."""
+    t.no_local_check = c.no_recipe
+    if not c.local:
+        return
+    rels = {kind: m["rel_error"] for kind, m in c.local.items()}
+    limit = local_budget(c.metrics, c.forge_type, budget_file.rule)
+    broken = [kind for kind, rel in rels.items() if not math.isfinite(rel) or rel > limit]
+    t.local = LocalCheck(device_rel_error=rels.get("device"), golden_rel_error=rels.get("golden"),
+                         budget=limit, verdict="fail" if broken else "pass", covers=c.covers)
+    if broken:
+        what = " and ".join(f"{LOCAL_WORDS[k]} {fmt(rels[k])}" for k in broken)
+        t.verdict, t.blame = "fail", "culprit"
+        t.reason = (f"its own (local) error is {what}, over the local budget {fmt(limit)}: this "
+                    "layer computes differently from Keras" + (f"; {t.reason}" if t.reason else ""))
+    elif t.verdict == "fail":
+        t.blame = "inherits"
+        t.reason += (f"; inherited: its own (local) error {fmt(max(rels.values()))} is within "
+                     f"its budget {fmt(limit)}")
+
+
+LOCAL_WORDS = {"device": "Keras on the device's inputs vs the device",
+               "golden": "the MPS kernels on Keras's inputs vs Keras"}
 
 
 def first_data_problem(tensors: list) -> Optional[FirstDataProblem]:

@@ -6,7 +6,7 @@ its metrics over every image compared and its data problems (counted per kind, w
 images named), per image the Keras and device top-5, the images that could not be read, the
 device side's run facts, and which images' activations were kept in the stores and why.
 """
-from dataclasses import asdict
+from dataclasses import asdict, field
 from typing import Optional
 
 from core.contracts import component, contract
@@ -29,6 +29,13 @@ class TensorMeasure:
     metrics: Optional[Metrics]
     problems: dict[str, int]
     samples: list[ProblemSample]
+    # local error (validation.replay): Keras on the device's inputs vs the device, and (the
+    # reference device) the MPS kernels on Keras's inputs vs Keras; the Forge layers the
+    # replay covers with this tensor, or why it has no device-input replay
+    local_device: Optional[Metrics] = None
+    local_golden: Optional[Metrics] = None
+    covers: list[str] = field(default_factory=list)
+    no_recipe: Optional[str] = None
 
 
 @component
@@ -78,7 +85,10 @@ def from_tally(measurement, manifest: Manifest, run: RunFacts) -> Measurements:
         tensors[entry.name] = TensorMeasure(
             metrics=Metrics(**t.acc.result()) if has_data else None,
             problems=dict(sorted(t.problems.items())),
-            samples=[ProblemSample(image=i, kind=k, reason=r) for i, k, r in t.samples])
+            samples=[ProblemSample(image=i, kind=k, reason=r) for i, k, r in t.samples],
+            local_device=_local(t.local_device), local_golden=_local(t.local_golden),
+            covers=list(tally.covers.get(entry.name, [])),
+            no_recipe=tally.no_recipe.get(entry.name))
     keys = sorted(tally.images)
     return Measurements(
         model=manifest.name, manifest_sha256=manifest_hash(manifest),
@@ -89,6 +99,10 @@ def from_tally(measurement, manifest: Manifest, run: RunFacts) -> Measurements:
                      for k in keys if k in tally.predictions},
         run=run, kept=dict(sorted(measurement.kept_because.items())), shards=measurement.shards,
         workers=measurement.workers, seconds=measurement.seconds)
+
+
+def _local(acc) -> Optional[Metrics]:
+    return Metrics(**acc.result()) if acc.images else None
 
 
 def comparisons(m: Measurements, manifest: Manifest) -> list:
@@ -110,6 +124,9 @@ def comparisons(m: Measurements, manifest: Manifest) -> list:
             continue
         if measure.metrics is not None:
             row.metrics = asdict(measure.metrics)
+        row.local = {kind: asdict(getattr(measure, f"local_{kind}"))
+                     for kind in ("device", "golden") if getattr(measure, f"local_{kind}")}
+        row.covers, row.no_recipe = measure.covers, measure.no_recipe
         for sample in measure.samples:
             row.problems.append(Problem(sample.kind, sample.image, sample.reason))
         more = sum(measure.problems.values()) - len(measure.samples)

@@ -48,7 +48,10 @@ class Spec:
 
 @dataclass
 class TensorTally:
-    acc: Accumulator = field(default_factory=Accumulator)
+    acc: Accumulator = field(default_factory=Accumulator)             # device vs Keras
+    local_device: Accumulator = field(default_factory=Accumulator)    # device vs Keras on the
+    local_golden: Accumulator = field(default_factory=Accumulator)    # device's inputs; MPS on
+    #                                                                   Keras's inputs vs Keras
     problems: dict = field(default_factory=dict)      # kind -> count
     samples: list = field(default_factory=list)       # (image, kind, reason), first by image
 
@@ -59,6 +62,8 @@ class TensorTally:
 
     def merge(self, other: "TensorTally"):
         self.acc.merge(other.acc)
+        self.local_device.merge(other.local_device)
+        self.local_golden.merge(other.local_golden)
         for kind, n in other.problems.items():
             self.problems[kind] = self.problems.get(kind, 0) + n
         self.samples = sorted(self.samples + other.samples)[:PROBLEM_SAMPLES]
@@ -73,6 +78,8 @@ class Tally:
     unreadable: dict = field(default_factory=dict)     # image key -> reason
     latencies: list = field(default_factory=list)      # host seconds per image (not judged)
     kept: dict = field(default_factory=dict)           # image -> (golden records, device records)
+    covers: dict = field(default_factory=dict)         # tensor -> Forge layers its replay covers
+    no_recipe: dict = field(default_factory=dict)      # tensor -> why it has no Keras replay
 
     def tensor(self, name) -> TensorTally:
         return self.tensors.setdefault(name, TensorTally())
@@ -80,7 +87,7 @@ class Tally:
     def merge(self, other: "Tally") -> "Tally":
         for name, t in other.tensors.items():
             self.tensor(name).merge(t)
-        for attr in ("predictions", "images", "unreadable", "kept"):
+        for attr in ("predictions", "images", "unreadable", "kept", "covers", "no_recipe"):
             getattr(self, attr).update(getattr(other, attr))
         self.latencies += other.latencies
         return self
@@ -108,6 +115,9 @@ class _Context:
             from device_pull.reference_device import ReferenceDevice
 
             self.device = ReferenceDevice(spec.builder_path, spec.param_dir, fault=spec.fault)
+        from validation.replay import KerasRecipes
+
+        self.recipes = KerasRecipes(self.golden.model, self.manifest)
 
 
 def _comparable(entry: TensorEntry) -> bool:
@@ -151,7 +161,8 @@ def measure_shard(spec: Spec, images: list, keep=(), runs=None) -> Tally:
     from threadpoolctl import threadpool_limits
 
     ctx = _context(spec)
-    tally = Tally()
+    tally = Tally(covers={n: r.covers for n, r in ctx.recipes.recipes.items()},
+                  no_recipe=dict(ctx.recipes.missing))
     # One BLAS thread wherever the shard runs: a matrix product split over more threads sums in
     # another order, and the device side must come out the same on any worker.
     with threadpool_limits(limits=1, user_api="blas"):
@@ -171,6 +182,7 @@ def _measure_image(ctx, tally, key, path, keep, runs):
     if latency is not None:
         tally.latencies.append(latency)
     _tally_image(ctx, tally, key, golden, device)
+    _tally_local(ctx, tally, key, golden, device)
     keras_top5 = _top5(golden.get(ctx.output))
     device_top5 = _top5(device.get(ctx.output)) if device else None
     tally.predictions[key] = (keras_top5, device_top5 or log_top5)
@@ -205,6 +217,22 @@ def _tally_image(ctx: _Context, tally: Tally, key: str, golden: dict, device: Op
             t.problem(key, "shape_mismatch", f"the device has {d.size} values, Keras {g.size}")
             continue
         t.acc.add(g, d, key)
+
+
+def _tally_local(ctx: _Context, tally: Tally, key: str, golden: dict, device: Optional[dict]):
+    """The local errors of one image: device-input replay (Keras on the device's inputs) and,
+    on the reference device, golden-input replay (the MPS kernels on Keras's inputs)."""
+    if device is not None:
+        for name, expected in ctx.recipes.replay(device).items():
+            data, status = device[name][0], device[name][1]
+            if status == "ok" and data is not None and data.size == expected.size:
+                tally.tensor(name).local_device.add(expected, data, key)
+    if ctx.device is not None:
+        given = {n: rec[0] for n, rec in golden.items() if rec[1] == "ok" and rec[0] is not None}
+        replayed = ctx.device.replay(given)
+        for name in ctx.comparable:
+            if name in replayed and name in given and replayed[name].size == given[name].size:
+                tally.tensor(name).local_golden.add(given[name], replayed[name], key)
 
 
 # -- the controller side -----------------------------------------------------------------------

@@ -83,6 +83,18 @@ class DataProblem:
 
 
 @component
+class LocalCheck:
+    """The layer's own error (validation.replay), held to a budget that does not grow with depth:
+    Keras on the device's inputs vs the device, and — on the reference device — the MPS kernels
+    on Keras's inputs vs Keras."""
+    device_rel_error: Optional[float]
+    golden_rel_error: Optional[float]
+    budget: float
+    verdict: Literal["pass", "fail"]
+    covers: list[str] = field(default_factory=list)    # Forge layers checked with this tensor
+
+
+@component
 class TensorResult:
     name: str
     index: int
@@ -96,6 +108,11 @@ class TensorResult:
     budget: Optional[Budget] = None
     violations: list[Violation] = field(default_factory=list)
     problems: list[DataProblem] = field(default_factory=list)
+    local: Optional[LocalCheck] = None
+    # "culprit": its own (local) error breaks its budget; "inherits": over its cumulative
+    # budget with a local error within budget — the error came from the layers before it
+    blame: Optional[Literal["culprit", "inherits"]] = None
+    no_local_check: Optional[str] = None                # why it has no device-input replay
 
 
 @component
@@ -283,6 +300,10 @@ def verdict_lines(results: Results) -> list:
         lines.append(f"FIRST DIVERGENCE: tensor {fd.tensor!r} (#{fd.index}, Forge {fd.forge_type}"
                      f"{covered}) ↔ Keras layer {fd.keras_layer!r}: {fd.reason}")
         lines.append(f"  typical causes: {fd.hint}")
+        inheriting = sum(1 for t in r.tensors if t.blame == "inherits")
+        if inheriting:
+            lines.append(f"  {inheriting} later tensor(s) over their cumulative budget inherit "
+                         "this error: their own (local) errors are within budget")
     elif r.count("fail"):
         lines.append(f"numerics: {r.count('fail')} tensor(s) over budget")
     elif r.count("pass"):

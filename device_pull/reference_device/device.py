@@ -226,16 +226,56 @@ class ReferenceDevice:
                             :i_shape.channels]
         else:
             source = self._source(t, storages)
+        self._write(t, self._compute(t, source), storages)
+
+    def _compute(self, t, source):
+        """The layer of ``t`` on ``source`` (what it reads), with its injected fault if any."""
+        layer, i_shape, o_shape = t.layer, t.input.shape, t.shape
         swap = layer.fault == "stride" and _is_square(layer)
         run = _with_swapped_window(layer, i_shape, o_shape) \
             if layer.fault == "stride" and not swap else layer
         try:
-            result = op.compute(run, source, i_shape, o_shape)
+            result = layer.op.compute(run, source, i_shape, o_shape)
         except ForgeOpError as exc:
             raise ReferenceDeviceError(f"{layer.describe()}: {exc}") from None
         if swap:
             result = _swap_xy(result, (o_shape.height, o_shape.width))
-        self._write(t, result, storages)
+        return result
+
+    # -- golden-input replay ----------------------------------------------------------------
+    def replay(self, given: dict) -> dict:
+        """Each layer run on the *given* values of what it reads, rounded to float16 as the
+        device stores them: ``given`` maps Forge tensor names to HWC arrays (Keras's golden
+        values); a layer whose input has no given value reads its replayed value instead (the
+        second layer of a pair Keras does not expose, e.g. a Dense fused into its softmax).
+        Returns ``{tensor name: HWC}`` of every layer it could run — the layer's own error,
+        apart from what its inputs inherited."""
+        out = {}
+
+        def value(x):
+            if x.short_id in given:
+                return to_f16(np.asarray(given[x.short_id], np.float32))
+            if x.short_id in out:
+                return out[x.short_id]
+            if x.op.gathers == "channels" and all(value(p) is not None for p in x.previous):
+                return np.concatenate([value(p) for p in x.previous], axis=2)
+            return None
+
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            for t in self.tensors:
+                if t.layer is None or t.op.wants_textures or t.input.op.provides_texture:
+                    continue
+                if t.layer.op.reads_all_images:
+                    parts = [value(p) for p in t.input.previous]
+                    if any(p is None for p in parts):
+                        continue
+                    source = np.stack(parts)
+                else:
+                    source = value(t.input)
+                    if source is None:
+                        continue
+                out[t.short_id] = self._compute(t, source)
+        return out
 
     def _write(self, t, result, storages):
         layer = t.layer

@@ -1,0 +1,144 @@
+"""Local error: each layer recomputed on given inputs, so its own error is seen apart from what
+it inherited.
+
+A tensor's *cumulative* error (device vs Keras on the image) grows with depth; its *local* error
+does not: it is what the layer itself adds.  Two ways to measure it, per image:
+
+* **device-input replay** (phone dumps and the reference device alike): the Keras layers the
+  Forge layer stands for run in float32 on the device's own dumped inputs, and the result is
+  compared with the device's dumped output (:class:`KerasRecipes`);
+* **golden-input replay** (the reference device): the MPS kernel runs on Keras's golden inputs
+  rounded to float16 and is compared with Keras's output
+  (:meth:`device_pull.reference_device.ReferenceDevice.replay`).
+
+A recipe starts from the nearest tensors *with* a Keras counterpart: a Forge layer whose input
+Keras does not expose (the depthwise half of a separable convolution, a Dense whose logits go
+straight into a softmax, a copy the converter inserted) is checked together with it, as a pair —
+the recipe ``covers`` those layers.  Tensors whose inputs lead back to the image's
+preprocessing without a Keras tensor between have no recipe (their cumulative error is their
+local error).
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from core.manifest import KerasOutput, Manifest, PreprocessingStep, ResizedImage
+
+
+@dataclass
+class Source:
+    tensor: str                     # the Forge tensor whose device values feed the recipe
+    affine: Optional[list]          # its values are a * keras + b: undone before Keras runs
+
+
+@dataclass
+class Recipe:
+    tensor: str                     # the Forge tensor checked
+    sources: list                   # [Source], in the sub-model's input order
+    affine: Optional[list]          # the tensor's values are a * keras + b
+    covers: list = field(default_factory=list)   # Forge layers checked with it (pairs)
+    model: object = None            # the Keras sub-model: sources' Keras tensors -> tensor's
+
+
+def _keras_input_tensor(manifest: Manifest) -> Optional[str]:
+    """The Forge tensor that holds the Keras model's input: the last preprocessing step (or the
+    resized image when there is none)."""
+    steps = len(manifest.preprocessing.steps)
+    for entry in manifest.tensors:
+        ref = entry.reference
+        if steps and isinstance(ref, PreprocessingStep) and ref.step == steps - 1:
+            return entry.name
+        if not steps and isinstance(ref, ResizedImage):
+            return entry.name
+    return None
+
+
+def _sources(entry, by_name: dict, keras_input: str):
+    """(sources, covered Forge layers) of a tensor, or (None, reason)."""
+    sources, covers, seen = [], [], set()
+    stack = list(reversed(entry.inputs))
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        t = by_name[name]
+        if isinstance(t.reference, KerasOutput) or name == keras_input:
+            sources.append(t)
+        elif t.reference is None:
+            covers.append(name)
+            stack.extend(reversed(t.inputs))
+        else:
+            return None, f"its input {name!r} is a preprocessing step, not a Keras tensor"
+    if not sources:
+        return None, "it reads no tensor Keras exposes"
+    return sources, covers
+
+
+class KerasRecipes:
+    """The device-input replay of every tensor that has one, built once per Keras model."""
+
+    def __init__(self, model, manifest: Manifest):
+        from golden.capture import _layer_output
+
+        self.recipes, self.missing = {}, {}
+        by_name = {t.name: t for t in manifest.tensors}
+        keras_input = _keras_input_tensor(manifest)
+        for entry in manifest.tensors:
+            if not isinstance(entry.reference, KerasOutput) or not entry.compare:
+                continue
+            sources, covers = _sources(entry, by_name, keras_input)
+            if sources is None:
+                self.missing[entry.name] = covers          # the reason there is no recipe
+                continue
+            inputs = []
+            for s in sources:
+                if s.name == keras_input:
+                    inputs.append(model.inputs[0])
+                else:
+                    inputs.append(_layer_output(model, s.reference.layer, s.reference.output_index))
+            ref = entry.reference
+            output = _layer_output(model, ref.layer, ref.output_index)
+            try:
+                sub = _sub_model(inputs, output)
+            except ValueError as exc:
+                self.missing[entry.name] = f"no Keras sub-model from its inputs ({exc})"
+                continue
+            self.recipes[entry.name] = Recipe(
+                entry.name, [Source(s.name, s.reference.affine if isinstance(s.reference, KerasOutput)
+                                    else None) for s in sources],
+                ref.affine, [c for c in covers if by_name[c].forge_type != "Collect"], sub)
+
+    def replay(self, device: dict) -> dict:
+        """``{tensor: Keras's output on the device's inputs}`` (in the device tensor's shape) for
+        every recipe whose inputs the device has usable (``device``: ``{tensor: (data, status,
+        reason)}``)."""
+        out = {}
+        for name, recipe in self.recipes.items():
+            values = []
+            for s, keras_input in zip(recipe.sources, recipe.model.inputs):
+                data, status = device[s.tensor][0], device[s.tensor][1]
+                if status != "ok" or data is None:
+                    break
+                x = np.asarray(data, np.float32)
+                if s.affine:
+                    x = (x - np.float32(s.affine[1])) / np.float32(s.affine[0])
+                values.append(x.reshape((1,) + tuple(keras_input.shape[1:])))
+            else:
+                y = np.asarray(recipe.model(values if len(values) > 1 else values[0],
+                                            training=False), np.float32)[0]
+                if recipe.affine:
+                    y = np.float32(recipe.affine[0]) * y + np.float32(recipe.affine[1])
+                out[name] = y.reshape(np.shape(device[name][0])) \
+                    if device[name][0] is not None and y.size == np.size(device[name][0]) else y
+        return out
+
+
+def _sub_model(inputs, output):
+    from core.kerasenv import keras
+
+    unique = list({id(t): t for t in inputs}.values())
+    if len(unique) != len(inputs):
+        raise ValueError("two inputs are the same Keras tensor")
+    return keras.Model(unique if len(unique) > 1 else unique[0], output)
