@@ -48,6 +48,12 @@ def test_fault_is_the_first_divergence(model, kind, layer, suite_cache):
     faulted = r.tensor(fd.tensor)
     # over budget, or NaN/Inf computed there (garbage weights overflow float16)
     assert faulted.verdict == "fail" or {p.kind for p in faulted.problems} == {"nan_inf"}
+    if faulted.verdict == "fail":
+        # its own error breaks its local budget; every later tensor over budget inherits it
+        assert faulted.blame == "culprit" and faulted.local.verdict == "fail"
+        later = [t for t in r.tensors if t.index > fd.index and t.verdict == "fail"]
+        assert all(t.blame == "inherits" for t in later), \
+            [(t.name, t.blame, t.reason) for t in later if t.blame != "inherits"]
     # everything judged before the faulted layer is within budget
     before = [t for t in r.tensors if t.index < fd.index]
     assert all(t.verdict in ("pass", "not_judged") for t in before)
