@@ -55,6 +55,10 @@ def pytest_addoption(parser):
                     help="rewrite the baseline with this run's metrics (atomically)")
     group.addoption("--results", default=None, metavar="OUT.json",
                     help="write the machine-readable results of the run")
+    group.addoption("--repro", default=None, metavar="DIR",
+                    help="write a minimal reproducer of the first diverging layer into DIR: a "
+                         "one-layer Forge builder with its weights, its input and Keras's output "
+                         "as .floats, the Keras layer as a model, and an XCTest")
     group.addoption("--report", default=None, metavar="OUT.md",
                     help="write a markdown report (needs the reports package)")
     group.addoption("--validation-cache", default=None, metavar="DIR",

@@ -3,6 +3,7 @@
 
     python -m validation schema      the JSON schema of the results file (keras2metal.results/2)
     python -m validation precheck    the float16 range pre-check of a model, before any device run
+    python -m validation repro DIR   run a reproducer written by --repro DIR on the reference device
 """
 import argparse
 import sys
@@ -68,14 +69,41 @@ def precheck(args) -> int:
     return 1 if result.errors() else 0
 
 
+def repro(args) -> int:
+    from validation.repro import ReproError, replay_reproducer
+
+    try:
+        error = replay_reproducer(args.folder)
+    except (ReproError, ValueError, OSError) as exc:
+        print(f"ERROR: repro: {exc}", file=sys.stderr)
+        return 2
+    import json
+    from pathlib import Path
+
+    info = json.loads((Path(args.folder) / "reproducer.json").read_text())
+    budget = info["local_budget"]
+    verdict = "REPRODUCES the divergence" if error > budget else "does not reproduce it"
+    print(f"{info['model']} / {info['tensor']} on the reference device: relative error {error:.4g} "
+          f"against Keras (local budget {budget:.4g}): {verdict}")
+    return 1 if error > budget else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m validation", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("schema", help="print the JSON schema of the results file")
     _add_precheck(sub)
+    r = sub.add_parser("repro", help="run a reproducer (written by pytest validation --repro DIR) "
+                       "on the reference device and say whether it shows the divergence",
+                       description="Runs the one-layer reproducer's builder and weights on the "
+                       "reference device from its input.floats and compares with "
+                       "expected.floats.  Exit status 1 when it reproduces the divergence.")
+    r.add_argument("folder", metavar="DIR", help="the folder --repro wrote")
     args = parser.parse_args(argv)
     if args.command == "precheck":
         return precheck(args)
+    if args.command == "repro":
+        return repro(args)
     import json
 
     from core.contracts import schema

@@ -87,6 +87,17 @@ def _write_outputs(config, st):
             st.notes.append(f"report written: {report}")
         except (ValueError, OSError) as exc:      # the report must not hide the verdict
             st.notes.append(f"--report {report}: not written: {exc}")
+    repro = config.getoption("--repro", default=None)
+    if repro:
+        from validation.repro import ReproError, write_reproducer
+
+        try:
+            written = write_reproducer(st.prepared, evaluation.results, base / repro)
+            st.notes.append(f"reproducer of {written.tensor} written: {written.folder} (local "
+                            f"error {written.local_error:.4g} on image {written.image}; run it "
+                            f"here with `python -m validation repro {written.folder}`)")
+        except ReproError as exc:
+            st.notes.append(f"--repro: nothing written: {exc}")
     st.results_file.unlink(missing_ok=True)
     limit = config.getoption("--cache-limit", default=None)
     st.notes.append(prune(st.pipeline.s.cache_dir, parse_size(limit) if limit else

@@ -115,24 +115,31 @@ class KerasRecipes:
         every recipe whose inputs the device has usable (``device``: ``{tensor: (data, status,
         reason)}``)."""
         out = {}
-        for name, recipe in self.recipes.items():
-            values = []
-            for s, keras_input in zip(recipe.sources, recipe.model.inputs):
-                data, status = device[s.tensor][0], device[s.tensor][1]
-                if status != "ok" or data is None:
-                    break
-                x = np.asarray(data, np.float32)
-                if s.affine:
-                    x = (x - np.float32(s.affine[1])) / np.float32(s.affine[0])
-                values.append(x.reshape((1,) + tuple(keras_input.shape[1:])))
-            else:
-                y = np.asarray(recipe.model(values if len(values) > 1 else values[0],
-                                            training=False), np.float32)[0]
-                if recipe.affine:
-                    y = np.float32(recipe.affine[0]) * y + np.float32(recipe.affine[1])
-                out[name] = y.reshape(np.shape(device[name][0])) \
-                    if device[name][0] is not None and y.size == np.size(device[name][0]) else y
+        for name in self.recipes:
+            expected = self.replay_one(name, device)
+            if expected is not None:
+                out[name] = expected
         return out
+
+    def replay_one(self, name: str, device: dict):
+        """Keras's output of one recipe on the device's inputs, or None when an input is not
+        usable."""
+        recipe = self.recipes[name]
+        values = []
+        for s, keras_input in zip(recipe.sources, recipe.model.inputs):
+            data, status = device[s.tensor][0], device[s.tensor][1]
+            if status != "ok" or data is None:
+                return None
+            x = np.asarray(data, np.float32)
+            if s.affine:
+                x = (x - np.float32(s.affine[1])) / np.float32(s.affine[0])
+            values.append(x.reshape((1,) + tuple(keras_input.shape[1:])))
+        y = np.asarray(recipe.model(values if len(values) > 1 else values[0], training=False),
+                       np.float32)[0]
+        if recipe.affine:
+            y = np.float32(recipe.affine[0]) * y + np.float32(recipe.affine[1])
+        own = device[name][0]
+        return y.reshape(np.shape(own)) if own is not None and y.size == np.size(own) else y
 
 
 def _sub_model(inputs, output):

@@ -59,6 +59,7 @@ class ReferenceDevice:
         self._check_fault()
         self._load_parameters()
         self._plan()
+        self._input_image = None       # a feature map given as the input (forward_image)
 
     # -- compile ----------------------------------------------------------------------------
     def _first_tensor(self, layer):
@@ -159,12 +160,32 @@ class ReferenceDevice:
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             return self._forward(dump)
 
+    def forward_image(self, hwc: np.ndarray, dump: str = "none") -> dict:
+        """One pass on a feature map given as the input MPSImage (``Model.evaluate(input:)``):
+        for a builder whose ``Input(width:height:channels:)`` fixes the image, e.g. a one-layer
+        reproducer.  Returns as :meth:`forward` (``resized`` is always False)."""
+        s = self.model.input.shape
+        hwc = np.asarray(hwc, np.float32)
+        if hwc.shape != (s.height, s.width, s.channels):
+            raise ReferenceDeviceError(
+                f"the input image is {hwc.shape} (H, W, C) but the builder's Input is "
+                f"({s.height}, {s.width}, {s.channels}); give an image of that shape")
+        self._texture, self._resized = None, False
+        self._input_image = to_f16(hwc)[None]
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            try:
+                return self._forward(dump)
+            finally:
+                self._input_image = None
+
     def _forward(self, dump):
         storages = {}
         dumps = {}
         output = self.model.output
         for i, t in enumerate(self.tensors):
-            if t.op.provides_texture:
+            if self._input_image is not None and t is self.model.input:
+                storages[id(t)] = Storage(None, self._input_image)
+            elif t.op.provides_texture:
                 self._put_input(t, storages)
             elif t.layer is not None:
                 self._run_layer(t, storages)
