@@ -11,6 +11,7 @@ import numpy as np
 
 from core.kerasenv import keras
 from core.kerasgraph import layer_calls
+from core.preprocessing import FAMILIES, GRAY_FAMILIES, apply_steps
 
 KERNEL_LAYERS = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "Conv2DTranspose"}
 LOGIT_SPREAD = 4.0
@@ -27,12 +28,14 @@ def calibration_batch(shape, family: str, seed: int, batch: int = 2) -> np.ndarr
 
 
 def preprocess_batch(rgb01: np.ndarray, family: str) -> np.ndarray:
-    """Keras ``preprocess_input`` of each family, applied to RGB images in [0, 1]."""
+    """Keras ``preprocess_input`` of each family, applied to RGB (or gray) images in [0, 1]."""
+    if rgb01.shape[-1] == 1:            # a gray image: what RGB2Gray gives, then the family's
+        return apply_steps(rgb01 * np.float32(255.0), GRAY_FAMILIES.get(family, []))
     if family == "caffe":
         return rgb01[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68], np.float32)
     if family == "tf":
         return rgb01 * 2.0 - 1.0
-    return rgb01
+    return apply_steps(rgb01, FAMILIES.get(family, []))
 
 
 def _call(layer, inputs):

@@ -10,6 +10,7 @@ from typing import Callable, Optional
 
 from core.errors import ConversionError
 from core.kerasenv import KERAS3, keras
+from core.kerasgraph import canonical_model
 from core.seeding import seeded_init
 
 
@@ -133,7 +134,7 @@ def load_model(spec: str, weights: str = "random", seed: int = 0, *,
     # model rebuilt in another process (golden capture, validation) gets the same layer names.
     keras.backend.clear_session()
     if entry is None:
-        model = load_model_file(spec, unsafe=unsafe)
+        model = canonical_model(load_model_file(spec, unsafe=unsafe))
         if weights == "random":
             seeded_init(model, seed, family or "none")
         elif weights == "imagenet":
@@ -144,7 +145,7 @@ def load_model(spec: str, weights: str = "random", seed: int = 0, *,
         return model
     if weights == "imagenet":
         try:
-            return entry.build("imagenet", Path(model_dir))
+            return canonical_model(entry.build("imagenet", Path(model_dir)))
         except ConversionError:
             raise
         except Exception as exc:  # urllib/HTTP/SSL errors surface as many types
@@ -152,7 +153,7 @@ def load_model(spec: str, weights: str = "random", seed: int = 0, *,
                 f"{entry.constant}: could not fetch the ImageNet weights ({type(exc).__name__}: {exc}). "
                 "Use --weights random for seeded random weights, or download the weights file "
                 "elsewhere and pass --weights PATH") from exc
-    model = entry.build(None, Path(model_dir))
+    model = canonical_model(entry.build(None, Path(model_dir)))
     if weights == "trained":
         if not entry.trained:
             raise ConversionError(f"{entry.constant}: --weights trained applies to models shipped "
