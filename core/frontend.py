@@ -348,7 +348,7 @@ def normalization(ctx: Context):
 @handler("LayerScale")
 def layer_scale(ctx: Context):
     """ConvNeXt's per-channel ``x * gamma``: folded into the layer before it."""
-    gamma = ctx.weights()["gamma"].astype(np.float64).reshape(-1)
+    gamma = np.asarray(ctx.layer.get_weights()[0], np.float64).reshape(-1)   # its one weight
     return [channel_affine(ctx, gamma, np.zeros_like(gamma))]
 
 

@@ -11,12 +11,20 @@ Written by the converter next to the weights as ``<param_dir>/<name>.manifest.js
                  "keras": "3.15.1", "tensorflow": "2.21.0",
                  "folded_model": "<path relative to the manifest's folder or null>"},
       "input": {"width": 224, "height": 224, "channels": 3, "keras_input": "input_layer"},
-      "preprocessing": {"family": "caffe" | "tf" | "torch" | "yolo" | "none",
-                        "steps": [            # applied in order to RGB float in [0, 1]
+      "preprocessing": {"family": "caffe" | "tf" | "torch" | "raw" | "yolo" | "none",
+                        "steps": [            # applied in order to RGB float in [0, 1]; the last
+                                              # step's output is the Keras model's input
+                          {"op": "gray", "tensor": "rgb2gray"},   # Forge's RGB2Gray: (H, W, 1)
+                                              # luminance x 255 (core/forge_ops/kernels/rgb2gray.py)
                           {"op": "swap_channels", "permute": [2, 1, 0], "tensor": "rgb2bgr"},
                           {"op": "subtract_mean", "scale": 255.0,
                            "mean": [103.939, 116.779, 123.68], "tensor": "subtract_mean"},
+                          {"op": "channel_affine", "scale": [s_r, s_g, s_b],
+                           "offset": [o_r, o_g, o_b], "tensor": "input_normalize"},  # x*s + o
                           {"op": "linear", "a": 2.0, "b": -1.0, "tensor": "input_scale"}]},
+                        # A step folded with the model's own first Rescaling/Normalization
+                        # layers into one Forge layer has "tensor": null and
+                        # "folded_into": "<that layer's tensor>".
       "output": {"tensor": "<Forge tensor name>", "kind": "classifier" | "yolo" | "raw",
                  "classes": 1000},
       "tensors": [                          # every Forge tensor, in Forge's topological order
@@ -37,7 +45,10 @@ Written by the converter next to the weights as ``<param_dir>/<name>.manifest.js
          "shape": [64, 7, 7, 3], "layout": "OHWI", "dtype": "<f4", "count": 9408,
          "sha256": "..."}
       ],
-      "totals": {"layers": 93, "tensors": 110, "parameters": 25583592}
+      "totals": {"layers": 93, "tensors": 110, "parameters": 25583592},
+      "custom_kernels": [                   # the project's Metal kernels the builder runs
+        {"tensor": "block_gelu", "kernel": "GELUKernel", "keras_layers": ["block_gelu"],
+         "why": "MPS has no GELU neuron (it needs erf)"}]
     }
 
 ``reference`` kinds:
@@ -146,7 +157,7 @@ def build_manifest(graph, weight_entries, *, builder_class, builder_file, source
         tensor["index"] = index
     input_node = graph.node(graph.input)
     output = graph.node(graph.output)
-    return {
+    manifest = {
         "format": FORMAT,
         "name": graph.name,
         "builder": {"class": builder_class, "file": builder_file},
@@ -162,3 +173,22 @@ def build_manifest(graph, weight_entries, *, builder_class, builder_file, source
         "totals": {"layers": layers, "tensors": len(tensors),
                    "parameters": int(sum(e["count"] for e in weight_entries))},
     }
+    kernels = custom_kernel_layers(graph)
+    if kernels:
+        manifest["custom_kernels"] = kernels
+    return manifest
+
+
+def custom_kernel_layers(graph) -> list:
+    """The layers that run one of the project's Metal kernels, and why MPS could not."""
+    from core.forge_ops import kernel_for_swift
+
+    out = []
+    for node in graph.nodes:
+        if node.op != "Custom":
+            continue
+        kernel = kernel_for_swift(node.attrs["kernel_class"])
+        if kernel is not None and not kernel.forge_builtin:
+            out.append({"tensor": node.name, "kernel": kernel.swift_class,
+                        "keras_layers": list(node.keras_layers), "why": kernel.why})
+    return out

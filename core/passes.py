@@ -303,6 +303,51 @@ def flatten_nested_concats(graph: Graph) -> Graph:
     return graph
 
 
+def _is_identity_copy(node: Node) -> bool:
+    return _linear(node) == (1.0, 0.0) and not node.keras_layers
+
+
+@register_pass("align_concat_offsets", after={
+    "flatten_nested_concats": "splicing a nested concat changes its inputs' offsets"})
+def align_concat_offsets(graph: Graph) -> Graph:
+    """A concatenation whose inputs would start at channel offsets MPS cannot write (not multiples
+    of 4, as NASNet's 11-channel stem cells) concatenates padded inputs instead: each input before
+    the last with C % 4 != 0 goes through a 1x1 convolution copying its channels into a multiple
+    of 4 (identity weights, zeros after), and Forge's TransposeChannelsKernel gathers the real
+    channels of the padded concatenation into the Keras tensor."""
+    infer_shapes(graph)
+    for concat in [n for n in graph.nodes if _gathers(n) == "channels"]:
+        channels = [graph.node(name).shape[2] for name in concat.inputs]
+        if all(c % 4 == 0 for c in channels[:-1]):
+            continue
+        permute, offset = [], 0
+        for position, (name, count) in enumerate(zip(list(concat.inputs), channels)):
+            padded = count if position == len(channels) - 1 else -(-count // 4) * 4
+            permute += list(range(offset, offset + count))
+            offset += padded
+            if padded == count:
+                continue
+            source = graph.node(name)
+            if _is_identity_copy(source) and len(graph.consumers(name)) == 1:
+                graph.nodes.remove(source)          # the pad is a copy of its own
+                source = graph.node(source.inputs[0])
+            kernel = np.eye(count, padded, dtype=np.float32)[None, None]
+            pad = Node(name=graph.unique_name(f"{source.name}_pad4"), op="Convolution",
+                       inputs=[source.name], attrs={"kernel": (1, 1), "stride": (1, 1),
+                                                    "padding": "same", "use_bias": False},
+                       weights={"kernel": kernel, "bias": np.zeros(padded, np.float32)})
+            graph.nodes.insert(graph.nodes.index(concat), pad)
+            concat.inputs[position] = pad.name
+        gather = Node(name=graph.unique_name(f"{concat.name}_gather"), op="Custom", inputs=[],
+                      attrs={"kernel_class": "TransposeChannelsKernel", "channels": len(permute),
+                             "args": {"featureChannels": offset,
+                                      "permute": permute + [0] * (offset - len(permute))}},
+                      golden_source=concat.golden_source, keras_layers=concat.keras_layers)
+        concat.golden_source, concat.keras_layers = None, []
+        graph.insert_after(concat, gather)
+    return infer_shapes(graph)
+
+
 def _destinations(graph: Graph, name: str) -> int:
     """How many Concat/Collect inputs read ``name`` (each one wants to own its output image)."""
     return sum(c.inputs.count(name) for c in graph.consumers(name) if _gathers(c) is not None)
@@ -311,6 +356,7 @@ def _destinations(graph: Graph, name: str) -> int:
 @register_pass("enforce_merge_rules", after={
     "fuse_activations": "fusing would merge the identity copies it inserts back into their "
                         "producers",
+    "align_concat_offsets": "the gathering layer it inserts may be a concat/collect input",
     "legalise_padding": "a padding layer it inserts may become a concat/collect input's writer",
     "flatten_nested_concats": "a nested concat is spliced, not copied"})
 def enforce_merge_rules(graph: Graph) -> Graph:
@@ -569,6 +615,7 @@ DEFAULT_ORDER = [
     "fold_zero_padding",
     "legalise_padding",
     "flatten_nested_concats",
+    "align_concat_offsets",
     "enforce_merge_rules",
     "check_concat_offsets",
     "insert_preprocessing",

@@ -126,6 +126,15 @@ def _batchnorm_from_statistics(layer, x, rng):
                        for v in layer.weights])
 
 
+def _normalization_from_statistics(layer, x):
+    """An adaptable Normalization gets the statistics of what it sees, as ``adapt`` would."""
+    axes = tuple(range(x.ndim - 1))
+    values = {"mean": x.mean(axis=axes), "variance": x.var(axis=axes) + 1e-3,
+              "count": np.asarray(x.size // x.shape[-1])}
+    layer.set_weights([values[v.name.split("/")[-1].split(":")[0]].reshape(tuple(v.shape))
+                       .astype(np.float32) for v in layer.weights])
+
+
 def seeded_init(model, seed: int, family: str = "none") -> None:
     """Overwrite every weight of ``model`` deterministically from ``seed`` (see module doc)."""
     rng = np.random.default_rng(seed)
@@ -145,6 +154,8 @@ def seeded_init(model, seed: int, family: str = "none") -> None:
         inputs = [values[t] for t in call.inputs]
         if call.class_name == "BatchNormalization":
             _batchnorm_from_statistics(layer, inputs[0], rng)
+        elif call.class_name == "Normalization" and layer.weights:
+            _normalization_from_statistics(layer, inputs[0])
         elif call.class_name in KERNEL_LAYERS:
             _draw_kernels(layer, rng)
             _rescale_to_spread(layer, inputs, LOGIT_SPREAD if _feeds_softmax(call, consumers) else 1.0)

@@ -48,9 +48,16 @@ def preprocess_steps(rgb01: np.ndarray, steps: list) -> list:
             x = x * np.float32(step.get("scale", 1.0)) - np.asarray(step["mean"], np.float32)
         elif op == "linear":
             x = np.float32(step.get("a", 1.0)) * x + np.float32(step.get("b", 0.0))
+        elif op == "channel_affine":
+            x = x * np.asarray(step["scale"], np.float32) + np.asarray(step["offset"], np.float32)
+        elif op == "gray":
+            from core.forge_ops.kernels.rgb2gray import luminance255   # Forge's RGB2Gray
+
+            x = luminance255(x)
         else:
             raise GoldenError(f"manifest preprocessing step {k}: unknown op {op!r} "
-                              "(known: swap_channels, subtract_mean, linear); re-run keras2metal")
+                              "(known: swap_channels, subtract_mean, linear, channel_affine, "
+                              "gray); re-run keras2metal")
         x = np.ascontiguousarray(x, dtype=np.float32)
         out.append(x)
     return out
