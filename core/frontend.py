@@ -338,8 +338,9 @@ def normalization(ctx: Context):
     if ctx.config.get("invert"):
         ctx.fail("an inverted Normalization (de-normalisation)", "use invert=False")
     channels = int(ctx.input_shapes[0][-1])
-    mean = np.asarray(ctx.layer.mean, np.float64).reshape(-1)
-    variance = np.asarray(ctx.layer.variance, np.float64).reshape(-1)
+    adapted = ctx.weights()            # adapted statistics are weights; given ones are constants
+    mean = np.asarray(adapted.get("mean", ctx.layer.mean), np.float64).reshape(-1)
+    variance = np.asarray(adapted.get("variance", ctx.layer.variance), np.float64).reshape(-1)
     mean, variance = (np.broadcast_to(v, (channels,)) for v in (mean, variance))
     scale = 1.0 / np.maximum(np.sqrt(variance), keras.backend.epsilon())
     return [channel_affine(ctx, scale, -mean * scale)]

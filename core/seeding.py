@@ -133,6 +133,7 @@ def _normalization_from_statistics(layer, x):
               "count": np.asarray(x.size // x.shape[-1])}
     layer.set_weights([values[v.name.split("/")[-1].split(":")[0]].reshape(tuple(v.shape))
                        .astype(np.float32) for v in layer.weights])
+    layer.finalize_state()             # the layer computes with what its weights now hold
 
 
 def seeded_init(model, seed: int, family: str = "none") -> None:
