@@ -80,6 +80,8 @@ def build_folded_model(model, graph):
     for layer, weights in pending:
         if weights:
             layer.set_weights([np.asarray(w, np.float32) for w in weights])
+            if type(layer).__name__ == "Normalization":
+                layer.finalize_state()      # computes with its adapted statistics from now on
     return folded
 
 
