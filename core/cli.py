@@ -42,10 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--name", help="Forge model name: weight-file prefix and builder class "
                         "(default: the zoo name, e.g. resnet_50, or the file's stem)")
-    parser.add_argument("--preprocessing", choices=["caffe", "tf", "yolo", "none"],
+    parser.add_argument("--preprocessing", choices=["caffe", "tf", "torch", "raw", "yolo", "none"],
                         help="input preprocessing of a model file (zoo models know their own): "
-                             "caffe = BGR minus ImageNet means, tf = scale to [-1, 1], "
-                             "yolo/none = RGB in [0, 1]")
+                             "caffe = BGR minus ImageNet means, tf = scale to [-1, 1], torch = "
+                             "ImageNet mean and std per channel, raw = 0..255 (the model "
+                             "normalises itself), yolo/none = RGB in [0, 1]; a one-channel "
+                             "model gets Forge's RGB2Gray (0..255) first, mapped the same way")
     parser.add_argument("--param_dir", default="Parameters", help="weights and manifest folder")
     parser.add_argument("--orig_param_dir", default="OriginalParameters",
                         help="where -e writes the unfolded model's arrays")
@@ -107,7 +109,7 @@ def resolve_model(args):
     weights = args.weights or "file"
     model = load_model(args.model, weights, args.seed, unsafe=args.unsafe, family=family)
     name = args.name or forge_identifier(Path(args.model).stem.lower())
-    kind = "classifier" if family in ("caffe", "tf") else "raw"
+    kind = "classifier" if family in ("caffe", "tf", "torch") else "raw"
     return model, name, family, kind, {"model": str(args.model), "weights": weights,
                                        "seed": args.seed}
 
@@ -138,6 +140,9 @@ def run(args) -> int:
         print(f"folded model matches the original: max abs error {check['max_abs_error']:.3g} "
               f"(relative {check['max_relative_error']:.3g}); Keras parameters "
               f"{check['keras_params_original']:,} -> {check['keras_params_folded']:,}")
+    for entry in result.manifest.get("custom_kernels", []):
+        print(f"custom kernel {entry['kernel']} for {', '.join(entry['keras_layers']) or entry['tensor']}: "
+              f"{entry['why']}")
     for path in result.written:
         print(f"wrote {path}")
     print(f"manifest hash {manifest_hash(load_manifest(result.manifest_path))} (the app's run log "

@@ -10,7 +10,7 @@ strings ``"Infinity"``/``"NaN"`` so the JSON stays standard and reads back to th
 import json
 from pathlib import Path
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError, model_serializer
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
 CONFIG = ConfigDict(extra="forbid", ser_json_inf_nan="strings", validate_assignment=False)
@@ -33,6 +33,22 @@ def contract(format_name: str, hint: str):
 def component(cls):
     """A part of a contract (no format of its own), validated with the same rules."""
     return _pydantic_dataclass(cls, config=CONFIG)
+
+
+def omitted_when_none(*names):
+    """A serializer for a contract class body: the optional fields ``names`` are left out of the
+    JSON while None, so files written before a field existed stay byte-identical.
+
+        _omit = omitted_when_none("folded_into")
+    """
+    @model_serializer(mode="wrap")
+    def serialize(self, handler):
+        data = handler(self)
+        for name in names:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+    return serialize
 
 
 def _adapter(cls) -> TypeAdapter:
@@ -97,4 +113,5 @@ def schema(cls) -> dict:
     return _adapter(cls).json_schema()
 
 
-__all__ = ["ContractError", "component", "contract", "dumps", "load", "read", "schema", "to_dict"]
+__all__ = ["ContractError", "component", "contract", "dumps", "load", "omitted_when_none", "read",
+           "schema", "to_dict"]

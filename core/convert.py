@@ -14,6 +14,7 @@ from core.folded import build_folded_model, verify_folded
 from core.frontend import keras_to_ir
 from core.kerasenv import KERAS_VERSION, keras
 from core.contracts import dumps
+from core.kerasgraph import canonical_model
 from core.manifest import Manifest, build_manifest
 from core.swift import builder_source, custom_kernel_sources
 from core.weights import write_weights
@@ -38,7 +39,7 @@ def camel_builder_name(name: str) -> str:
 
 def convert_graph(model, name: str, family: str, keep_activations: bool = False):
     """The Forge-level IR of ``model`` after every pass (``keep_activations``: keras2metal -a)."""
-    graph = keras_to_ir(model, name)
+    graph = keras_to_ir(canonical_model(model), name)
     graph.meta["family"] = family
     pipeline = passes.default_pipeline()
     pipeline.set_options("fuse_activations", keep_activations=keep_activations)
@@ -56,6 +57,7 @@ def convert(model, *, name: str, family: str, param_dir, src_out_dir, model_dir=
         raise ConversionError(f"--name {name!r} must be a plain identifier (letters, digits, _); "
                               f"for example {passes.forge_identifier(name)!r}")
     param_dir, src_out_dir = Path(param_dir), Path(src_out_dir)
+    model = canonical_model(model)       # the model golden capture must run (the zoo's already is)
     graph = convert_graph(model, name, family, keep_activations)
     class_name = class_name or camel_builder_name(name)
 

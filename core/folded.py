@@ -24,12 +24,16 @@ def _weighted_nodes(owners, layer_name):
     return [n for n in owners.get(layer_name, []) if op_for(n.op).has_weights]
 
 
+# Per-channel scales folded into the layer before them (or run as a 1x1 depthwise convolution).
+FOLDED_AFFINES = ("BatchNormalization", "LayerScale")
+
+
 def _folded_layer(call, owners):
     """(new layer, weights or None); None as layer means 'alias my input' (folded away)."""
     layer, cls = call.layer, call.class_name
     config = layer.get_config()
     nodes = _weighted_nodes(owners, layer.name)
-    if cls == "BatchNormalization":
+    if cls in FOLDED_AFFINES:
         if nodes and nodes[0].keras_layers[0] != layer.name:
             return None, None  # folded into the layer before it
         node = nodes[0]  # standalone: runs as a 1x1 depthwise convolution
@@ -41,6 +45,8 @@ def _folded_layer(call, owners):
         kernel = node.weights["kernel"]
         if cls == "Dense":
             kernel = kernel.reshape(-1, kernel.shape[-1])
+        if cls == "Conv2D" and int(config.get("groups", 1)) > 1:    # ran as a depthwise
+            kernel = kernel.transpose(0, 1, 3, 2)
         return type(layer).from_config(config), [kernel, node.weights["bias"]]
     if cls == "SeparableConv2D" and nodes:
         depthwise, pointwise = nodes       # the frontend's separable handler: depthwise first
@@ -74,6 +80,8 @@ def build_folded_model(model, graph):
     for layer, weights in pending:
         if weights:
             layer.set_weights([np.asarray(w, np.float32) for w in weights])
+            if type(layer).__name__ == "Normalization":
+                layer.finalize_state()      # computes with its adapted statistics from now on
     return folded
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from core.errors import ConversionError
 from core.forge_ops import kernel_for_swift
 from core.ir import Graph, Node, keras_layer_source
+from core.kerasenv import KERAS3, keras
 from core.kerasgraph import input_ids, layer_calls, output_ids
 
 HANDLERS = {}
@@ -52,16 +53,24 @@ class Context:
 
 # ---------------------------------------------------------------- activations
 
+# Keras's hard sigmoid: relu6(x + 3) / 6 in Keras 3, clip(0.2 x + 0.5, 0, 1) in Keras 2.
+HARD_SIGMOID = {"type": "hard_sigmoid", "a": 1.0 / 6.0 if KERAS3 else 0.2, "b": 0.5}
+# Activations MPS has no single neuron for, made of several Forge layers (activation_nodes).
+COMPOSITE_ACTIVATIONS = ("swish", "hard_swish", "gelu")
+
+
 def neuron_for(activation: str, ctx: Context, **params):
-    """The MPS neuron for a Keras activation name: a dict, None for linear, "softmax" for softmax."""
+    """The MPS neuron for a Keras activation name: a dict, None for linear, "softmax" for softmax,
+    or the name of a composite activation (:data:`COMPOSITE_ACTIVATIONS`)."""
     if activation in (None, "linear"):
         return None
-    if activation == "softmax":
-        return "softmax"
+    if activation == "softmax" or activation in COMPOSITE_ACTIVATIONS:
+        return activation
     table = {
         "relu": {"type": "relu", "a": 0.0},
         "relu6": {"type": "relun", "a": 0.0, "b": 6.0},
         "sigmoid": {"type": "sigmoid"},
+        "hard_sigmoid": HARD_SIGMOID,
         "tanh": {"type": "tanh", "a": 1.0, "b": 1.0},
         "elu": {"type": "elu", "a": float(params.get("alpha", 1.0))},
         "leaky_relu": {"type": "relu", "a": float(params.get("alpha", 0.2))},
@@ -70,22 +79,39 @@ def neuron_for(activation: str, ctx: Context, **params):
     }
     if activation not in table:
         ctx.fail(f"activation {activation!r} has no MPS neuron",
-                 "use relu, relu6, leaky relu, elu, sigmoid, tanh, softplus, linear or softmax")
+                 "use relu, relu6, leaky relu, elu, sigmoid, hard sigmoid, tanh, softplus, swish, "
+                 "hard swish, gelu, linear or softmax")
     return table[activation]
 
 
 def activation_name(fn) -> str:
     name = getattr(fn, "__name__", None) or str(fn)
-    return {"leaky_relu": "leaky_relu", "silu": "swish"}.get(name, name)
+    return {"leaky_relu": "leaky_relu", "silu": "swish", "hard_silu": "hard_swish"}.get(name, name)
 
 
-def activation_nodes(ctx: Context, neuron, inputs) -> list:
-    """The node(s) applying ``neuron`` to ``inputs`` and producing the layer's Keras tensor."""
+def activation_nodes(ctx: Context, neuron, inputs, name=None) -> list:
+    """The node(s) applying ``neuron`` to ``inputs``; the last one, named ``name`` (default: the
+    layer's), produces the layer's Keras tensor.
+
+    swish is ``x · sigmoid(x)`` and hard swish ``x · hard_sigmoid(x)``: an MPS neuron and Forge's
+    Multiply merge; GELU has no MPS form and runs the project's GELUKernel.
+    """
+    name = name or ctx.name
     if neuron is None:
-        return [ctx.node("Identity", inputs=inputs)]
+        return [ctx.node("Identity", inputs=inputs, name=name)]
     if neuron == "softmax":
-        return [ctx.node("Softmax", inputs=inputs)]
-    return [ctx.node("Activation", inputs=inputs, neuron=neuron)]
+        return [ctx.node("Softmax", inputs=inputs, name=name)]
+    if neuron == "gelu":
+        return [ctx.node("Custom", inputs=inputs, name=name, kernel_class="GELUKernel", args={})]
+    if neuron in ("swish", "hard_swish"):
+        gate = {"swish": {"type": "sigmoid"},
+                "hard_swish": dict(HARD_SIGMOID, a=1.0 / 6.0)}[neuron]
+        gate_node = ctx.node("Activation", inputs=inputs, name=f"{name}_gate", keras_output=False,
+                             neuron=gate)
+        gate_node.keras_layers = []
+        return [gate_node, ctx.node("CollectMerge", inputs=[inputs[0], gate_node.name], name=name,
+                                    operation="Multiply")]
+    return [ctx.node("Activation", inputs=inputs, name=name, neuron=neuron)]
 
 
 def with_activation(ctx: Context, core_node: Node) -> list:
@@ -94,10 +120,10 @@ def with_activation(ctx: Context, core_node: Node) -> list:
     if neuron is None:
         return [core_node]
     core_node.golden_source = None  # the pre-activation value has no Keras tensor
-    act = activation_nodes(ctx, neuron, [core_node.name])[0]
-    act.name = f"{ctx.name}__act"
-    act.keras_layers = []
-    return [core_node, act]
+    acts = activation_nodes(ctx, neuron, [core_node.name], name=f"{ctx.name}__act")
+    for act in acts:
+        act.keras_layers = []
+    return [core_node] + acts
 
 
 # ---------------------------------------------------------------- helpers
@@ -153,9 +179,19 @@ def input_layer(ctx: Context):
 def conv2d(ctx: Context):
     check_channels_last(ctx)
     check_no_dilation(ctx)
-    if int(ctx.config.get("groups", 1)) != 1:
-        ctx.fail("grouped convolution is not supported by Forge", "use groups=1")
+    groups = int(ctx.config.get("groups", 1))
     w = ctx.weights()
+    if groups != 1:
+        channels = int(ctx.input_shapes[0][-1])
+        if not groups == channels == w["kernel"].shape[-1]:
+            ctx.fail(f"a convolution in {groups} groups is not supported by Forge",
+                     "use groups=1, or groups = input channels = filters (a depthwise convolution)")
+        # one filter per channel: a depthwise convolution, kernel (kH, kW, 1, C) -> (kH, kW, C, 1)
+        kernel = w["kernel"].transpose(0, 1, 3, 2)
+        node = ctx.node("DepthwiseConvolution", **conv_attrs(ctx, kernel.shape))
+        node.weights = kernel_and_bias(w, kernel, channels)
+        node.attrs["use_bias"] = "bias" in w
+        return with_activation(ctx, node)
     node = ctx.node("Convolution", **conv_attrs(ctx, w["kernel"].shape))
     node.weights = kernel_and_bias(w, w["kernel"], w["kernel"].shape[-1])
     node.attrs["use_bias"] = "bias" in w
@@ -267,10 +303,76 @@ def softmax(ctx: Context):
 
 @handler("Rescaling")
 def rescaling(ctx: Context):
+    """``x * scale + offset``: a Linear neuron, or per channel a scale and shift (folded into the
+    preprocessing when it follows the input)."""
     scale, offset = ctx.config.get("scale", 1.0), ctx.config.get("offset", 0.0)
     if isinstance(scale, (list, tuple)) or isinstance(offset, (list, tuple)):
-        ctx.fail("per-channel rescaling has no MPS neuron", "use a scalar scale and offset")
+        channels = int(ctx.input_shapes[0][-1])
+        return [channel_affine(ctx, np.broadcast_to(np.asarray(scale, np.float64), (channels,)),
+                               np.broadcast_to(np.asarray(offset, np.float64), (channels,)))]
     return [ctx.node("Activation", neuron={"type": "linear", "a": float(scale), "b": float(offset)})]
+
+
+def channel_affine(ctx: Context, scale, shift, name=None) -> Node:
+    """A per-channel ``x * scale + shift`` (float64 arrays): folded into the layer before it,
+    into the preprocessing, or run as a 1x1 depthwise convolution (core/passes.py)."""
+    node = ctx.node("ChannelAffine", name=name)
+    node.weights = {"scale": np.array(scale, dtype=np.float64),
+                    "shift": np.array(shift, dtype=np.float64)}
+    return node
+
+
+def check_last_axis(ctx: Context, what: str):
+    axis = ctx.config.get("axis", -1)
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    rank = len(ctx.input_shapes[0])
+    if axes not in ([-1], [rank - 1]):
+        ctx.fail(f"{what} over axis {axis} is not over the channels",
+                 "Forge tensors are channels-last: use axis -1")
+
+
+@handler("Normalization")
+def normalization(ctx: Context):
+    """``(x - mean) / max(sqrt(variance), epsilon)`` per channel (Keras's Normalization)."""
+    check_last_axis(ctx, "Normalization")
+    if ctx.config.get("invert"):
+        ctx.fail("an inverted Normalization (de-normalisation)", "use invert=False")
+    channels = int(ctx.input_shapes[0][-1])
+    adapted = ctx.weights()            # adapted statistics are weights; given ones are constants
+    mean = np.asarray(adapted.get("mean", ctx.layer.mean), np.float64).reshape(-1)
+    variance = np.asarray(adapted.get("variance", ctx.layer.variance), np.float64).reshape(-1)
+    mean, variance = (np.broadcast_to(v, (channels,)) for v in (mean, variance))
+    scale = 1.0 / np.maximum(np.sqrt(variance), keras.backend.epsilon())
+    return [channel_affine(ctx, scale, -mean * scale)]
+
+
+@handler("LayerScale")
+def layer_scale(ctx: Context):
+    """ConvNeXt's per-channel ``x * gamma``: folded into the layer before it."""
+    gamma = np.asarray(ctx.layer.get_weights()[0], np.float64).reshape(-1)   # its one weight
+    return [channel_affine(ctx, gamma, np.zeros_like(gamma))]
+
+
+@handler("LayerNormalization")
+def layer_normalization(ctx: Context):
+    """Over the channels: the project's LayerNormKernel, then gamma and beta as a per-channel
+    scale and shift (a 1x1 depthwise convolution)."""
+    check_last_axis(ctx, "LayerNormalization")
+    if ctx.config.get("rms_scaling"):
+        ctx.fail("LayerNormalization with rms_scaling", "use rms_scaling=False")
+    w = ctx.weights()
+    channels = int(ctx.input_shapes[0][-1])
+    normalize = ctx.node("Custom", name=f"{ctx.name}_normalize", keras_output=False,
+                         kernel_class="LayerNormKernel",
+                         args={"epsilon": float(ctx.config.get("epsilon", 1e-3))})
+    if "gamma" not in w and "beta" not in w:
+        normalize.name, normalize.golden_source = ctx.name, keras_layer_source(ctx.name)
+        return [normalize]
+    gamma = w.get("gamma", np.ones(channels, np.float32)).astype(np.float64)
+    beta = w.get("beta", np.zeros(channels, np.float32)).astype(np.float64)
+    affine = channel_affine(ctx, gamma, beta)
+    affine.inputs = [normalize.name]
+    return [normalize, affine]
 
 
 def pooling(ctx: Context, op: str):
@@ -316,7 +418,7 @@ def zero_padding(ctx: Context):
 
 
 @handler("Flatten", "Reshape", "Dropout", "SpatialDropout2D", "GaussianNoise",
-         "GaussianDropout", "AlphaDropout", "ActivityRegularization")
+         "GaussianDropout", "AlphaDropout", "ActivityRegularization", "StochasticDepth")
 def identity(ctx: Context):
     node = ctx.node("Identity")
     node.attrs["keras_class"] = ctx.call.class_name
@@ -335,7 +437,27 @@ def concatenate(ctx: Context):
 
 @handler("Add", "Multiply", "Maximum", "Average")
 def merge(ctx: Context):
-    return [ctx.node("CollectMerge", operation=ctx.call.class_name)]
+    """Collect --> Add/Multiply/Maximum/Average; an input of one pixel (squeeze-and-excitation's
+    per-channel factor) is first repeated over the others' size, as Collect needs equal sizes."""
+    shapes = [tuple(s[1:]) for s in ctx.input_shapes]
+    full = max(shapes, key=lambda s: s[0] * s[1] if len(s) == 3 else 0)
+    if len(set(shapes)) == 1 or len(full) != 3:
+        return [ctx.node("CollectMerge", operation=ctx.call.class_name)]
+    inputs, broadcasts = [], []
+    for k, (source, shape) in enumerate(zip(ctx.inputs, shapes)):
+        if shape == full:
+            inputs.append(source)
+            continue
+        if len(shape) != 3 or shape[:2] != (1, 1) or shape[2] != full[2]:
+            ctx.fail(f"input {k} of shape {shape} broadcasts against {full} other than over the "
+                     "width and height", "Forge can only repeat a 1x1 input with the same channels")
+        node = ctx.node("Custom", inputs=[source], name=f"{ctx.name}_broadcast_{k}",
+                        keras_output=False, kernel_class="BroadcastKernel", args={},
+                        out_shape=tuple(int(d) for d in full))
+        node.keras_layers = []
+        broadcasts.append(node)
+        inputs.insert(0, node.name)        # first: a custom kernel writes image 0 only
+    return broadcasts + [ctx.node("CollectMerge", inputs=inputs, operation=ctx.call.class_name)]
 
 
 @handler("Subtract")
@@ -380,6 +502,15 @@ def custom_kernel_node(ctx: Context, kernel_class: str, args: dict):
     h, w, c = (int(d) for d in ctx.input_shapes[0][1:])
     out_shape = kernel_for_swift(kernel_class).output_shape(h, w, c, args)
     return [ctx.node("Custom", kernel_class=kernel_class, args=args, out_shape=out_shape)]
+
+
+@handler("Cropping2D")
+def cropping(ctx: Context):
+    check_channels_last(ctx)
+    (top, bottom), (left, right) = (pair(p) for p in ctx.config["cropping"])
+    h, w, c = (int(d) for d in ctx.input_shapes[0][1:])
+    return [ctx.node("Custom", kernel_class="CropKernel", args={"top": top, "left": left},
+                     out_shape=(h - top - bottom, w - left - right, c))]
 
 
 @handler("SpaceToDepth")

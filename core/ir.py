@@ -14,6 +14,9 @@ from typing import Optional
 TRANSITIONAL_KINDS = {
     "BatchNorm": "folded into the layer before it, or run as a 1x1 depthwise convolution",
     "Identity": "dropped (Flatten, Reshape, Dropout and the like do nothing on Forge)",
+    "ChannelAffine": "a per-channel scale and shift (Normalization, LayerScale, a "
+                     "LayerNormalization's gamma and beta): folded into the layer before it or "
+                     "into the preprocessing, or run as a 1x1 depthwise convolution",
 }
 
 

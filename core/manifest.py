@@ -13,12 +13,20 @@ schema on read: an error names the field and says to re-run keras2metal).  Layou
                  "keras": "3.15.1", "tensorflow": "2.21.0",
                  "folded_model": "<path relative to the manifest's folder or null>"},
       "input": {"width": 224, "height": 224, "channels": 3, "keras_input": "input_layer"},
-      "preprocessing": {"family": "caffe" | "tf" | "torch" | "yolo" | "none",
-                        "steps": [            # applied in order to RGB float in [0, 1]
+      "preprocessing": {"family": "caffe" | "tf" | "torch" | "raw" | "yolo" | "none",
+                        "steps": [            # applied in order to RGB float in [0, 1]; the last
+                                              # step's output is the Keras model's input
+                          {"op": "gray", "tensor": "rgb2gray"},   # Forge's RGB2Gray: (H, W, 1)
+                                              # luminance x 255 (core/forge_ops/kernels/rgb2gray.py)
                           {"op": "swap_channels", "permute": [2, 1, 0], "tensor": "rgb2bgr"},
                           {"op": "subtract_mean", "scale": 255.0,
                            "mean": [103.939, 116.779, 123.68], "tensor": "subtract_mean"},
+                          {"op": "channel_affine", "scale": [s_r, s_g, s_b],
+                           "offset": [o_r, o_g, o_b], "tensor": "input_normalize"},  # x*s + o
                           {"op": "linear", "a": 2.0, "b": -1.0, "tensor": "input_scale"}]},
+                        # A step folded with the model's own first Rescaling/Normalization
+                        # layers into one Forge layer has "tensor": null and
+                        # "folded_into": "<that layer's tensor>".
       "output": {"tensor": "<Forge tensor name>", "kind": "classifier" | "yolo" | "raw",
                  "classes": 1000},
       "tensors": [                          # every Forge tensor, in Forge's topological order
@@ -39,7 +47,10 @@ schema on read: an error names the field and says to re-run keras2metal).  Layou
          "shape": [64, 7, 7, 3], "layout": "OHWI", "dtype": "<f4", "count": 9408,
          "sha256": "..."}
       ],
-      "totals": {"layers": 93, "tensors": 110, "parameters": 25583592}
+      "totals": {"layers": 93, "tensors": 110, "parameters": 25583592},
+      "custom_kernels": [                   # the project's Metal kernels the builder runs
+        {"tensor": "block_gelu", "kernel": "GELUKernel", "keras_layers": ["block_gelu"],
+         "why": "MPS has no GELU neuron (it needs erf)"}]
     }
 
 ``reference`` kinds:
@@ -58,7 +69,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field
 
-from core.contracts import ContractError, component, contract, load, to_dict
+from core.contracts import ContractError, component, contract, load, omitted_when_none, to_dict
 from core.forge_ops import op_for
 
 FORMAT = "keras2metal.manifest/1"
@@ -104,7 +115,9 @@ class InputSpec:
 class SwapChannels:
     op: Literal["swap_channels"]
     permute: list[int]
-    tensor: str
+    tensor: Optional[str]
+    folded_into: Optional[str] = None      # the Forge layer it was folded into (tensor: null)
+    _omit = omitted_when_none("folded_into")
 
 
 @component
@@ -112,7 +125,9 @@ class SubtractMean:
     op: Literal["subtract_mean"]
     scale: float
     mean: list[float]
-    tensor: str
+    tensor: Optional[str]
+    folded_into: Optional[str] = None
+    _omit = omitted_when_none("folded_into")
 
 
 @component
@@ -120,22 +135,45 @@ class Linear:
     op: Literal["linear"]
     a: float
     b: float
-    tensor: str
+    tensor: Optional[str]
+    folded_into: Optional[str] = None
+    _omit = omitted_when_none("folded_into")
 
 
-Step = Annotated[Union[SwapChannels, SubtractMean, Linear], Field(discriminator="op")]
+@component
+class ChannelAffine:
+    """x * scale + offset per channel (Keras's Normalization / torch-style preprocessing)."""
+    op: Literal["channel_affine"]
+    scale: list[float]
+    offset: list[float]
+    tensor: Optional[str]
+    folded_into: Optional[str] = None
+    _omit = omitted_when_none("folded_into")
+
+
+@component
+class Gray:
+    """Forge's RGB2Gray: one channel, the luminance × 255."""
+    op: Literal["gray"]
+    tensor: Optional[str]
+    folded_into: Optional[str] = None
+    _omit = omitted_when_none("folded_into")
+
+
+STEP_OPS = ("swap_channels", "subtract_mean", "linear", "channel_affine", "gray")
+Step = Annotated[Union[SwapChannels, SubtractMean, Linear, ChannelAffine, Gray],
+                 Field(discriminator="op")]
 
 
 def preprocessing_step(step) -> "Step":
     """A preprocessing step from its manifest JSON (or the step itself)."""
-    if isinstance(step, (SwapChannels, SubtractMean, Linear)):
+    if isinstance(step, (SwapChannels, SubtractMean, Linear, ChannelAffine, Gray)):
         return step
     from pydantic import TypeAdapter, ValidationError
 
-    known = ("swap_channels", "subtract_mean", "linear")
-    if isinstance(step, dict) and step.get("op") not in known:
+    if isinstance(step, dict) and step.get("op") not in STEP_OPS:
         raise ManifestError(f"preprocessing step {step!r}: unknown op {step.get('op')!r} (known: "
-                            f"{', '.join(known)}); re-run keras2metal")
+                            f"{', '.join(STEP_OPS)}); re-run keras2metal")
     try:
         return TypeAdapter(Step).validate_python(step)
     except ValidationError as exc:
@@ -233,6 +271,15 @@ class Totals:
     parameters: int
 
 
+@component
+class CustomKernelUse:
+    """A layer that runs one of the project's Metal kernels, and why MPS could not."""
+    tensor: str
+    kernel: str
+    keras_layers: list[str]
+    why: str
+
+
 @contract(FORMAT, "re-run keras2metal to write it again")
 class Manifest:
     format: str
@@ -245,7 +292,9 @@ class Manifest:
     tensors: list[TensorEntry]
     weights: list[WeightFile]
     totals: Totals
+    custom_kernels: Optional[list[CustomKernelUse]] = None
     path: Optional[str] = Field(default=None, exclude=True)   # where it was read from
+    _omit = omitted_when_none("custom_kernels")
 
     def tensor(self, name: str) -> TensorEntry:
         for t in self.tensors:
@@ -351,7 +400,7 @@ def build_manifest(graph, weight_entries, *, builder_class, builder_file, source
         tensor["index"] = index
     input_node = graph.node(graph.input)
     output = graph.node(graph.output)
-    return as_manifest({
+    manifest = {
         "format": FORMAT,
         "name": graph.name,
         "builder": {"class": builder_class, "file": builder_file},
@@ -366,4 +415,23 @@ def build_manifest(graph, weight_entries, *, builder_class, builder_file, source
         "weights": weight_entries,
         "totals": {"layers": layers, "tensors": len(tensors),
                    "parameters": int(sum(e["count"] for e in weight_entries))},
-    }, f"the manifest of {graph.name!r} as built")
+    }
+    kernels = custom_kernel_layers(graph)
+    if kernels:
+        manifest["custom_kernels"] = kernels
+    return as_manifest(manifest, f"the manifest of {graph.name!r} as built")
+
+
+def custom_kernel_layers(graph) -> list:
+    """The layers that run one of the project's Metal kernels, and why MPS could not."""
+    from core.forge_ops import kernel_for_swift
+
+    out = []
+    for node in graph.nodes:
+        if node.op != "Custom":
+            continue
+        kernel = kernel_for_swift(node.attrs["kernel_class"])
+        if kernel is not None and not kernel.forge_builtin:
+            out.append({"tensor": node.name, "kernel": kernel.swift_class,
+                        "keras_layers": list(node.keras_layers), "why": kernel.why})
+    return out

@@ -14,9 +14,11 @@ import numpy as np
 
 from core.errors import ConversionError
 from core.forge_ops import DEFAULT_TARGET, Neuron, ir_kinds, op_for, preprocessing_layer
+from core.forge_ops.depthwise import affine_weights
 from core.forge_ops.shape import window_output_size
 from core.ir import TRANSITIONAL_KINDS, Graph, Node
 from core.pass_pipeline import PassPipeline, register_pass
+from core.preprocessing import family_steps
 from core.shapes import infer_shapes
 
 
@@ -58,8 +60,14 @@ def _only_flattening_reads(graph: Graph, node: Node) -> bool:
     return node.name != graph.output
 
 
+AFFINE_KINDS = ("BatchNorm", "ChannelAffine")
+
+
 def _bn_scale(bn: Node):
+    """(scale, shift) in float64 of a BatchNorm or ChannelAffine node."""
     w = bn.weights
+    if bn.op == "ChannelAffine":
+        return w["scale"].astype(np.float64), w["shift"].astype(np.float64)
     scale = w["gamma"] / np.sqrt(w["variance"] + bn.attrs["epsilon"])
     return scale.astype(np.float64), (w["beta"] - w["mean"] * scale).astype(np.float64)
 
@@ -67,8 +75,9 @@ def _bn_scale(bn: Node):
 @register_pass("fold_batchnorm", after={
     "drop_identity": "a Dropout between a convolution and its BatchNorm hides the pair"})
 def fold_batchnorm(graph: Graph) -> Graph:
-    """BatchNorm after a conv, depthwise, pointwise or dense folds into it, keeping its bias."""
-    for bn in [n for n in graph.nodes if n.op == "BatchNorm"]:
+    """BatchNorm (or a per-channel scale and shift, ConvNeXt's LayerScale) after a conv,
+    depthwise, pointwise or dense folds into it, keeping its bias."""
+    for bn in [n for n in graph.nodes if n.op in AFFINE_KINDS]:
         producer = graph.node(bn.inputs[0])
         op = forge_op_of(producer)
         if op is None or not op.has_weights or len(graph.consumers(producer.name)) != 1 \
@@ -83,7 +92,10 @@ def fold_batchnorm(graph: Graph) -> Graph:
         bias = producer.weights.get("bias")
         bias = np.zeros(kernel.shape[axis]) if bias is None else bias.astype(np.float64)
         w = bn.weights
-        new_bias = (bias - w["mean"]) * scale + w["beta"]
+        if bn.op == "ChannelAffine":
+            new_bias = bias * scale + w["shift"]
+        else:
+            new_bias = (bias - w["mean"]) * scale + w["beta"]
         producer.weights = {"kernel": kernel.astype(np.float32), "bias": new_bias.astype(np.float32)}
         producer.attrs["use_bias"] = True
         producer.keras_layers += bn.keras_layers
@@ -95,8 +107,9 @@ def fold_batchnorm(graph: Graph) -> Graph:
 @register_pass("batchnorm_to_depthwise", after={
     "fold_batchnorm": "only a BatchNorm nothing could absorb becomes a layer of its own"})
 def batchnorm_to_depthwise(graph: Graph) -> Graph:
-    """A BatchNorm with nothing to fold into becomes a per-channel scale+bias: a 1x1 depthwise."""
-    for bn in [n for n in graph.nodes if n.op == "BatchNorm"]:
+    """A BatchNorm (or per-channel scale and shift) with nothing to fold into becomes a 1x1
+    depthwise convolution."""
+    for bn in [n for n in graph.nodes if n.op in AFFINE_KINDS]:
         scale, shift = _bn_scale(bn)
         bn.op = "DepthwiseConvolution"
         bn.attrs = {"kernel": (1, 1), "stride": (1, 1), "padding": "same", "use_bias": True}
@@ -105,7 +118,48 @@ def batchnorm_to_depthwise(graph: Graph) -> Graph:
     return graph
 
 
+def _linear(node: Node):
+    """(a, b) of an Activation with a Linear neuron, else None."""
+    neuron = node.attrs.get("neuron") if node.op == "Activation" else None
+    if not neuron or neuron["type"] != "linear":
+        return None
+    return float(neuron["a"]), float(neuron["b"])
+
+
+def _only_reader(graph: Graph, node: Node):
+    readers = graph.consumers(node.name)
+    if len(readers) != 1 or node.name == graph.output or readers[0].inputs.count(node.name) != 1:
+        return None
+    return readers[0]
+
+
+@register_pass("fuse_hard_sigmoid", after={
+    "drop_identity": "the pattern's layers must be adjacent"})
+def fuse_hard_sigmoid(graph: Graph) -> Graph:
+    """``relu6(a·x + b) · c`` with ``6c = 1`` (Keras's hard sigmoid written as layers, as
+    MobileNetV3's ``ReLU(6)(x + 3) * (1/6)``) becomes one MPSCNNNeuronHardSigmoid,
+    ``clip(c·a·x + c·b, 0, 1)``."""
+    for first in [n for n in graph.nodes if _linear(n) is not None]:
+        relu = _only_reader(graph, first)
+        if relu is None or relu.op != "Activation" or relu.attrs["neuron"]["type"] != "relun" \
+                or relu.attrs["neuron"]["a"] != 0.0:
+            continue
+        last = _only_reader(graph, relu)
+        if last is None or _linear(last) is None:
+            continue
+        (a, b), (c, d) = _linear(first), _linear(last)
+        if d != 0.0 or not np.isclose(float(relu.attrs["neuron"]["b"]) * c, 1.0, rtol=1e-6):
+            continue
+        last.attrs["neuron"] = {"type": "hard_sigmoid", "a": c * a, "b": c * b}
+        last.keras_layers = first.keras_layers + relu.keras_layers + last.keras_layers
+        last.inputs = list(first.inputs)
+        graph.nodes.remove(relu)
+        graph.nodes.remove(first)
+    return graph
+
+
 @register_pass("fuse_activations", after={
+    "fuse_hard_sigmoid": "a hard sigmoid fuses only once its three layers are one",
     "fold_batchnorm": "conv -> BatchNorm -> activation fuses only once the BatchNorm is folded",
     "batchnorm_to_depthwise": "a standalone BatchNorm's activation fuses into its depthwise"})
 def fuse_activations(graph: Graph, *, keep_activations: bool = False,
@@ -249,6 +303,51 @@ def flatten_nested_concats(graph: Graph) -> Graph:
     return graph
 
 
+def _is_identity_copy(node: Node) -> bool:
+    return _linear(node) == (1.0, 0.0) and not node.keras_layers
+
+
+@register_pass("align_concat_offsets", after={
+    "flatten_nested_concats": "splicing a nested concat changes its inputs' offsets"})
+def align_concat_offsets(graph: Graph) -> Graph:
+    """A concatenation whose inputs would start at channel offsets MPS cannot write (not multiples
+    of 4, as NASNet's 11-channel stem cells) concatenates padded inputs instead: each input before
+    the last with C % 4 != 0 goes through a 1x1 convolution copying its channels into a multiple
+    of 4 (identity weights, zeros after), and Forge's TransposeChannelsKernel gathers the real
+    channels of the padded concatenation into the Keras tensor."""
+    infer_shapes(graph)
+    for concat in [n for n in graph.nodes if _gathers(n) == "channels"]:
+        channels = [graph.node(name).shape[2] for name in concat.inputs]
+        if all(c % 4 == 0 for c in channels[:-1]):
+            continue
+        permute, offset = [], 0
+        for position, (name, count) in enumerate(zip(list(concat.inputs), channels)):
+            padded = count if position == len(channels) - 1 else -(-count // 4) * 4
+            permute += list(range(offset, offset + count))
+            offset += padded
+            if padded == count:
+                continue
+            source = graph.node(name)
+            if _is_identity_copy(source) and len(graph.consumers(name)) == 1:
+                graph.nodes.remove(source)          # the pad is a copy of its own
+                source = graph.node(source.inputs[0])
+            kernel = np.eye(count, padded, dtype=np.float32)[None, None]
+            pad = Node(name=graph.unique_name(f"{source.name}_pad4"), op="Convolution",
+                       inputs=[source.name], attrs={"kernel": (1, 1), "stride": (1, 1),
+                                                    "padding": "same", "use_bias": False},
+                       weights={"kernel": kernel, "bias": np.zeros(padded, np.float32)})
+            graph.nodes.insert(graph.nodes.index(concat), pad)
+            concat.inputs[position] = pad.name
+        gather = Node(name=graph.unique_name(f"{concat.name}_gather"), op="Custom", inputs=[],
+                      attrs={"kernel_class": "TransposeChannelsKernel", "channels": len(permute),
+                             "args": {"featureChannels": offset,
+                                      "permute": permute + [0] * (offset - len(permute))}},
+                      golden_source=concat.golden_source, keras_layers=concat.keras_layers)
+        concat.golden_source, concat.keras_layers = None, []
+        graph.insert_after(concat, gather)
+    return infer_shapes(graph)
+
+
 def _destinations(graph: Graph, name: str) -> int:
     """How many Concat/Collect inputs read ``name`` (each one wants to own its output image)."""
     return sum(c.inputs.count(name) for c in graph.consumers(name) if _gathers(c) is not None)
@@ -257,6 +356,7 @@ def _destinations(graph: Graph, name: str) -> int:
 @register_pass("enforce_merge_rules", after={
     "fuse_activations": "fusing would merge the identity copies it inserts back into their "
                         "producers",
+    "align_concat_offsets": "the gathering layer it inserts may be a concat/collect input",
     "legalise_padding": "a padding layer it inserts may become a concat/collect input's writer",
     "flatten_nested_concats": "a nested concat is spliced, not copied"})
 def enforce_merge_rules(graph: Graph) -> Graph:
@@ -322,21 +422,13 @@ def check_concat_offsets(graph: Graph) -> Graph:
 
 # ---------------------------------------------------------------- preprocessing
 
-PREPROCESSING = {
-    "caffe": [{"op": "swap_channels", "permute": [2, 1, 0], "tensor": "rgb2bgr"},
-              {"op": "subtract_mean", "scale": 255.0, "mean": [103.939, 116.779, 123.68],
-               "tensor": "subtract_mean"}],
-    "tf": [{"op": "linear", "a": 2.0, "b": -1.0, "tensor": "input_scale"}],
-    "yolo": [],
-    "none": [],
-}
-
-
 @register_pass("insert_preprocessing")
 def insert_preprocessing(graph: Graph) -> Graph:
-    """Input --> Resize --> the family's preprocessing, recorded for the manifest."""
-    steps = [dict(step) for step in PREPROCESSING[graph.meta.get("family", "none")]]
+    """Input --> Resize --> the family's preprocessing (core/preprocessing.py), recorded for the
+    manifest; a one-channel model gets Forge's RGB2Gray first."""
     input_node = graph.node(graph.input)
+    family = graph.meta.get("family", "none")
+    steps = family_steps(family, int(input_node.attrs["channels"]), graph.name)
     keras_input_source = input_node.golden_source
     input_node.golden_source = {"kind": "input_texture"}
     previous = input_node
@@ -346,8 +438,8 @@ def insert_preprocessing(graph: Graph) -> Graph:
     for k, step in enumerate(steps):
         name = graph.unique_name(step["tensor"])
         step["tensor"] = name
-        kind, attrs = preprocessing_layer(step)
-        chain.append(Node(name=name, op=kind, inputs=[], attrs=attrs,
+        kind, attrs, weights = preprocessing_layer(step)
+        chain.append(Node(name=name, op=kind, inputs=[], attrs=attrs, weights=weights,
                           golden_source={"kind": "preprocessing", "step": k}))
     for node in chain:
         graph.insert_after(previous, node)
@@ -355,7 +447,73 @@ def insert_preprocessing(graph: Graph) -> Graph:
     if keras_input_source is not None and not steps:
         chain[-1].golden_source = {"kind": "image"}
     chain[-1].keras_layers = input_node.keras_layers
-    graph.meta["preprocessing"] = {"family": graph.meta.get("family", "none"), "steps": steps}
+    graph.meta["preprocessing"] = {"family": family, "steps": steps}
+    return graph
+
+
+def _per_channel_affine(node: Node, channels: int):
+    """(scale, shift) per channel, float64, of a node computing ``x * scale + shift``, else None:
+    a Linear Activation, or a 1x1 depthwise convolution without a neuron."""
+    linear = _linear(node)
+    if linear is not None:
+        return np.full(channels, linear[0]), np.full(channels, linear[1])
+    if node.op == "DepthwiseConvolution" and tuple(node.attrs["kernel"]) == (1, 1) \
+            and tuple(node.attrs["stride"]) == (1, 1) and not node.attrs.get("neuron") \
+            and node.weights["kernel"].shape[-1] == 1:
+        bias = node.weights.get("bias") if node.attrs.get("use_bias", True) else None
+        return (node.weights["kernel"].reshape(-1).astype(np.float64),
+                np.zeros(channels) if bias is None else bias.astype(np.float64))
+    return None
+
+
+@register_pass("fold_input_affines", after={
+    "insert_preprocessing": "it folds the model's first layers into the preprocessing's last",
+    "batchnorm_to_depthwise": "a Normalization after the input is a 1x1 depthwise by then"})
+def fold_input_affines(graph: Graph) -> Graph:
+    """The model's own ``Rescaling``/``Normalization`` layers right after the input fold with the
+    preprocessing's last scaling steps into one layer: a Linear Activation when every channel is
+    scaled and shifted alike, else a 1x1 depthwise convolution.  Its output is the last folded
+    Keras layer's; each folded preprocessing step records the layer it went into."""
+    steps = graph.meta["preprocessing"]["steps"]
+    node = graph.node(graph.input)
+    while node.op != "Resize":
+        node = graph.consumers(node.name)[0]
+    channels = node.shape[2] if node.shape else 3
+    run, prefix = [], []                           # the affine layers, the ones before them
+    current = _only_reader(graph, node)
+    while current is not None:
+        source = current.golden_source or {}
+        if source.get("kind") == "preprocessing" and _per_channel_affine(current, channels) is None:
+            prefix.append(current)
+            run = []
+        elif _per_channel_affine(current, channels) is not None:
+            run.append(current)
+        else:
+            break
+        channels = 1 if current.attrs.get("channels") == 1 else channels
+        current = _only_reader(graph, current)
+    in_model = [n for n in run if (n.golden_source or {}).get("kind") != "preprocessing"]
+    if len(run) < 2 or not in_model:
+        return graph
+    scale, shift = np.ones(channels), np.zeros(channels)
+    for n in run:
+        a, b = _per_channel_affine(n, channels)
+        scale, shift = scale * a, shift * a + b
+    last = run[-1]
+    if np.all(scale == scale[0]) and np.all(shift == shift[0]):
+        last.op, last.weights = "Activation", {}
+        last.attrs = {"neuron": {"type": "linear", "a": float(scale[0]), "b": float(shift[0])}}
+    else:
+        last.op = "DepthwiseConvolution"
+        last.attrs = {"kernel": (1, 1), "stride": (1, 1), "padding": "same", "use_bias": True}
+        last.weights = affine_weights(scale, shift)
+    last.inputs = list(run[0].inputs)
+    for n in run[:-1]:
+        source = n.golden_source or {}
+        if source.get("kind") == "preprocessing":
+            steps[source["step"]].update(tensor=None, folded_into=last.name)
+        last.keras_layers = n.keras_layers + last.keras_layers
+        graph.nodes.remove(n)
     return graph
 
 
@@ -391,6 +549,7 @@ def forge_identifier(raw: str) -> str:
 
 @register_pass("assign_forge_names", after={
     "insert_preprocessing": "names are given once, after the last pass that adds nodes",
+    "fold_input_affines": "the folded steps record the name of the layer they went into",
     "enforce_merge_rules": "names are given once, after the last pass that adds nodes",
     "legalise_padding": "names are given once, after the last pass that adds nodes"})
 def assign_forge_names(graph: Graph) -> Graph:
@@ -408,6 +567,10 @@ def assign_forge_names(graph: Graph) -> Graph:
         node.name = renames[node.name]
         node.inputs = [renames[i] for i in node.inputs]
     graph.input, graph.output = renames[graph.input], renames[graph.output]
+    for step in graph.meta.get("preprocessing", {}).get("steps", []):
+        for key in ("tensor", "folded_into"):
+            if step.get(key) in renames:
+                step[key] = renames[step[key]]
     return graph
 
 
@@ -445,15 +608,18 @@ def check_shapes(graph: Graph) -> Graph:
 
 DEFAULT_ORDER = [
     "drop_identity",
+    "fuse_hard_sigmoid",
     "fold_batchnorm",
     "batchnorm_to_depthwise",
     "fuse_activations",
     "fold_zero_padding",
     "legalise_padding",
     "flatten_nested_concats",
+    "align_concat_offsets",
     "enforce_merge_rules",
     "check_concat_offsets",
     "insert_preprocessing",
+    "fold_input_affines",
     "assign_forge_names",
     "check_shapes",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 
 from core.kerasenv import keras
 from core.kerasgraph import layer_calls
+from core.preprocessing import FAMILIES, GRAY_FAMILIES, apply_steps
 
 KERNEL_LAYERS = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "Conv2DTranspose"}
 LOGIT_SPREAD = 4.0
@@ -27,12 +28,14 @@ def calibration_batch(shape, family: str, seed: int, batch: int = 2) -> np.ndarr
 
 
 def preprocess_batch(rgb01: np.ndarray, family: str) -> np.ndarray:
-    """Keras ``preprocess_input`` of each family, applied to RGB images in [0, 1]."""
+    """Keras ``preprocess_input`` of each family, applied to RGB (or gray) images in [0, 1]."""
+    if rgb01.shape[-1] == 1:            # a gray image: what RGB2Gray gives, then the family's
+        return apply_steps(rgb01 * np.float32(255.0), GRAY_FAMILIES.get(family, []))
     if family == "caffe":
         return rgb01[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68], np.float32)
     if family == "tf":
         return rgb01 * 2.0 - 1.0
-    return rgb01
+    return apply_steps(rgb01, FAMILIES.get(family, []))
 
 
 def _call(layer, inputs):
@@ -123,6 +126,16 @@ def _batchnorm_from_statistics(layer, x, rng):
                        for v in layer.weights])
 
 
+def _normalization_from_statistics(layer, x):
+    """An adaptable Normalization gets the statistics of what it sees, as ``adapt`` would."""
+    axes = tuple(range(x.ndim - 1))
+    values = {"mean": x.mean(axis=axes), "variance": x.var(axis=axes) + 1e-3,
+              "count": np.asarray(x.size // x.shape[-1])}
+    layer.set_weights([values[v.name.split("/")[-1].split(":")[0]].reshape(tuple(v.shape))
+                       .astype(np.float32) for v in layer.weights])
+    layer.finalize_state()             # the layer computes with what its weights now hold
+
+
 def seeded_init(model, seed: int, family: str = "none") -> None:
     """Overwrite every weight of ``model`` deterministically from ``seed`` (see module doc)."""
     rng = np.random.default_rng(seed)
@@ -142,6 +155,8 @@ def seeded_init(model, seed: int, family: str = "none") -> None:
         inputs = [values[t] for t in call.inputs]
         if call.class_name == "BatchNormalization":
             _batchnorm_from_statistics(layer, inputs[0], rng)
+        elif call.class_name == "Normalization" and layer.weights:
+            _normalization_from_statistics(layer, inputs[0])
         elif call.class_name in KERNEL_LAYERS:
             _draw_kernels(layer, rng)
             _rescale_to_spread(layer, inputs, LOGIT_SPREAD if _feeds_softmax(call, consumers) else 1.0)

@@ -4,12 +4,13 @@
 model, so ``--weights`` and ``--seed`` mean the same everywhere: the same seed always rebuilds the
 same model.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
 from core.errors import ConversionError
 from core.kerasenv import KERAS3, keras
+from core.kerasgraph import canonical_model
 from core.seeding import seeded_init
 
 
@@ -73,20 +74,74 @@ ZOO = [
              trained=True),
 ]
 
+# Every other convolutional keras.applications family: (application, forge name, preprocessing
+# family of its preprocess_input, default input size).  "raw": the model takes 0..255 and
+# normalises inside (Rescaling/Normalization layers).
+APPLICATIONS = [
+    ("VGG19", "vgg_19", "caffe", 224),
+    ("ResNet101", "resnet_101", "caffe", 224),
+    ("ResNet152", "resnet_152", "caffe", 224),
+    ("ResNet50V2", "resnet_50_v2", "tf", 224),
+    ("ResNet101V2", "resnet_101_v2", "tf", 224),
+    ("ResNet152V2", "resnet_152_v2", "tf", 224),
+    ("MobileNetV2", "mobilenet_v2", "tf", 224),
+    ("MobileNetV3Small", "mobilenet_v3_small", "raw", 224),
+    ("MobileNetV3Large", "mobilenet_v3_large", "raw", 224),
+    ("DenseNet121", "densenet_121", "torch", 224),
+    ("DenseNet169", "densenet_169", "torch", 224),
+    ("DenseNet201", "densenet_201", "torch", 224),
+    ("NASNetMobile", "nasnet_mobile", "tf", 224),
+    ("NASNetLarge", "nasnet_large", "tf", 331),
+    *((f"EfficientNetB{k}", f"efficientnet_b{k}", "raw", size)
+      for k, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600))),
+    *((f"EfficientNetV2{variant}", f"efficientnet_v2_{variant.lower()}", "raw", size)
+      for variant, size in (("B0", 224), ("B1", 240), ("B2", 260), ("B3", 300), ("S", 384),
+                            ("M", 480), ("L", 480))),
+    *((f"ConvNeXt{size_name}", f"convnext_{size_name.lower()}", "raw", 224)
+      for size_name in ("Tiny", "Small", "Base", "Large", "XLarge")),
+]
+ZOO += [ZooEntry(application.lower(), forge_name.upper(), forge_name, family, (size, size),
+                 "classifier", _application(application, size))
+        for application, forge_name, family, size in APPLICATIONS]
+
 _ALIASES = {"resnet_50": "resnet50", "vgg_16": "vgg16", "mobile_net": "mobilenet",
             "inceptionv3": "inception_v3", "inceptionresnetv2": "inception_resnet_v2",
             "tinyyolo": "tiny_yolo", "yolov2": "yolo", "yolo2": "yolo",
             "tiny_yolo_voc": "tiny_yolo"}
 
 
+def _compact(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
+
+
 def zoo_entry(spec: str) -> Optional[ZooEntry]:
-    """The zoo entry for a name such as ``RESNET_50``, ``resnet50`` or ``resnet_50``, else None."""
-    key = spec.strip().lower().replace("-", "_")
+    """The zoo entry for a name such as ``RESNET_50``, ``resnet50``, ``resnet_50`` or
+    ``EfficientNetB0``, else None.  ``NAME@SIZE`` picks another square input size of a
+    keras.applications classifier (``MobileNetV3Small@160``)."""
+    name, _, size = spec.strip().partition("@")
+    key = name.lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     for entry in ZOO:
-        if key in (entry.key, entry.constant.lower(), entry.forge_name):
-            return entry
+        if _compact(key) in {_compact(n) for n in (entry.key, entry.constant, entry.forge_name)}:
+            return _resized(entry, size) if size else entry
     return None
+
+
+def _resized(entry: ZooEntry, size: str) -> ZooEntry:
+    if not size.isdigit() or entry.kind != "classifier" or entry.trained:
+        raise ConversionError(f"{entry.constant}@{size}: an input size is given as a number "
+                              "after @, for a keras.applications classifier (e.g. "
+                              "MobileNetV3Small@160)")
+    side = int(size)
+    application = next((a for a, forge_name, *_ in APPLICATIONS if forge_name == entry.forge_name),
+                       None) or _SEED_APPLICATIONS[entry.key]
+    return replace(entry, key=f"{entry.key}@{side}", forge_name=f"{entry.forge_name}_{side}",
+                   input_size=(side, side), build=_application(application, side))
+
+
+_SEED_APPLICATIONS = {"vgg16": "VGG16", "resnet50": "ResNet50", "inception_v3": "InceptionV3",
+                      "inception_resnet_v2": "InceptionResNetV2", "mobilenet": "MobileNet",
+                      "xception": "Xception"}
 
 
 def zoo_names() -> list:
@@ -133,7 +188,7 @@ def load_model(spec: str, weights: str = "random", seed: int = 0, *,
     # model rebuilt in another process (golden capture, validation) gets the same layer names.
     keras.backend.clear_session()
     if entry is None:
-        model = load_model_file(spec, unsafe=unsafe)
+        model = canonical_model(load_model_file(spec, unsafe=unsafe))
         if weights == "random":
             seeded_init(model, seed, family or "none")
         elif weights == "imagenet":
@@ -144,7 +199,7 @@ def load_model(spec: str, weights: str = "random", seed: int = 0, *,
         return model
     if weights == "imagenet":
         try:
-            return entry.build("imagenet", Path(model_dir))
+            return canonical_model(entry.build("imagenet", Path(model_dir)))
         except ConversionError:
             raise
         except Exception as exc:  # urllib/HTTP/SSL errors surface as many types
@@ -152,7 +207,7 @@ def load_model(spec: str, weights: str = "random", seed: int = 0, *,
                 f"{entry.constant}: could not fetch the ImageNet weights ({type(exc).__name__}: {exc}). "
                 "Use --weights random for seeded random weights, or download the weights file "
                 "elsewhere and pass --weights PATH") from exc
-    model = entry.build(None, Path(model_dir))
+    model = canonical_model(entry.build(None, Path(model_dir)))
     if weights == "trained":
         if not entry.trained:
             raise ConversionError(f"{entry.constant}: --weights trained applies to models shipped "

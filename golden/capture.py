@@ -52,6 +52,12 @@ def preprocess_steps(rgb01: np.ndarray, steps: list) -> list:
             x = x * np.float32(step.scale) - np.asarray(step.mean, np.float32)
         elif op == "linear":
             x = np.float32(step.a) * x + np.float32(step.b)
+        elif op == "channel_affine":
+            x = x * np.asarray(step.scale, np.float32) + np.asarray(step.offset, np.float32)
+        elif op == "gray":
+            from core.forge_ops.kernels.rgb2gray import luminance255   # Forge's RGB2Gray
+
+            x = luminance255(x)
         x = np.ascontiguousarray(x, dtype=np.float32)
         out.append(x)
     return out

@@ -5,11 +5,12 @@
     python -m reports compare DIR_A DIR_B [--out MD]
     python -m reports benchmarks BENCH.json... --out MD
     python -m reports diff A.json B.json --out MD [--plot PNG]
+    python -m reports coverage RESULTS.json... [MANIFEST.json...] --readme README.md
 """
 import argparse
 import sys
 
-COMMANDS = ("featuremaps", "compare", "benchmarks", "diff")
+COMMANDS = ("featuremaps", "compare", "benchmarks", "diff", "coverage")
 
 
 def _report_parser():
@@ -76,6 +77,17 @@ def _diff_parser():
     return p
 
 
+def _coverage_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m reports coverage",
+        description="The README's coverage table (family, input size, Forge layers, custom "
+        "kernels, tensors, parameters, the validation verdict under each Keras) from results "
+        "files and the conversions' manifests, written between the README's coverage markers.")
+    p.add_argument("files", nargs="+", metavar="FILE.json", help="results files and manifests")
+    p.add_argument("--readme", required=True, metavar="README.md", help="the file to update")
+    return p
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from reports.benchmarks import BenchmarkError
@@ -111,6 +123,11 @@ def main(argv=None) -> int:
             from reports.benchmarks import write_benchmarks
 
             print(write_benchmarks(args.files, args.out))
+        elif argv and argv[0] == "coverage":
+            args = _coverage_parser().parse_args(argv[1:])
+            from reports.coverage import write_coverage
+
+            print(write_coverage(args.files, args.readme))
         elif argv and argv[0] == "diff":
             args = _diff_parser().parse_args(argv[1:])
             from reports.diff import write_diff

@@ -11,7 +11,7 @@ Public surface:
   :func:`ir_kinds`, :class:`ForgeOp`, :class:`ForgeOpError`, :class:`ForgeTensor`;
 * :class:`DataShape`; :class:`Neuron` and :func:`neuron_kind_for_swift`;
 * :func:`kernel_for_swift`, :func:`custom_kernels`, :class:`KernelCall`;
-* :func:`preprocessing_layer` (a manifest preprocessing step as an IR node);
+* :func:`preprocessing_layer` (a manifest preprocessing step as an IR node and its weights);
 * :class:`ForgeTarget`, :data:`IOS11`, :data:`DEFAULT_TARGET`; the signature helpers (:class:`Signature`,
   :data:`DEVICE`, :class:`SignatureError`).
 
@@ -30,14 +30,17 @@ from .target import DEFAULT_TARGET, IOS11, ForgeTarget
 
 
 def preprocessing_layer(step: dict) -> tuple:
-    """(IR kind, attrs) of the layer implementing a manifest preprocessing step."""
+    """(IR kind, attrs, weights) of the layer implementing a manifest preprocessing step."""
     for op in registered_ops():
         if op.preprocessing_step == step["op"]:
-            return op.kind, op.preprocessing_attrs(step)
+            return op.kind, op.preprocessing_attrs(step), op.preprocessing_weights(step)
     for kernel in custom_kernels():
         if kernel.preprocessing_step == step["op"]:
-            return "Custom", {"kernel_class": kernel.swift_class,
-                              "args": kernel.preprocessing_arguments(step)}
+            attrs = {"kernel_class": kernel.swift_class,
+                     "args": kernel.preprocessing_arguments(step)}
+            if getattr(kernel, "output_channels", None):
+                attrs["channels"] = kernel.output_channels
+            return "Custom", attrs, {}
     raise ForgeOpError(f"no Forge layer implements the preprocessing step {step['op']!r}")
 
 

@@ -42,6 +42,8 @@ class Custom(ForgeOp):
         if out_shape:
             height, width, channels = out_shape
             arguments.update(width=int(width), height=int(height), channels=int(channels))
+        elif node.attrs.get("channels"):
+            arguments["channels"] = int(node.attrs["channels"])    # RGB2Gray: one channel
         return arguments
 
     def output_shape(self, arguments, inputs):
@@ -57,8 +59,8 @@ class Custom(ForgeOp):
     def compute(self, layer, source, in_shape, out_shape):
         call = layer.arguments["custom"]
         src = source[:in_shape.height, :in_shape.width, :in_shape.channels]
-        out = call.kernel.compute(src, call.arguments, out_shape.channels)
         want = (out_shape.height, out_shape.width, out_shape.channels)
+        out = call.kernel.run(src, call.arguments, want)
         if out.shape != want:
             raise ForgeOpError(f"custom kernel {call.kernel.swift_class} produced an image of shape "
                                f"(H, W, C) = {out.shape}, but the layer declares {want}; fix the "

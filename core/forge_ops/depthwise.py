@@ -38,6 +38,14 @@ class DepthwiseConvolution(WindowOp):
     writes_at_destination = False
     reads_source_image = False
     paddings = ("same",)
+    preprocessing_step = "channel_affine"
+
+    def preprocessing_attrs(self, step: dict) -> dict:
+        """``x * scale + offset`` per channel (the ``torch`` family's normalisation): 1x1."""
+        return {"kernel": (1, 1), "stride": (1, 1), "padding": "same", "use_bias": True}
+
+    def preprocessing_weights(self, step: dict) -> dict:
+        return affine_weights(step["scale"], step["offset"])
 
     def ir_arguments(self, node):
         a = node.attrs
@@ -100,6 +108,12 @@ class DepthwiseConvolution(WindowOp):
                                      (out_shape.height, out_shape.width),
                                      layer.arguments["channelMultiplier"],
                                      layer.arguments["activation"])
+
+
+def affine_weights(scale, offset) -> dict:
+    """IR weights of a 1x1 depthwise convolution computing ``x * scale + offset`` per channel."""
+    return {"kernel": np.asarray(scale, dtype=F32)[None, None, :, None],
+            "bias": np.asarray(offset, dtype=F32)}
 
 
 def depthwise_convolution(src: np.ndarray, weights: np.ndarray, bias, kernel: tuple,

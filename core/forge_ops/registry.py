@@ -83,6 +83,10 @@ class ForgeOp:
         raise ForgeOpError(f"{type(self).__name__} is read back from Swift only; the converter "
                            "never emits it")
 
+    def preprocessing_weights(self, step: dict) -> dict:
+        """IR weights of the layer implementing a preprocessing step (none by default)."""
+        return {}
+
     def forge_arguments(self, node) -> dict:
         """:meth:`ir_arguments` with every default filled in (what a parse gives back)."""
         try:

@@ -71,8 +71,8 @@ def test_softmax_becomes_forge_softmax_and_linear_disappears(converted):
 
 
 def test_unsupported_activation_names_layer_and_fix(converted):
-    model = small_model(lambda x: L.Conv2D(4, 3, activation="gelu", name="gconv")(x))
-    with pytest.raises(ConversionError, match=r"gconv.*gelu.*use relu"):
+    model = small_model(lambda x: L.Conv2D(4, 3, activation="selu", name="gconv")(x))
+    with pytest.raises(ConversionError, match=r"gconv.*selu.*use relu"):
         converted(model)
 
 
@@ -231,12 +231,16 @@ def test_concatenate_and_add(converted):
     assert "__Concat_cat__" in tensor_names and "__Collect_for_sum__" in tensor_names
 
 
-def test_concat_offset_not_multiple_of_four_is_refused(converted):
+def test_concat_offset_not_multiple_of_four_is_padded_and_gathered(converted):
     def build(x):
         return L.Concatenate(name="badcat")([L.Conv2D(3, 1, name="three")(x),
                                              L.Conv2D(8, 1, name="eight")(x)])
-    with pytest.raises(ConversionError, match=r"badcat.*'three'.*multiple of 4"):
-        converted(small_model(build))
+    graph = converted(small_model(build)).graph
+    concat = graph.node("badcat")
+    assert [graph.node(i).shape[2] for i in concat.inputs] == [4, 8]
+    gather = graph.node("badcat_gather")
+    assert gather.attrs["args"]["permute"][:11] == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert gather.shape[2] == 11 and gather.golden_source["layer"] == "badcat"
 
 
 def test_nested_concatenation_is_flattened(converted):

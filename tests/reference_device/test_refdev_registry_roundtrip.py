@@ -165,7 +165,15 @@ KERNEL_ARGUMENTS = {
     "RGB2BGR": {},
     "SpaceToDepthKernel": {"blockSize": 2},
     "DarknetReorgKernel": {"stride": 2},
+    "RGB2Gray": {},
+    "GELUKernel": {},
+    "LayerNormKernel": {"epsilon": 0.001},
+    "BroadcastKernel": {},
+    "CropKernel": {"top": 1, "left": 2},
 }
+# Kernels whose output size is not the input's: the size the layer declares.
+DECLARED_SHAPES = {"BroadcastKernel": (SIZE, SIZE, 4), "CropKernel": (SIZE - 3, SIZE - 2, 4),
+                   "RGB2Gray": None}
 
 
 @pytest.mark.parametrize("kernel", [pytest.param(k, id=k.swift_class) for k in custom_kernels()])
@@ -175,9 +183,19 @@ def test_every_custom_kernel_round_trips(kernel, tmp_path):
     arguments = KERNEL_ARGUMENTS[kernel.swift_class]
     channels = 3 if kernel.forge_builtin else 4
     attrs = {"kernel_class": kernel.swift_class, "args": arguments}
-    if not kernel.forge_builtin:
+    if kernel.swift_class in DECLARED_SHAPES:
+        if DECLARED_SHAPES[kernel.swift_class]:
+            attrs["out_shape"] = DECLARED_SHAPES[kernel.swift_class]
+        else:
+            attrs["channels"] = 1
+    elif not kernel.forge_builtin:
         attrs["out_shape"] = kernel.output_shape(SIZE, SIZE, channels, arguments)
-    nodes = [conv("c", "resize", 3, channels), Node("k", "Custom", ["c"], attrs)]
+    source = "c"
+    if kernel.swift_class == "BroadcastKernel":       # a 1x1 image to repeat
+        nodes = [conv("c0", "resize", 3, channels), Node("c", "GlobalAveragePooling", ["c0"])]
+    else:
+        nodes = [conv("c", "resize", 3, channels)]
+    nodes.append(Node("k", "Custom", [source], attrs))
     graph = ir_graph(nodes)
     path, program = emit_and_parse(graph, tmp_path)
     check_same_graph(graph, program)

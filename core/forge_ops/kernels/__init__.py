@@ -1,6 +1,7 @@
 """Custom kernels for Forge's ``Custom`` layer, one module each: Forge's own
-(TransposeChannelsKernel, SubtractMeanColor, RGB2BGR) and the project's (SpaceToDepthKernel,
-DarknetReorgKernel), whose Swift class and Metal shader the emitter writes next to the builder.
+(TransposeChannelsKernel, SubtractMeanColor, RGB2BGR, RGB2Gray) and the project's
+(SpaceToDepthKernel, DarknetReorgKernel, GELUKernel, LayerNormKernel, BroadcastKernel,
+CropKernel), whose Swift class and Metal shader the emitter writes next to the builder.
 
 Each kernel module owns its initialiser signature, its numpy twin (what the reference device runs)
 and, for the project's kernels, the output shape the converter declares in
@@ -20,6 +21,7 @@ class CustomKernelSpec:
     preprocessing_step = None       # the manifest preprocessing op it implements, if any
     swift_source = ""
     metal_source = ""
+    why = ""                        # the project's: why MPS cannot do it (conversion summary)
 
     @property
     def signature(self) -> Signature:
@@ -36,6 +38,11 @@ class CustomKernelSpec:
     def compute(self, source, arguments: dict, channels: int):
         """Its output image (float16 values) for an (H, W, C) source; ``channels``: the layer's."""
         raise NotImplementedError
+
+    def run(self, source, arguments: dict, out_hwc: tuple):
+        """Its output image for the layer's declared (H, W, C); most kernels need the channels
+        only."""
+        return self.compute(source, arguments, out_hwc[2])
 
     def __repr__(self):
         return f"<custom kernel {self.swift_class}>"
@@ -73,4 +80,5 @@ class KernelCall:
         return f"{self.kernel.swift_class}({self.parameters})"
 
 
-from . import darknet_reorg, rgb2bgr, space_to_depth, subtract_mean_color, transpose_channels  # noqa: E402,F401,I001
+from . import (broadcast, crop, darknet_reorg, gelu, layer_norm, rgb2bgr, rgb2gray,  # noqa: E402,F401,I001
+               space_to_depth, subtract_mean_color, transpose_channels)

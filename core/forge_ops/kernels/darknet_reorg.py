@@ -22,6 +22,7 @@ class DarknetReorgKernel(ProjectKernel):
     swift_class = "DarknetReorgKernel"
     parameter_name = "stride"
     metal_function = "darknetReorg"
+    why = "Forge has no layer for Darknet's reorg rearrangement"
     doc = "Darknet's reorg layer (reorg_cpu, forward = 0), element for element."
     metal_body = """    // CHW-flat output element F = (a, b, c2, h, w) over dims (s, s, inC/s^2, inH, inW)
     const uint F = (oc * outH + gid.y) * outW + gid.x, q = inC / (s * s);

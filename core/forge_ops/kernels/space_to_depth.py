@@ -22,6 +22,7 @@ class SpaceToDepthKernel(ProjectKernel):
     swift_class = "SpaceToDepthKernel"
     parameter_name = "blockSize"
     metal_function = "spaceToDepth"
+    why = "Forge's SpaceToDepthX2 moves quadrants, not TensorFlow's space_to_depth blocks"
     doc = "TensorFlow space_to_depth: out[y][x][(dy*b+dx)*C+c] = in[b*y+dy][b*x+dx][c]."
     metal_body = """    const uint block = oc / inC, sc = oc % inC;
     const uint sx = gid.x * s + block % s, sy = gid.y * s + block / s;"""
