@@ -140,9 +140,9 @@ def run(args) -> int:
         print(f"folded model matches the original: max abs error {check['max_abs_error']:.3g} "
               f"(relative {check['max_relative_error']:.3g}); Keras parameters "
               f"{check['keras_params_original']:,} -> {check['keras_params_folded']:,}")
-    for entry in result.manifest.get("custom_kernels", []):
-        print(f"custom kernel {entry['kernel']} for {', '.join(entry['keras_layers']) or entry['tensor']}: "
-              f"{entry['why']}")
+    for use in result.manifest.custom_kernels or []:
+        print(f"custom kernel {use.kernel} for {', '.join(use.keras_layers) or use.tensor}: "
+              f"{use.why}")
     for path in result.written:
         print(f"wrote {path}")
     print(f"manifest hash {manifest_hash(load_manifest(result.manifest_path))} (the app's run log "

@@ -41,20 +41,25 @@ def _folded_layer(call, owners):
         return new, [node.weights["kernel"], node.weights["bias"]]
     if cls in ("Conv2D", "DepthwiseConv2D", "Dense") and nodes:
         node = nodes[-1]
-        config["use_bias"] = True
         kernel = node.weights["kernel"]
         if cls == "Dense":
             kernel = kernel.reshape(-1, kernel.shape[-1])
         if cls == "Conv2D" and int(config.get("groups", 1)) > 1:    # ran as a depthwise
             kernel = kernel.transpose(0, 1, 3, 2)
-        return type(layer).from_config(config), [kernel, node.weights["bias"]]
+        return _with_biases_of(node, type(layer), config, [kernel])
     if cls == "SeparableConv2D" and nodes:
         depthwise, pointwise = nodes       # the frontend's separable handler: depthwise first
-        config["use_bias"] = True
-        return type(layer).from_config(config), [depthwise.weights["kernel"],
-                                                 pointwise.weights["kernel"],
-                                                 pointwise.weights["bias"]]
+        return _with_biases_of(pointwise, type(layer), config,
+                               [depthwise.weights["kernel"], pointwise.weights["kernel"]])
     return type(layer).from_config(config), layer.get_weights()
+
+
+def _with_biases_of(node, layer_class, config, kernels):
+    """The layer with a bias exactly when the weight files give the node one (BatchNorm folding
+    adds it), so the folded model holds what the device holds."""
+    config["use_bias"] = bool(node.attrs.get("use_bias", True))
+    weights = kernels + [node.weights["bias"]] if config["use_bias"] else kernels
+    return layer_class.from_config(config), weights
 
 
 def build_folded_model(model, graph):

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.manifest import load_manifest
 from reports.results import ResultsError, load_results
 
 BEGIN = "<!-- coverage:begin (python -m reports coverage) -->"
@@ -55,10 +56,11 @@ def coverage_rows(paths) -> list:
     for path in paths:
         data = json.loads(Path(path).read_text())
         if str(data.get("format", "")).startswith("keras2metal.manifest"):
-            model = (data.get("source") or {}).get("model") or data["name"]
+            manifest = load_manifest(path)
+            model = manifest.source.model or manifest.name
             counts = {}
-            for entry in data.get("custom_kernels", []):
-                counts[entry["kernel"]] = counts.get(entry["kernel"], 0) + 1
+            for use in manifest.custom_kernels or []:
+                counts[use.kernel] = counts.get(use.kernel, 0) + 1
             kernels[model] = counts
             continue
         results = load_results(path)

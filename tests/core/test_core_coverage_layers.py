@@ -219,7 +219,7 @@ def test_small_models_run_on_the_reference_device_like_keras(case, converted):
     device = ReferenceDevice(result.builder_path, result.manifest_path.parent)
     rgb8 = np.random.default_rng(4).integers(0, 256, (shape[0], shape[1], 3), dtype=np.uint8)
     out = device.forward(rgb8)["output"].astype(np.float32)
-    keras_in = preprocess_steps(rgb8 / np.float32(255), manifest["preprocessing"]["steps"])[-1]
+    keras_in = preprocess_steps(rgb8 / np.float32(255), manifest.preprocessing.steps)[-1]
     expected = np.asarray(model(keras_in[None]))[0]
     scale = float(np.abs(expected).max())
     assert out.shape == expected.shape

@@ -6,9 +6,12 @@ import pytest
 from test_core_swift import check_builder
 
 from core.cli import main
+from core.manifest import load_manifest
 from core.zoo import ZOO
 
-NETWORKS = [entry.constant for entry in ZOO]
+ORIGINAL = ("TINY_YOLO", "YOLO", "VGG16", "RESNET_50", "INCEPTION_V3", "INCEPTION_RESNET_V2",
+            "MOBILE_NET", "XCEPTION", "DEFAULT")
+NETWORKS = [entry.constant for entry in ZOO if entry.constant in ORIGINAL]
 
 
 @pytest.mark.slow
@@ -20,9 +23,9 @@ def test_zoo_network_converts(tmp_path, model, capsys):
     out = capsys.readouterr().out
     assert "folded model matches the original" in out
     manifest_path = next((tmp_path / "P").glob("*.manifest.json"))
-    manifest = json.loads(manifest_path.read_text())
+    manifest = load_manifest(manifest_path)
     check = manifest.source.fold_check
-    assert check["max_relative_error"] < 1e-3
+    assert check.max_relative_error < 1e-3
     # the weight files hold exactly what the folded Keras model holds
     assert manifest.totals.parameters == check.keras_params_folded
     for entry in manifest.weights:
