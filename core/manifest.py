@@ -70,7 +70,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import Field
 
 from core.contracts import ContractError, component, contract, load, omitted_when_none, to_dict
-from core.forge_ops import op_for
+from core.forge_ops import ForgeOp, op_for, op_for_type_name
 
 FORMAT = "keras2metal.manifest/1"
 
@@ -250,6 +250,17 @@ class TensorEntry:
         """The Keras layer to name for this tensor: the one it reproduces, else the last it
         covers."""
         return self.keras_output or (self.keras_layers[-1] if self.keras_layers else None)
+
+    @property
+    def op(self) -> ForgeOp:
+        """The registry's op making this tensor; a typeName no registered op makes is an error
+        naming the tensor (the manifest is from another version)."""
+        op = op_for_type_name(self.forge_type)
+        if op is None:
+            raise ManifestError(f"tensor {self.name!r}: Forge type {self.forge_type!r} is no "
+                                "Forge op this version knows; re-run keras2metal to write the "
+                                "manifest again")
+        return op
 
 
 @component

@@ -675,7 +675,7 @@ class _RunReader:
             return None, "missing", f"{path}: cannot read the file ({exc}); {RECOPY}", extra
         json_shape = self._json_shape(path.name)
         hwc = _forge_hwc(entry)
-        if hwc is None or entry.forge_type == "Input" or \
+        if hwc is None or entry.op.provides_texture or \
                 (entry.reference is not None and entry.reference.kind == "input_texture"):
             data, in_reason = _decode_input(raw, json_shape, self._input_size(), path)
             return data, status or "not_compared", reason or in_reason, extra
@@ -829,7 +829,7 @@ def records_of_dumps(manifest, dumps: dict) -> dict:
             out[name] = (None, "missing", f"the reference device dumped no {dump_file}")
             continue
         array, hwc = np.asarray(found[0], dtype=np.float32), _forge_hwc(entry)
-        if hwc is None or entry.forge_type == "Input":
+        if hwc is None or entry.op.provides_texture:
             out[name] = (array, "not_compared", "the input texture; not compared")
             continue
         if array.size != int(np.prod(hwc)):

@@ -24,7 +24,9 @@ larger absolute budgets: a mean error ≲ 0.01 where values are O(1)), depth ent
 inherited error (errors accumulate layer by layer exactly as measured), and the caps keep the
 rule absolute: a tensor whose relative error exceeds ``cap_rel`` fails whatever its inputs did.
 Softmax turns the *absolute* error of the logits into relative error of the probabilities, so
-it gets the gain ``g_softmax``.
+it gets the gain ``g_softmax``.  Below 2⁻¹⁴ float16 is subnormal: its spacing stops shrinking at
+2⁻²⁴, so a tensor of tiny values (rms r) rounds with a relative error up to 2⁻²⁴/r rather than ε;
+the local terms ``a·ε`` and ``local_a·ε`` become ``a·(ε + 2⁻²⁴/r)`` and ``local_a·(ε + 2⁻²⁴/r)``.
 
 Constants (``DEFAULT_RULE``) and the measurements behind them (reference device, seeded random
 weights, two images; ratio = rel_error(tensor) / rel_error(inputs) after the local term):
@@ -90,7 +92,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from core.forge_ops import op_for_type_name
+
 EPS = 2.0 ** -11
+SUBNORMAL_SPACING = 2.0 ** -24       # float16's absolute spacing below 2**-14
 BUDGET_DIR = Path(__file__).resolve().parent / "budgets"
 
 DEFAULT_RULE = {"a": 16.0, "b": 32.0, "g": 2.0, "g_max": 3.0, "g_softmax": 8.0, "c_logits": 4.0,
@@ -234,16 +239,32 @@ def _log_range(metrics: dict) -> float:
     return math.log(high / max(low, high * 1e-30))
 
 
+def _rounding(metrics: dict) -> float:
+    """The relative error of one float16 rounding of the tensor: ε, or more for tiny values."""
+    rms = metrics.get("golden_rms") or 0.0
+    return EPS + (SUBNORMAL_SPACING / rms if rms > 0 else 0.0)
+
+
+def _rounds_logits(forge_type: str) -> bool:
+    op = op_for_type_name(forge_type)
+    return bool(op and op.rounds_logits)
+
+
+def _logits_term(metrics: dict, rule: dict) -> float:
+    """A softmax's logits are rounded to float16 first (often inside a Dense Keras does not
+    expose): an absolute logit error of |z|·ε becomes a relative error of the probabilities, and
+    |z| is about the log-range of the probabilities."""
+    return rule["c_logits"] * _log_range(metrics) * EPS
+
+
 def default_budget(metrics: dict, inherited_rel: float, inherited_max: float, forge_type: str,
                    rule: dict) -> TensorBudget:
     """The default rule (module docstring) for one tensor's golden statistics."""
-    gain = rule["g_softmax"] if forge_type == "Softmax" else rule["g"]
-    gain_max = rule["g_softmax"] if forge_type == "Softmax" else rule["g_max"]
-    # A softmax's logits are rounded to float16 first (often inside a Dense Keras does not expose):
-    # an absolute logit error of |z|·ε becomes a relative error of the probabilities, and |z| is
-    # about the log-range of the probabilities.
-    logits = rule["c_logits"] * _log_range(metrics) * EPS if forge_type == "Softmax" else 0.0
-    rel = min(rule["cap_rel"], rule["a"] * EPS + gain * inherited_rel + logits)
+    softmax = _rounds_logits(forge_type)
+    gain = rule["g_softmax"] if softmax else rule["g"]
+    gain_max = rule["g_softmax"] if softmax else rule["g_max"]
+    logits = _logits_term(metrics, rule) if softmax else 0.0
+    rel = min(rule["cap_rel"], rule["a"] * _rounding(metrics) + gain * inherited_rel + logits)
     maxn = min(rule["cap_max"], rule["b"] * EPS + gain_max * inherited_max + logits)
     rms = metrics.get("golden_rms") or 0.0
     gmax = metrics.get("golden_max_abs") or 0.0
@@ -255,8 +276,8 @@ def default_budget(metrics: dict, inherited_rel: float, inherited_max: float, fo
 def local_budget(metrics: dict, forge_type: str, rule: dict) -> float:
     """The relative error a layer may add on its own (validation.replay): ``local_a`` roundings,
     plus, for a softmax, the float16 rounding of its logits (as in the cumulative rule)."""
-    logits = rule["c_logits"] * _log_range(metrics) * EPS if forge_type == "Softmax" else 0.0
-    return rule["local_a"] * EPS + logits
+    logits = _logits_term(metrics, rule) if _rounds_logits(forge_type) else 0.0
+    return rule["local_a"] * _rounding(metrics) + logits
 
 
 def apply_overrides(budget: TensorBudget, name: str, budget_file: BudgetFile) -> TensorBudget:

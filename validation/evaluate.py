@@ -51,8 +51,8 @@ def comparable(entry) -> bool:
 def not_comparable_reason(entry) -> str:
     if entry.reference is not None and entry.reference.kind == "input_texture":
         return "Forge's input texture (raw 8-bit image), not a network tensor"
-    if entry.forge_type == "Collect":
-        return "Collect only gathers the inputs of a merge; Forge writes no dump for it"
+    if entry.op.gathers == "images":
+        return f"{entry.forge_type} only gathers the inputs of a merge; Forge writes no dump for it"
     if not entry.dump_file:
         return "Forge's dumper writes no file for this tensor (it is dumped through the " \
                "tensors it feeds)"

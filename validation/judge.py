@@ -419,7 +419,8 @@ def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: 
         totals=Totals(layers=t.layers, tensors=t.tensors, parameters=t.parameters),
         budget_file=budget_file.path,
         tensors=tensors,
-        first_divergence=first_divergence(tensors),
+        first_divergence=first_divergence(
+            tensors, {step.tensor for step in manifest.preprocessing.steps if step.tensor}),
         first_data_problem=first_data_problem(tensors),
         worst_tensor=worst_tensor(tensors),
         accuracy=judge_accuracy(predictions, kind, facts["weights"], budget_file.accuracy),

@@ -265,7 +265,6 @@ class Measured:
 
 HOMOGENEOUS = ("relu", "leaky_relu", "prelu")                  # commute with a positive scale
 SATURATING = ("sigmoid", "tanh", "hard_sigmoid", "softsign")   # ±inf → their finite limits
-WEIGHTED = ("Conv", "PointwConv", "DepthwConv", "Dense")       # Forge layers with weight files
 
 
 def _capped(activation: str) -> bool:
@@ -302,7 +301,7 @@ def _rescale(m: Measured, k: int) -> str:
     if _is_input(e):
         return (f"rescale the input preprocessing (the manifest's preprocessing steps) by "
                 f"{_power(k)} and fold {_power(-k)} into the first convolution's weights")
-    if e.forge_type not in WEIGHTED:
+    if e.op.accumulator is None:
         return (f"multiply the weights and biases of the layers feeding {e.name!r} by "
                 f"{_power(k)} (both branches of an Add alike) and fold {_power(-k)} into the "
                 "weights of the layers after it")

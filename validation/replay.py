@@ -108,7 +108,7 @@ class KerasRecipes:
             self.recipes[entry.name] = Recipe(
                 entry.name, [Source(s.name, s.reference.affine if isinstance(s.reference, KerasOutput)
                                     else None) for s in sources],
-                ref.affine, [c for c in covers if by_name[c].forge_type != "Collect"], sub)
+                ref.affine, [c for c in covers if by_name[c].op.has_layer], sub)
 
     def replay(self, device: dict) -> dict:
         """``{tensor: Keras's output on the device's inputs}`` (in the device tensor's shape) for
@@ -123,7 +123,7 @@ class KerasRecipes:
 
     def replay_one(self, name: str, device: dict):
         """Keras's output of one recipe on the device's inputs, or None when an input is not
-        usable."""
+        usable (missing, unreadable, or not finite)."""
         recipe = self.recipes[name]
         values = []
         for s, keras_input in zip(recipe.sources, recipe.model.inputs):
@@ -131,6 +131,8 @@ class KerasRecipes:
             if status != "ok" or data is None:
                 return None
             x = np.asarray(data, np.float32)
+            if not np.isfinite(x).all():      # NaN/Inf came from before: no local error here
+                return None
             if s.affine:
                 x = (x - np.float32(s.affine[1])) / np.float32(s.affine[0])
             values.append(x.reshape((1,) + tuple(keras_input.shape[1:])))

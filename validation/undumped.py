@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from validation.precheck import WEIGHTED, Measured, PrecheckError, Surroundings
+from validation.precheck import Measured, PrecheckError, Surroundings
 from core.manifest import TensorEntry
 
 KERNEL_CLASSES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense")
@@ -163,18 +163,19 @@ def plan_weighted_layers(model, manifest) -> list:
     specs = {w.file: w for w in manifest.weights}
     plan = []
     for entry in manifest.tensors:
-        if entry.forge_type not in WEIGHTED:
+        accumulator = entry.op.accumulator
+        if accumulator is None:
             continue
         layer = _kernel_layer(model, entry)
         cls, config = type(layer).__name__, layer.get_config()
         strides = tuple(int(s) for s in np.broadcast_to(config.get("strides", 1), 2))
         padding = str(config.get("padding", "valid")).upper()
         from_tensor = None
-        if entry.forge_type == "Dense":
+        if accumulator == "dense":
             op = "dense"
-        elif entry.forge_type == "PointwConv":
+        elif accumulator == "pointwise":
             op, strides, padding, from_tensor = "conv", (1, 1), "VALID", entry.inputs[0]
-        elif entry.forge_type == "DepthwConv":
+        elif accumulator == "depthwise":
             op = "scale" if cls == "BatchNormalization" else "depthwise"
         else:
             op = "conv"
@@ -211,9 +212,9 @@ def surroundings(model, manifest, plan: list) -> dict:
     for name, entries in consumers.items():
         following = set()
         for entry in entries:
-            if entry.forge_type not in ("Activation", "Softmax") or entry.keras_output is None:
+            if not entry.op.applies_activation or entry.keras_output is None:
                 break
-            activation = "softmax" if entry.forge_type == "Softmax" else \
+            activation = entry.op.fixed_activation or \
                 _activation_name(keras_layer(model, entry, entry.keras_output))
             following.add((activation, entry.keras_output) if activation else None)
         else:

@@ -7,7 +7,8 @@ their sources: each module's docstring, indexed in docs/forge.md.
 
 Public surface:
 
-* :func:`op_for` (IR kind), :func:`op_for_swift` (Swift initialiser), :func:`registered_ops`,
+* :func:`op_for` (IR kind), :func:`op_for_swift` (Swift initialiser), :func:`op_for_type_name`
+  (a manifest's ``forge_type``), :func:`registered_ops`,
   :func:`ir_kinds`, :class:`ForgeOp`, :class:`ForgeOpError`, :class:`ForgeTensor`;
 * :class:`DataShape`; :class:`Neuron` and :func:`neuron_kind_for_swift`;
 * :func:`kernel_for_swift`, :func:`custom_kernels`, :class:`KernelCall`;
@@ -23,7 +24,7 @@ from . import (activation, collect_merge, concatenate, convolution, custom, dens
 from .kernels import KernelCall, custom_kernels, kernel_for_swift
 from .neurons import Neuron, neuron_kind_for_swift, neuron_kinds
 from .registry import (ForgeOp, ForgeOpError, ForgeTensor, ir_kinds, op_for, op_for_swift,
-                       registered_ops)
+                       op_for_type_name, registered_ops)
 from .shape import DataShape
 from .signature import DEVICE, Signature, SignatureError
 from .target import DEFAULT_TARGET, IOS11, ForgeTarget
@@ -47,4 +48,4 @@ def preprocessing_layer(step: dict) -> tuple:
 __all__ = ["DEFAULT_TARGET", "DEVICE", "IOS11", "DataShape", "ForgeOp", "ForgeOpError", "ForgeTarget",
            "ForgeTensor", "KernelCall", "Neuron", "Signature", "SignatureError", "custom_kernels",
            "ir_kinds", "kernel_for_swift", "neuron_kind_for_swift", "neuron_kinds", "op_for",
-           "op_for_swift", "preprocessing_layer", "registered_ops"]
+           "op_for_swift", "op_for_type_name", "preprocessing_layer", "registered_ops"]

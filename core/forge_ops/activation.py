@@ -22,6 +22,9 @@ class Activation(ForgeOp):
     kind = "Activation"
     signatures = (Signature("Activation", Param("activation", NEURON, labelled=False), NAME),)
     type_name = "Activation"
+    applies_activation = True
+    divergence_hint = ("activation kind or parameters (ReLU6 cap, leaky slope), or preprocessing scale "
+                       "(input_scale: [0, 1] → [-1, 1])")
     preprocessing_step = "linear"
 
     def ir_arguments(self, node):

@@ -68,8 +68,11 @@ class Collect(ForgeOp):
 class MergeOperation(ForgeOp):
     signatures = (Signature("MergeOperation", Param("operation", enum(*MERGE_OPERATIONS)), NAME),
                   *(Signature(operation, NAME) for operation in MERGE_OPERATIONS))
+    type_names = MERGE_OPERATIONS
     reads_source_image = False
     reads_all_images = True
+    divergence_hint = ("the inputs of the merge (a branch's scale, e.g. Inception-ResNet's residual "
+                       "scale) or their order")
 
     def type_name_of(self, arguments):
         return arguments["operation"]

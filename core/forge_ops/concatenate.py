@@ -31,6 +31,8 @@ class Concatenate(ForgeOp):
     kind = "Concatenate"
     signatures = (Signature("Concatenate", Param("tensors", TENSORS, labelled=False), NAME),)
     type_name = "Concat"
+    divergence_hint = ("channel offsets of the concatenated inputs (each input's "
+                       "destinationChannelOffset) or the order of the inputs")
     has_layer = False
     gathers = "channels"
     writes_at_destination = False

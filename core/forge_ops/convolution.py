@@ -46,6 +46,11 @@ class Convolution(WindowOp):
                             Param("stride", PAIR, (1, 1)), Param("padding", PADDING, "same"),
                             ACTIVATION, USE_BIAS, NAME),)
     type_name = "Conv"
+    accumulator = "conv"
+    divergence_hint = ("convolution weights: OHWI transpose of the Keras (kH, kW, in, out) kernel, kernel "
+                       "or stride given as (y, x) instead of (x, y), padding offset (same vs valid), a "
+                       "dropped bias, or BatchNorm folded wrongly (epsilon, gamma/sqrt(var), mean "
+                       "subtracted twice)")
     has_weights = True
     description = "convolution"
     fuses_neuron = True

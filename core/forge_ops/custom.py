@@ -27,6 +27,9 @@ class Custom(ForgeOp):
                                             labelled=False),
                             *(Param(d, OPTIONAL_INT, None) for d in _DIMENSIONS), NAME),)
     type_name = "Custom"
+    divergence_hint = ("the custom Metal kernel's arguments (channel counts, offsets, constants) or, for "
+                       "preprocessing, the channel order (RGB vs BGR), mean/scale constants or the "
+                       "order of the steps")
     writes_at_destination = False
     reads_source_image = False
 

@@ -22,6 +22,9 @@ class Dense(ForgeOp):
     kind = "Dense"
     signatures = (Signature("Dense", Param("neurons", INT), ACTIVATION, USE_BIAS, NAME),)
     type_name = "Dense"
+    accumulator = "dense"
+    divergence_hint = ("dense weights: flatten order (Keras flattens H, W, C; the device reads channel "
+                       "slices), the [out][in] transpose, or a dropped bias")
     has_weights = True
     fuses_neuron = True
     reads_flattened = True

@@ -32,6 +32,9 @@ class DepthwiseConvolution(WindowOp):
                             Param("channelMultiplier", INT, 1), Param("stride", PAIR, (1, 1)),
                             ACTIVATION, USE_BIAS, NAME),)
     type_name = "DepthwConv"
+    accumulator = "depthwise"
+    divergence_hint = ("depthwise weights: [C][kH][kW] layout (not Keras' kH, kW, C, 1), channel "
+                       "multiplier, stride tuple order, or a wrong BatchNorm fold")
     has_weights = True
     description = "depthwise convolution"
     fuses_neuron = True

@@ -21,6 +21,7 @@ class GlobalAveragePooling(ForgeOp):
     kind = "GlobalAveragePooling"
     signatures = (Signature("GlobalAveragePooling", *LAYER_INIT),)
     type_name = "GlbAvgPool"
+    divergence_hint = "global average pooling over the wrong extent (padding or partial image)"
 
     def ir_arguments(self, node):
         return {"name": node.name}

@@ -20,6 +20,8 @@ class PointwiseConvolution(Convolution):
     signatures = (Signature("PointwiseConvolution", Param("channels", INT),
                             Param("stride", PAIR, (1, 1)), ACTIVATION, USE_BIAS, NAME),)
     type_name = "PointwConv"
+    accumulator = "pointwise"
+    divergence_hint = "1×1 convolution weights: OHWI transpose, a dropped bias or a wrong BatchNorm fold"
     description = "pointwise convolution"
 
     def ir_arguments(self, node):

@@ -72,6 +72,7 @@ class Pooling(WindowOp):
 class MaxPooling(Pooling):
     kind = "MaxPooling"
     type_name = "MaxPool"
+    divergence_hint = "pool size/stride tuple order, padding (same vs valid) or MPS edge offsets"
     description = "max pooling"
 
     @staticmethod
@@ -91,6 +92,8 @@ class MaxPooling(Pooling):
 class AveragePooling(Pooling):
     kind = "AveragePooling"
     type_name = "AvgPool"
+    divergence_hint = ("pool size/stride tuple order, padding, or whether edge pixels count the "
+                       "padding")
     description = "average pooling"
 
     @staticmethod

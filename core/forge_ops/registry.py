@@ -14,6 +14,7 @@ from .signature import SignatureError
 
 _BY_KIND = {}        # IR op kind -> op
 _BY_SWIFT = {}       # Swift initialiser / function name -> op
+_BY_TYPE_NAME = {}   # Forge typeName (the manifest's forge_type) -> op
 _OPS = []            # registration order
 # The fork's generated builders name the Collect in front of merge layer X "for_X".
 COLLECT_NAME_PREFIX = "for_"
@@ -56,6 +57,13 @@ class ForgeOp:
     reads_flattened = False        # reads its whole input as one vector in Keras's (h, w, c) order
     edge_mode = None               # MPSImageEdgeMode of a sliding window; None: no window
     description = ""               # what it is, in words, for error messages
+    type_names = None              # every typeName it makes, when not just ``type_name``
+    # -- validation: what a diverging tensor of this kind usually means, and its numerics
+    divergence_hint = "the layer's parameters or their layout in the weight files"
+    rounds_logits = False          # its output follows float16-rounded logits (a softmax)
+    applies_activation = False     # applies a Keras activation as a layer of its own
+    fixed_activation = None        # the activation it always applies (softmax)
+    accumulator = None             # how MPS accumulates it: conv, pointwise, depthwise, dense
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -214,6 +222,10 @@ def forge_op(cls):
         if signature.callee in _BY_SWIFT:
             raise ValueError(f"two Forge ops for Swift {signature.callee!r}")
         _BY_SWIFT[signature.callee] = op
+    for type_name in op.type_names or ((op.type_name,) if op.type_name else ()):
+        if type_name in _BY_TYPE_NAME:
+            raise ValueError(f"two Forge ops for typeName {type_name!r}")
+        _BY_TYPE_NAME[type_name] = op
     _OPS.append(op)
     return cls
 
@@ -230,6 +242,12 @@ def op_for(kind: str) -> ForgeOp:
 def op_for_swift(callee: str):
     """The op a Swift initialiser or graph function constructs, or None."""
     return _BY_SWIFT.get(callee)
+
+
+def op_for_type_name(type_name: str):
+    """The op making tensors of a Forge typeName (a manifest's ``forge_type``), or None for a
+    typeName no registered op makes (a manifest from another version)."""
+    return _BY_TYPE_NAME.get(type_name)
 
 
 def registered_ops() -> list:

@@ -23,6 +23,8 @@ class Resize(ForgeOp):
     kind = "Resize"
     signatures = (Signature("Resize", Param("width", INT), Param("height", INT), NAME),)
     type_name = "Resize"
+    divergence_hint = ("the input image: resize filter (Lanczos vs bilinear), 8-bit vs float input, or a "
+                       "different image than Keras saw")
     wants_textures = True
     writes_at_destination = False
     reads_source_image = False

@@ -19,6 +19,11 @@ class Softmax(ForgeOp):
     kind = "Softmax"
     signatures = (Signature("Softmax", *LAYER_INIT),)
     type_name = "Softmax"
+    rounds_logits = True
+    applies_activation = True
+    fixed_activation = "softmax"
+    divergence_hint = ("the logits before it (a Dense or 1×1 convolution whose output Keras does not "
+                       "expose): weights transpose, flatten order or a dropped bias")
 
     def ir_arguments(self, node):
         return {"name": node.name}

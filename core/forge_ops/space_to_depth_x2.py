@@ -29,6 +29,7 @@ from .signature import Signature
 class SpaceToDepthX2(ForgeOp):
     signatures = (Signature("SpaceToDepthX2", NAME),)
     type_name = "SpaceToDepthX2"
+    divergence_hint = "space-to-depth channel order (Forge, TensorFlow and Darknet differ)"
     writes_at_destination = False
     reads_source_image = False
 

@@ -26,6 +26,7 @@ class ZeroPadding(ForgeOp):
     signatures = (Signature("ZeroPadding", Param("tblr_padding", TBLR),
                             Param("padValue", NUMBER, 0.0), NAME),)
     type_name = "ZeroPadding"
+    divergence_hint = "padding amounts or their (top, bottom, left, right) order"
     reads_source_image = False
 
     def ir_arguments(self, node):

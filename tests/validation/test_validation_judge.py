@@ -56,7 +56,7 @@ def test_integrity_before_numerics():
         conv1.problems[0].fix
     assert "net-conv1.floats" in conv1.reason
     # a 16 ε budget for a first layer: rel 1e-4 passes, 0.5 fails
-    assert tensors[2].budget.rel_error == pytest.approx(16 * 2 ** -11 + 2 * 1e-4)
+    assert tensors[2].budget.rel_error == pytest.approx(16 * 2 ** -11 + 2 * 1e-4, rel=1e-3)
 
 
 def test_run_without_any_compared_tensor_is_not_a_pass():
