@@ -1,6 +1,7 @@
 """Custom kernels for Forge's ``Custom`` layer, one module each: Forge's own
 (TransposeChannelsKernel, SubtractMeanColor, RGB2BGR) and the project's (SpaceToDepthKernel,
-DarknetReorgKernel), whose Swift class and Metal shader the emitter writes next to the builder.
+DarknetReorgKernel, UpsampleNearestKernel, ChannelSliceKernel), whose Swift class and Metal shader
+(when it has one) the emitter writes next to the builder.
 
 Each kernel module owns its initialiser signature, its numpy twin (what the reference device runs)
 and, for the project's kernels, the output shape the converter declares in
@@ -74,3 +75,4 @@ class KernelCall:
 
 
 from . import darknet_reorg, rgb2bgr, space_to_depth, subtract_mean_color, transpose_channels  # noqa: E402,F401,I001
+from . import channel_slice, upsample_nearest  # noqa: E402,F401,I001
