@@ -198,6 +198,7 @@ def subsample_strided_depthwise(graph: Graph) -> Graph:
         graph.remove(pad)
         node.keras_layers = pad.keras_layers + node.keras_layers
         node.attrs.update(padding="same", stride=(1, 1))
+        node.shape = None                     # now the input's height and width
         subsample = Node(name=graph.unique_name(f"{node.name}_subsample"), op="MaxPooling",
                          inputs=[], attrs={"kernel": (1, 1), "stride": (sh, sw),
                                            "padding": "valid"},
