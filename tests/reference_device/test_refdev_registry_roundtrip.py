@@ -165,6 +165,8 @@ KERNEL_ARGUMENTS = {
     "RGB2BGR": {},
     "SpaceToDepthKernel": {"blockSize": 2},
     "DarknetReorgKernel": {"stride": 2},
+    "UpsampleNearestKernel": {"scaleX": 3, "scaleY": 2},
+    "ChannelSliceKernel": {"firstChannel": 1, "channels": 2},
 }
 
 
