@@ -35,17 +35,18 @@ class BoxPairing:
 def match_boxes(reference: list, candidate: list, iou_threshold: float = 0.9) -> BoxPairing:
     """Pair detections (dicts with ``box`` [x0, y0, x1, y1], ``class_id`` and ``score``, as
     :func:`~core.yolo.detect.detect` gives them) of the same class with IoU >= ``iou_threshold``."""
-    order = sorted(range(len(reference)), key=lambda i: (-reference[i]["score"], i))
-    free = list(range(len(candidate)))
     boxes = np.asarray([d["box"] for d in candidate], dtype=np.float64).reshape(-1, 4)
+    classes = np.asarray([d["class_id"] for d in candidate], dtype=np.int64)
+    free = np.ones(len(candidate), dtype=bool)
     pairs = []
-    for i in order:
-        same_class = [j for j in free if candidate[j]["class_id"] == reference[i]["class_id"]]
-        if not same_class:
+    for i in sorted(range(len(reference)), key=lambda i: (-reference[i]["score"], i)):
+        same_class = np.flatnonzero(free & (classes == reference[i]["class_id"]))
+        if not same_class.size:
             continue
         overlaps = iou(reference[i]["box"], boxes[same_class])
-        best = int(np.argmax(overlaps))
+        best = int(np.argmax(overlaps))                # the first of equal overlaps
         if overlaps[best] >= iou_threshold:
-            pairs.append((i, same_class[best], float(overlaps[best])))
-            free.remove(same_class[best])
+            j = int(same_class[best])
+            pairs.append((i, j, float(overlaps[best])))
+            free[j] = False
     return BoxPairing(tuple(pairs), len(reference), len(candidate))
