@@ -248,9 +248,10 @@ class Model:
         return not t.image_is_temporary or t is self.tensors[-1]
 
     def _check_readable_outputs(self):
-        """``outputImage`` reads the output's real image, and a tensor nothing reads is an orphan
-        temporary image (MPSCNN complains; Forge Docs/TODO.markdown): both need
-        ``imageIsTemporary = false`` unless they are the last tensor."""
+        """``outputImage``/``image(for:)`` read an output's real image, and a tensor nothing
+        reads is an orphan temporary image ("Orphan tensors make MPSCNN throw", Forge's
+        Docs/TODO.markdown): each needs ``imageIsTemporary = false`` unless it is the last
+        tensor."""
         if not self.owns_real_image(self.output):
             raise ReferenceDeviceError(
                 f"Model output {self.output.short_id!r}{where(self.line)} is not the last tensor "
@@ -270,9 +271,9 @@ class Model:
             if not t.next and not self.owns_real_image(t):
                 raise ReferenceDeviceError(
                     f"tensor {t.short_id!r}{where(t.line)} feeds nothing and keeps a temporary "
-                    "image: an orphan tensor that MPSCNN complains about and whose values are "
-                    f"lost; set `{t.short_id}.imageIsTemporary = false` (a model output read "
-                    "with model.image(for:inflightIndex:)) or remove it")
+                    "image: an orphan tensor (MPSCNN throws on them, and its values are lost); "
+                    f"set `{t.short_id}.imageIsTemporary = false` (a model output read with "
+                    "model.image(for:inflightIndex:)) or remove it")
 
     def _check_offsets(self):
         for t in self.tensors:
