@@ -147,3 +147,59 @@ def test_bilinear_upsampling_is_refused(converted):
     model = small_model(lambda x: L.UpSampling2D(2, interpolation="bilinear", name="up")(x))
     with pytest.raises(ConversionError, match=r"'up' \(UpSampling2D\): bilinear upsampling"):
         converted(model)
+
+
+def test_darknet_route_groups_read_one_group_of_channels(converted):
+    """[route] groups=2 group_id=1 (YOLOv4-tiny's CSP): ChannelSliceKernel on its channels."""
+    from core.darknet.layers import ChannelSlice
+
+    def build(x):
+        x = L.Conv2D(8, 1, name="widen")(x)
+        return L.Conv2D(4, 1, name="after")(ChannelSlice(2, 1, name="route_half")(x))
+    model = small_model(build, shape=(8, 8, 3))
+    result = converted(model)
+    half = result.graph.node("route_half")
+    assert (half.op, half.attrs["args"]) == ("Custom", {"firstChannel": 4, "channels": 4})
+    assert_close(*device_vs_keras(result, model, 8))
+
+
+def test_classify_images_refuses_a_detector(converted):
+    from core.summary import classify_images
+
+    model = small_model(lambda x: [L.Conv2D(4, 1, name="a")(x), L.Conv2D(4, 1, name="b")(x)],
+                        shape=(8, 8, 3))
+    with pytest.raises(ConversionError, match="2 outputs .*yolo-detect"):
+        classify_images(model, converted(model), "none")
+
+
+HEAD = {"kind": "yolo", "anchors": [[10.0, 14.0], [23.0, 27.0]], "classes": 1, "softmax": False}
+
+
+def test_the_manifest_lists_every_output_and_its_head(converted):
+    import json
+
+    from core.manifest import ManifestError, load_manifest
+
+    def build(x):
+        trunk = L.Conv2D(8, 3, padding="same", name="trunk")(x)
+        low = L.MaxPooling2D(2, name="low")(trunk)
+        return [L.Conv2D(12, 1, name="head_low")(low), L.Conv2D(12, 1, name="head_high")(trunk)]
+    model = small_model(build, shape=(8, 8, 3))
+    result = converted(model, heads=[HEAD, dict(HEAD, anchors=[[4.0, 5.0], [6.0, 7.0]])],
+                       output_kind="yolo")
+    manifest = load_manifest(result.manifest_path)
+    assert manifest.output.tensor == "head_low" and result.graph.outputs == ["head_low",
+                                                                              "head_high"]
+    assert [(o.tensor, o.classes, o.head.anchors) for o in manifest.outputs] == [
+        ("head_low", 12, [[10.0, 14.0], [23.0, 27.0]]), ("head_high", 12, [[4.0, 5.0], [6.0, 7.0]])]
+    assert manifest.detection_heads == [o.head for o in manifest.outputs]
+    assert "imageIsTemporary" in result.builder_path.read_text()
+    plain = converted(model, name="plain")
+    assert plain.manifest.outputs[0].head is None and plain.manifest.detection_heads is None
+    with pytest.raises(ManifestError, match="2 outputs but 1 detection heads"):
+        converted(model, name="odd", heads=[HEAD])
+
+    one = converted(small_model(lambda x: L.Conv2D(4, 1, name="only")(x), shape=(8, 8, 3)),
+                    name="one", heads=[HEAD])
+    assert "outputs" not in json.loads(one.manifest_path.read_text())
+    assert [o.tensor for o in one.manifest.all_outputs] == ["only"]
