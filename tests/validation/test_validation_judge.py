@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from core.contracts import dumps
 from validation.budgets import BudgetFile
 from validation.evaluate import Comparison, Prediction, Problem
 from validation.judge import (judge_accuracy, judge_baseline, judge_boxes, judge_performance,
@@ -210,3 +211,24 @@ def test_box_agreement_is_not_judged_without_detection_heads():
     _, empty = judge_boxes({"a.jpg": _boxes(0, 0, 0, "the device results hold no such image")},
                            "yolo", True, {"min_box_agreement": 0.9})
     assert empty.verdict == "not_judged" and "no image has usable head tensors" in empty.reason
+
+
+def test_a_detectors_box_agreement_is_part_of_its_baseline():
+    from validation.baseline import build
+    from validation.verdicts import BoxAgreement
+
+    results = judge_run(comparisons=[_cmp("conv", 0, [], rel=1e-4)], predictions=[],
+                        run_log={}, manifest=MANIFEST, budget_file=BudgetFile(), facts=FACTS)
+    settings = BudgetFile().baseline
+    assert "box_agreement" not in json.loads(dumps(build(results, settings["metrics"])))
+    results.accuracy.boxes = BoxAgreement(score_threshold=0.5, match_iou=0.9, images=1,
+                                          keras_boxes=10, device_boxes=10, matched=9,
+                                          agreement=0.9, per_image=[])
+    doc = build(results, settings["metrics"])
+    assert doc.box_agreement == 0.9
+    assert judge_baseline("b.json", doc, None, results, settings).verdict == "pass"
+    doc.box_agreement = 0.95
+    worse = judge_baseline("b.json", doc, None, results, settings)
+    assert worse.verdict == "fail"
+    assert (worse.regressions[0].what, worse.regressions[0].worse_by) == (
+        "accuracy.boxes.agreement", "-5.0 points")
