@@ -203,3 +203,22 @@ def test_the_manifest_lists_every_output_and_its_head(converted):
                     name="one", heads=[HEAD])
     assert "outputs" not in json.loads(one.manifest_path.read_text())
     assert [o.tensor for o in one.manifest.all_outputs] == ["only"]
+
+
+@pytest.mark.parametrize("size", [3, 5, 9, 13])
+def test_spp_max_pools_are_forges_same_pooling(size):
+    """SPP's [maxpool] size=5/9/13 stride=1 (Darknet pads size-1 cells, half before): Keras's
+    'same' pooling, and Forge's .same MaxPooling with its clamp edges gives Darknet's values."""
+    from core.darknet.builder import maxpool_mode
+    from core.darknet.layers import DarknetMaxPool
+    from core.forge_ops import DataShape, op_for
+
+    assert maxpool_mode(size, 1, size - 1, {13, 20}) == "same"
+    x = RNG.normal(size=(13, 13, 4)).astype(np.float32)
+    darknet = np.asarray(DarknetMaxPool(size, 1, size - 1)(x[None]))[0]
+    op = op_for("MaxPooling")
+    arguments = op.signature.complete({"kernel": (size, size), "stride": (1, 1),
+                                       "padding": "same", "name": "spp"})
+    shape = DataShape(13, 13, 4)
+    forge = op.pool(x, (size, size), (1, 1), op.offsets(arguments, shape, shape), (13, 13), 4)
+    np.testing.assert_array_equal(forge, darknet)
