@@ -222,3 +222,15 @@ def test_spp_max_pools_are_forges_same_pooling(size):
     shape = DataShape(13, 13, 4)
     forge = op.pool(x, (size, size), (1, 1), op.offsets(arguments, shape, shape), (13, 13), 4)
     np.testing.assert_array_equal(forge, darknet)
+
+
+def test_darknet_upsample_with_a_scale_is_upsampling_then_a_linear_neuron(converted):
+    def build(x):
+        return DarknetUpsample(2, 0.5, name="up")(L.Conv2D(4, 1, name="squeeze")(x))
+    model = small_model(build, shape=(6, 6, 3))
+    result = converted(model)
+    nearest, scale = result.graph.node("up_nearest"), result.graph.node("up")
+    assert (nearest.op, nearest.golden_source) == ("Custom", None)
+    assert scale.attrs["neuron"] == {"type": "linear", "a": 0.5, "b": 0.0}
+    assert scale.golden_source["layer"] == "up"
+    assert_close(*device_vs_keras(result, model, 6))
