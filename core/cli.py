@@ -2,6 +2,7 @@
 import argparse
 import sys
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 from core.errors import ConversionError
 from core.zoo import ZOO, zoo_entry
@@ -90,28 +91,56 @@ def main(argv=None) -> int:
         return 2
 
 
-def resolve_model(args):
-    """(keras model, forge name, family, output kind, source info) for the MODEL argument."""
+class ResolvedModel(NamedTuple):
+    model: object
+    name: str                 # Forge model name
+    family: str               # preprocessing family
+    kind: str                 # output kind: classifier, yolo or raw
+    source: dict              # the manifest's source info
+    heads: Optional[list]     # detection head of each output (manifest DetectionHead fields)
+
+
+def _sidecar_heads(model_path, model) -> Optional[list]:
+    """The detection heads yad2k recorded next to a converted Darknet model, if any."""
+    from core.yolo import HeadSpec, YoloError, heads_from_meta
+    from core.yolo.detect import load_meta, output_shapes, sidecar_path
+
+    try:
+        meta = load_meta(sidecar_path(model_path))
+        if meta is None or not meta.get("heads"):
+            return None
+        return [h.as_manifest() for h in heads_from_meta(meta, output_shapes(model))]
+    except YoloError as exc:
+        raise ConversionError(f"{sidecar_path(model_path)}: {exc}; re-run yad2k to write it "
+                              "again") from None
+
+
+def resolve_model(args) -> ResolvedModel:
+    """The Keras model, its Forge name, family, output kind, source info and detection heads for
+    the MODEL argument."""
     from core.passes import forge_identifier
-    from core.yolo_models import zoo_yolo_model
+    from core.yolo_models import zoo_detection_heads, zoo_yolo_model
     from core.zoo import load_model
 
     entry = zoo_entry(args.model)
     if entry is not None:
+        heads = None
         if entry.kind == "yolo":
             model, weights = zoo_yolo_model(entry, args.weights, args.seed, Path(args.model_dir))
+            heads = zoo_detection_heads(entry)
         else:
             weights = args.weights or "random"
             model = load_model(args.model, weights, args.seed, model_dir=args.model_dir)
-        return model, args.name or entry.forge_name, entry.family, entry.kind, {
-            "model": entry.key, "weights": weights, "seed": args.seed}
+        return ResolvedModel(model, args.name or entry.forge_name, entry.family, entry.kind,
+                             {"model": entry.key, "weights": weights, "seed": args.seed}, heads)
     family = args.preprocessing or "none"
     weights = args.weights or "file"
     model = load_model(args.model, weights, args.seed, unsafe=args.unsafe, family=family)
     name = args.name or forge_identifier(Path(args.model).stem.lower())
-    kind = "classifier" if family in ("caffe", "tf", "torch") else "raw"
-    return model, name, family, kind, {"model": str(args.model), "weights": weights,
-                                       "seed": args.seed}
+    heads = _sidecar_heads(args.model, model)
+    kind = "yolo" if heads else "classifier" if family in ("caffe", "tf", "torch") else "raw"
+    return ResolvedModel(model, name, family, kind, {"model": str(args.model), "weights": weights,
+                                                     "seed": args.seed}, heads)
 
 
 def run(args) -> int:
@@ -119,7 +148,7 @@ def run(args) -> int:
     from core.manifest import load_manifest, manifest_hash
     from core.summary import forge_summary, write_graph_plot
 
-    model, name, family, kind, source = resolve_model(args)
+    model, name, family, kind, source, heads = resolve_model(args)
     if args.save_orig_models:
         Path(args.model_dir).mkdir(parents=True, exist_ok=True)
         model.save(str(Path(args.model_dir) / f"{name}.keras"))
@@ -131,7 +160,7 @@ def run(args) -> int:
     result = convert(model, name=name, family=family, param_dir=args.param_dir,
                      src_out_dir=args.src_out_dir, model_dir=args.model_dir, output_kind=kind,
                      source=source, keep_activations=args.keep_activations,
-                     verify=not args.quick_run)
+                     verify=not args.quick_run, heads=heads)
     totals = result.manifest.totals
     print(f"{name}: {totals.layers} layers, {totals.tensors} tensors, "
           f"{totals.parameters:,} parameters")

@@ -52,7 +52,9 @@ def _relative(path: Path, start: Path) -> str:
 
 def convert(model, *, name: str, family: str, param_dir, src_out_dir, model_dir=None,
             output_kind: str = "classifier", source: dict = None, keep_activations: bool = False,
-            verify: bool = True, class_name: str = None) -> ConversionResult:
+            verify: bool = True, class_name: str = None, heads: list = None) -> ConversionResult:
+    """``heads``: the detection head of each model output (core.manifest.DetectionHead fields),
+    recorded in the manifest of a model with several outputs."""
     if not passes.forge_identifier(name) == name:
         raise ConversionError(f"--name {name!r} must be a plain identifier (letters, digits, _); "
                               f"for example {passes.forge_identifier(name)!r}")
@@ -71,6 +73,8 @@ def convert(model, *, name: str, family: str, param_dir, src_out_dir, model_dir=
     kernels = custom_kernel_sources(graph)
     if kernels:
         for suffix, text in zip((".swift", ".metal"), kernels):
+            if text is None:
+                continue
             path = inside(src_out_dir, f"{class_name}CustomKernels{suffix}")
             write_text(path, text)
             written.append(path)
@@ -100,7 +104,7 @@ def convert(model, *, name: str, family: str, param_dir, src_out_dir, model_dir=
     manifest = build_manifest(
         graph, weight_entries, builder_class=class_name,
         builder_file=_relative(builder_path, param_dir), source=source, output_kind=output_kind,
-        folded_model=_relative(folded_path, param_dir) if folded_path else None)
+        folded_model=_relative(folded_path, param_dir) if folded_path else None, heads=heads)
     write_text(manifest_path, dumps(manifest))
     manifest.path = str(manifest_path)
     return ConversionResult(graph, manifest, manifest_path, builder_path, folded_path,

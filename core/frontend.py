@@ -179,19 +179,9 @@ def input_layer(ctx: Context):
 def conv2d(ctx: Context):
     check_channels_last(ctx)
     check_no_dilation(ctx)
-    groups = int(ctx.config.get("groups", 1))
+    if int(ctx.config.get("groups", 1)) != 1:
+        return grouped_conv2d(ctx)
     w = ctx.weights()
-    if groups != 1:
-        channels = int(ctx.input_shapes[0][-1])
-        if not groups == channels == w["kernel"].shape[-1]:
-            ctx.fail(f"a convolution in {groups} groups is not supported by Forge",
-                     "use groups=1, or groups = input channels = filters (a depthwise convolution)")
-        # one filter per channel: a depthwise convolution, kernel (kH, kW, 1, C) -> (kH, kW, C, 1)
-        kernel = w["kernel"].transpose(0, 1, 3, 2)
-        node = ctx.node("DepthwiseConvolution", **conv_attrs(ctx, kernel.shape))
-        node.weights = kernel_and_bias(w, kernel, channels)
-        node.attrs["use_bias"] = "bias" in w
-        return with_activation(ctx, node)
     node = ctx.node("Convolution", **conv_attrs(ctx, w["kernel"].shape))
     node.weights = kernel_and_bias(w, w["kernel"], w["kernel"].shape[-1])
     node.attrs["use_bias"] = "bias" in w
@@ -524,6 +514,84 @@ def darknet_reorg(ctx: Context):
     return custom_kernel_node(ctx, "DarknetReorgKernel", {"stride": int(ctx.config.get("stride", 2))})
 
 
+# ---------------------------------------------------------------- detectors: upsampling, groups
+
+
+@handler("UpSampling2D")
+def upsampling(ctx: Context):
+    check_channels_last(ctx)
+    if ctx.config.get("interpolation", "nearest") != "nearest":
+        ctx.fail(f"{ctx.config['interpolation']} upsampling has no Forge kernel",
+                 "use interpolation='nearest'")
+    rows, cols = pair(ctx.config.get("size", 2))
+    return custom_kernel_node(ctx, "UpsampleNearestKernel", {"scaleX": cols, "scaleY": rows})
+
+
+@handler("DarknetUpsample")
+def darknet_upsample(ctx: Context):
+    """Darknet's ``[upsample]`` with ``scale``: nearest upsampling, then a linear neuron."""
+    up = custom_kernel_node(ctx, "UpsampleNearestKernel", {"scaleX": int(ctx.config["stride"]),
+                                                           "scaleY": int(ctx.config["stride"])})[0]
+    up.name, up.golden_source, up.keras_layers = f"{ctx.name}_nearest", None, []
+    scale = ctx.node("Activation", inputs=[up.name],
+                     neuron={"type": "linear", "a": float(ctx.config["scale"]), "b": 0.0})
+    return [up, scale]
+
+
+@handler("ChannelSlice")
+def channel_slice(ctx: Context):
+    """Darknet's ``[route] groups=/group_id=``: one group of the channels."""
+    channels = int(ctx.input_shapes[0][-1]) // int(ctx.config["groups"])
+    return custom_kernel_node(ctx, "ChannelSliceKernel", {
+        "firstChannel": int(ctx.config["group_id"]) * channels, "channels": channels})
+
+
+def grouped_conv2d(ctx: Context) -> list:
+    """Conv2D with ``groups``: a depthwise convolution when every group is one channel in and
+    out; otherwise, per group, ChannelSliceKernel (MPS reads from channel 0 only) and a
+    convolution of the group's channels, concatenated — the grouped convolution's own weights
+    and work, where a single convolution with block-diagonal weights would do ``groups`` times
+    the work."""
+    w = ctx.weights()
+    kernel = w["kernel"]                                   # (kH, kW, in / groups, out)
+    groups, out = int(ctx.config["groups"]), int(kernel.shape[-1])
+    height, width, channels = (int(d) for d in ctx.input_shapes[0][1:])
+    attrs = conv_attrs(ctx, kernel.shape)
+    attrs["use_bias"] = "bias" in w
+    if groups == channels == out:
+        node = ctx.node("DepthwiseConvolution", **attrs)
+        node.weights = kernel_and_bias(w, kernel.transpose(0, 1, 3, 2), out)
+        return with_activation(ctx, node)
+    group_in, group_out = channels // groups, out // groups
+    if group_out % 4:
+        ctx.fail(f"a grouped convolution with {group_out} output channels per group cannot be "
+                 "concatenated on Forge (MPS writes a concat input at a channel offset that must "
+                 "be a multiple of 4)", "use a multiple of 4 output channels per group")
+    bias = w.get("bias", np.zeros(out, np.float32))
+    neuron = neuron_for(activation_name(getattr(ctx.layer, "activation", None)), ctx)
+    if neuron == "softmax":
+        ctx.fail("a softmax over a grouped convolution's channels spans the groups",
+                 "put the softmax in a Softmax layer of its own")
+    nodes, parts = [], []
+    for g in range(groups):
+        piece = ctx.node("Custom", name=f"{ctx.name}_group{g}_channels", keras_output=False,
+                         kernel_class="ChannelSliceKernel",
+                         args={"firstChannel": g * group_in, "channels": group_in},
+                         out_shape=(height, width, group_in))
+        piece.keras_layers = []
+        conv = ctx.node("Convolution", inputs=[piece.name], name=f"{ctx.name}_group{g}",
+                        keras_output=False, **attrs)
+        conv.weights = {"kernel": kernel[..., g * group_out:(g + 1) * group_out],
+                        "bias": bias[g * group_out:(g + 1) * group_out]}
+        nodes += [piece, conv]
+        if neuron is not None:
+            act = activation_nodes(ctx, neuron, [conv.name])[0]
+            act.name, act.golden_source, act.keras_layers = f"{conv.name}__act", None, []
+            nodes.append(act)
+        parts.append(nodes[-1].name)
+    return nodes + [ctx.node("Concatenate", inputs=parts)]
+
+
 # ---------------------------------------------------------------- driver
 
 def _keras_shapes(model, calls):
@@ -552,14 +620,12 @@ def _rename_clashes(produced, taken):
 
 
 def keras_to_ir(model, name: str) -> Graph:
-    """Translate a functional Keras model into the (pre-pass) IR."""
+    """Translate a functional Keras model into the (pre-pass) IR; a model with several outputs
+    (a detector's heads) keeps them all, the first being the primary one."""
     calls = layer_calls(model)
     if len(model.inputs) != 1:
         raise ConversionError(f"model {model.name!r} has {len(model.inputs)} inputs; Forge models "
                               "have exactly one input")
-    if len(model.outputs) != 1:
-        raise ConversionError(f"model {model.name!r} has {len(model.outputs)} outputs; Forge models "
-                              "have exactly one output: build a model with only the output to ship")
     shapes = _keras_shapes(model, calls)
     tensor_map, nodes = {}, []
     taken = {call.name for call in calls}
@@ -574,7 +640,10 @@ def keras_to_ir(model, name: str) -> Graph:
         _rename_clashes(produced, taken)
         nodes.extend(produced)
         tensor_map[call.outputs[0]] = produced[-1].name
-    graph = Graph(name=name, nodes=nodes, input=tensor_map[input_ids(model)[0]],
-                  output=tensor_map[output_ids(model)[0]])
+    outputs = [tensor_map[t] for t in output_ids(model)]
+    if len(set(outputs)) != len(outputs):
+        raise ConversionError(f"model {model.name!r} returns the same tensor as two outputs; "
+                              "Forge reads each output from its own tensor: return it once")
+    graph = Graph(name=name, nodes=nodes, input=tensor_map[input_ids(model)[0]], output=outputs)
     graph.meta["keras_layer_shapes"] = {call.name: shapes[call.outputs[0]][1:] for call in calls}
     return graph

@@ -141,15 +141,30 @@ for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "extend", "p
 
 
 class Graph:
-    def __init__(self, name: str, nodes: list, input: str, output: str,
+    """``output`` is one node name, or the names of all outputs (the primary first): a model
+    with several outputs (a detector's heads) keeps them all, in the Keras model's order."""
+
+    def __init__(self, name: str, nodes: list, input: str, output,
                  meta: Optional[dict] = None):
         self.name = name                  # Forge model name
         self._by_name = {}
         self._consumers = {}              # input name -> {id(node): node}, in insertion order
         self._nodes = _Nodes(self, nodes)
         self.input = input
-        self.output = output
+        self.outputs = [output] if isinstance(output, str) else list(output)
         self.meta = {} if meta is None else meta
+
+    @property
+    def output(self) -> str:
+        """The primary output: what Forge's ``Model(input:output:)`` is given."""
+        return self.outputs[0]
+
+    @output.setter
+    def output(self, name: str):
+        self.outputs[0] = name
+
+    def is_output(self, name: str) -> bool:
+        return name in self.outputs
 
     @property
     def nodes(self) -> list:
@@ -199,8 +214,7 @@ class Graph:
     def replace_uses(self, old: str, new: str) -> None:
         for node in self.consumers(old):
             node.inputs = [new if i == old else i for i in node.inputs]
-        if self.output == old:
-            self.output = new
+        self.outputs = [new if o == old else o for o in self.outputs]
 
     def remove(self, node: Node) -> None:
         """Drop a single-input node, wiring its consumers to its input."""
@@ -212,8 +226,7 @@ class Graph:
         for node in self.consumers(anchor.name):
             if node is not new:
                 node.inputs = [new.name if i == anchor.name else i for i in node.inputs]
-        if self.output == anchor.name:
-            self.output = new.name
+        self.outputs = [new.name if o == anchor.name else o for o in self.outputs]
         new.inputs = [anchor.name]
         self.nodes.insert(self.nodes.index(anchor) + 1, new)
 

@@ -50,7 +50,12 @@ schema on read: an error names the field and says to re-run keras2metal).  Layou
       "totals": {"layers": 93, "tensors": 110, "parameters": 25583592},
       "custom_kernels": [                   # the project's Metal kernels the builder runs
         {"tensor": "block_gelu", "kernel": "GELUKernel", "keras_layers": ["block_gelu"],
-         "why": "MPS has no GELU neuron (it needs erf)"}]
+         "why": "MPS has no GELU neuron (it needs erf)"}],
+      "outputs": [                          # only for several outputs (a detector's heads)
+        {"tensor": "conv_15", "kind": "yolo", "classes": 255,
+         "head": {"kind": "yolo", "anchors": [[81, 82], [135, 169], [344, 319]],
+                  "classes": 80, "softmax": false} | null}
+      ]
     }
 
 ``reference`` kinds:
@@ -195,6 +200,26 @@ class OutputSpec:
 
 
 @component
+class DetectionHead:
+    """How core.yolo decodes a detector's output: Darknet's ``[region]`` (YOLOv2; anchors in grid
+    cells, classes through softmax when ``softmax``) or ``[yolo]`` (YOLOv3; anchors in input
+    pixels, the ones its mask selects; sigmoid on every class)."""
+    kind: Literal["region", "yolo"]
+    anchors: list[list[float]]             # [[width, height], ...] of the anchors it uses
+    classes: int
+    softmax: bool
+
+
+@component
+class ModelOutput:
+    """One of several outputs (a detector's heads): ``classes`` as in ``output``."""
+    tensor: str
+    kind: Literal["classifier", "yolo", "raw"]
+    classes: int
+    head: Optional[DetectionHead] = None
+
+
+@component
 class InputTexture:
     """Forge's ``__Input__``: the raw 8-bit image (B, G, R bytes as floats), not compared."""
     kind: Literal["input_texture"]
@@ -304,14 +329,31 @@ class Manifest:
     weights: list[WeightFile]
     totals: Totals
     custom_kernels: Optional[list[CustomKernelUse]] = None
+    # A model with several outputs lists them all (the primary first, as in ``output``); a
+    # one-output manifest has no such field.
+    outputs: Optional[list[ModelOutput]] = None
     path: Optional[str] = Field(default=None, exclude=True)   # where it was read from
-    _omit = omitted_when_none("custom_kernels")
+    _omit = omitted_when_none("custom_kernels", "outputs")
 
     def tensor(self, name: str) -> TensorEntry:
         for t in self.tensors:
             if t.name == name:
                 return t
         raise KeyError(f"manifest of {self.name!r} has no tensor {name!r}")
+
+    @property
+    def all_outputs(self) -> list:
+        """Every output as a :class:`ModelOutput`: the ``outputs`` list, or the one ``output``."""
+        if self.outputs:
+            return list(self.outputs)
+        o = self.output
+        return [ModelOutput(tensor=o.tensor, kind=o.kind, classes=o.classes)]
+
+    @property
+    def detection_heads(self) -> Optional[list]:
+        """The outputs' detection heads in output order, when every output has one."""
+        heads = [o.head for o in self.all_outputs]
+        return heads if all(h is not None for h in heads) else None
 
     @property
     def folder(self) -> Path:
@@ -395,8 +437,22 @@ def _mark_undumped_concat_inputs(graph, tensors):
             by_name[names[name]].update(dump_file=None, compare=False)
 
 
+def _outputs(graph, names, output_kind, heads) -> Optional[list]:
+    """The ``outputs`` list of a model with several outputs (None for one output)."""
+    if len(graph.outputs) == 1:
+        return None
+    heads = heads or [None] * len(graph.outputs)
+    if len(heads) != len(graph.outputs):
+        raise ManifestError(f"model {graph.name!r} has {len(graph.outputs)} outputs but "
+                            f"{len(heads)} detection heads were given; they must pair up")
+    return [{"tensor": names[name], "kind": output_kind,
+             "classes": int(graph.node(name).shape[2]), "head": head}
+            for name, head in zip(graph.outputs, heads)]
+
+
 def build_manifest(graph, weight_entries, *, builder_class, builder_file, source, output_kind,
-                   folded_model=None) -> Manifest:
+                   folded_model=None, heads=None) -> Manifest:
+    """``heads``: the detection head of each output (:class:`DetectionHead` fields), or None."""
     names = forge_tensor_names(graph)
     weights_by_layer = {}
     for entry in weight_entries:
@@ -426,6 +482,7 @@ def build_manifest(graph, weight_entries, *, builder_class, builder_file, source
         "weights": weight_entries,
         "totals": {"layers": layers, "tensors": len(tensors),
                    "parameters": int(sum(e["count"] for e in weight_entries))},
+        "outputs": _outputs(graph, names, output_kind, heads),
     }
     kernels = custom_kernel_layers(graph)
     if kernels:

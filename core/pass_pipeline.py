@@ -98,18 +98,18 @@ class PassPipeline:
         self.check_order()
         shapes = validate_graph(graph, "before the first pass")
         for name in self.passes:
-            output_shape = shapes[graph.output]
+            output_shapes = [shapes[output] for output in graph.outputs]
             graph = registered_pass(name).function(graph, **self._options.get(name, {}))
-            shapes = validate_graph(graph, f"after pass {name!r}", output_shape)
+            shapes = validate_graph(graph, f"after pass {name!r}", output_shapes)
         return graph
 
     def __repr__(self):
         return f"PassPipeline({self.name!r}, {self.passes})"
 
 
-def validate_graph(graph, stage: str, output_shape: tuple = None) -> dict:
+def validate_graph(graph, stage: str, output_shapes: list = None) -> dict:
     """Check ``graph`` and return every node's (H, W, C); the error names the ``stage``
-    (``after pass 'fold_batchnorm'``) and, with ``output_shape``, the output's shape before it."""
+    (``after pass 'fold_batchnorm'``) and, with ``output_shapes``, the outputs' shapes before it."""
     def broken(problem):
         return GraphValidationError(f"graph {graph.name!r} is invalid {stage}: {problem}; this "
                                     "is a converter bug, please report it with the model")
@@ -142,12 +142,17 @@ def validate_graph(graph, stage: str, output_shape: tuple = None) -> dict:
         shapes[node.name] = shape
     if graph.input not in shapes or graph.nodes[0].name != graph.input:
         raise broken(f"the input {graph.input!r} is not the first node")
-    if graph.output not in shapes:
-        raise broken(f"the output {graph.output!r} is not a node of the graph")
-    dangling = [n.name for n in graph.nodes if n.name not in consumed and n.name != graph.output]
+    for output in graph.outputs:
+        if output not in shapes:
+            raise broken(f"the output {output!r} is not a node of the graph")
+    if len(set(graph.outputs)) != len(graph.outputs):
+        raise broken(f"the outputs {graph.outputs} name a node twice")
+    dangling = [n.name for n in graph.nodes
+                if n.name not in consumed and not graph.is_output(n.name)]
     if dangling:
         raise broken(f"nodes {dangling[:5]} feed nothing (Forge cannot compile orphan tensors)")
-    if output_shape is not None and tuple(shapes[graph.output]) != tuple(output_shape):
-        raise broken(f"the output's shape changed from {tuple(output_shape)} to "
-                     f"{tuple(shapes[graph.output])}")
+    for output, before in zip(graph.outputs, output_shapes or []):
+        if tuple(shapes[output]) != tuple(before):
+            raise broken(f"the shape of output {output!r} changed from {tuple(before)} to "
+                         f"{tuple(shapes[output])}")
     return shapes

@@ -57,7 +57,7 @@ def _only_flattening_reads(graph: Graph, node: Node) -> bool:
                 return False
         elif not op.reads_flattened:
             return False
-    return node.name != graph.output
+    return not graph.is_output(node.name)
 
 
 AFFINE_KINDS = ("BatchNorm", "ChannelAffine")
@@ -206,7 +206,7 @@ def fold_zero_padding(graph: Graph) -> Graph:
     infer_shapes(graph)
     for pad in [n for n in graph.nodes if n.op == "ZeroPadding"]:
         consumers = graph.consumers(pad.name)
-        if len(consumers) != 1 or pad.name == graph.output:
+        if len(consumers) != 1 or graph.is_output(pad.name):
             continue
         conv = consumers[0]
         op = _window_node(conv)
@@ -226,9 +226,47 @@ def fold_zero_padding(graph: Graph) -> Graph:
     return graph
 
 
+@register_pass("subsample_strided_depthwise", after={
+    "fold_zero_padding": "only a padding that cannot become a 'same' window is left for it",
+    "fuse_activations": "the subsampling max-pool must follow the fused activation"})
+def subsample_strided_depthwise(graph: Graph) -> Graph:
+    """A strided depthwise convolution after a symmetric ZeroPadding (Darknet's ``pad=1``), which
+    Forge's always-'same' DepthwiseConvolution cannot place, runs at stride 1 and is subsampled
+    by a 1x1 max-pool with the stride: output pixel ``y`` is the stride-1 window centred on
+    ``stride*y``, exactly the padded strided window."""
+    infer_shapes(graph)
+    for node in [n for n in graph.nodes if n.op == "DepthwiseConvolution"]:
+        (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["stride"]
+        pad = graph.node(node.inputs[0])
+        if node.attrs["padding"] != "valid" or (sh, sw) == (1, 1) or pad.op != "ZeroPadding" \
+                or len(graph.consumers(pad.name)) != 1 or graph.is_output(pad.name):
+            continue
+        h, w, _ = graph.node(pad.inputs[0]).shape
+        top, _, left, _ = pad.attrs["tblr"]
+        op = op_for(node.op)
+        centred = (op.first_window_start(h, kh, 1, "same") == -top
+                   and op.first_window_start(w, kw, 1, "same") == -left)
+        if not centred or (window_output_size(h, 1, sh, "valid"),
+                           window_output_size(w, 1, sw, "valid")) != tuple(node.shape[:2]):
+            continue
+        graph.remove(pad)
+        node.keras_layers = pad.keras_layers + node.keras_layers
+        node.attrs.update(padding="same", stride=(1, 1))
+        node.shape = None                     # now the input's height and width
+        subsample = Node(name=graph.unique_name(f"{node.name}_subsample"), op="MaxPooling",
+                         inputs=[], attrs={"kernel": (1, 1), "stride": (sh, sw),
+                                           "padding": "valid"},
+                         golden_source=node.golden_source)
+        node.golden_source = None
+        graph.insert_after(node, subsample)
+    return graph
+
+
 @register_pass("legalise_padding", after={
     "fold_zero_padding": "the padding layers it inserts would be folded straight back",
-    "batchnorm_to_depthwise": "the depthwise layers it makes have windows to place too"})
+    "batchnorm_to_depthwise": "the depthwise layers it makes have windows to place too",
+    "subsample_strided_depthwise": "it would refuse the strided depthwise windows that pass "
+                                   "places"})
 def legalise_padding(graph: Graph) -> Graph:
     """Make every window sit where Keras puts it: explicit ZeroPadding where Forge's .same differs."""
     infer_shapes(graph)
@@ -295,7 +333,7 @@ def flatten_nested_concats(graph: Graph) -> Graph:
             for position, name in enumerate(outer.inputs):
                 inner = graph.node(name)
                 if _gathers(inner) == "channels" and len(graph.consumers(name)) == 1 \
-                        and outer.inputs.count(name) == 1 and name != graph.output:
+                        and outer.inputs.count(name) == 1 and not graph.is_output(name):
                     outer.inputs[position:position + 1] = inner.inputs
                     graph.nodes.remove(inner)
                     changed = True
@@ -376,7 +414,7 @@ def enforce_merge_rules(graph: Graph) -> Graph:
                 source = graph.node(name)
                 needs_copy = (
                     len(graph.consumers(name)) > 1 or node.inputs.count(name) > 1
-                    or name == graph.output
+                    or graph.is_output(name)
                     or not op_for(source.op).can_write_at_channel(offset, source.shape[2]))
                 if needs_copy:
                     _route_through_copy(graph, node, position)
@@ -386,7 +424,7 @@ def enforce_merge_rules(graph: Graph) -> Graph:
                 source = graph.node(name)
                 others = [c for c in graph.consumers(name) if c is not node]
                 needs_copy = (
-                    _destinations(graph, name) > 1 or name == graph.output
+                    _destinations(graph, name) > 1 or graph.is_output(name)
                     or not op_for(source.op).can_write_into_image(position)
                     or (position != 0 and any(not op_for(c.op).reads_source_image
                                               for c in others)))
@@ -566,7 +604,8 @@ def assign_forge_names(graph: Graph) -> Graph:
     for node in graph.nodes:
         node.name = renames[node.name]
         node.inputs = [renames[i] for i in node.inputs]
-    graph.input, graph.output = renames[graph.input], renames[graph.output]
+    graph.input = renames[graph.input]
+    graph.outputs = [renames[output] for output in graph.outputs]
     for step in graph.meta.get("preprocessing", {}).get("steps", []):
         for key in ("tensor", "folded_into"):
             if step.get(key) in renames:
@@ -613,6 +652,7 @@ DEFAULT_ORDER = [
     "batchnorm_to_depthwise",
     "fuse_activations",
     "fold_zero_padding",
+    "subsample_strided_depthwise",
     "legalise_padding",
     "flatten_nested_concats",
     "align_concat_offsets",

@@ -62,8 +62,14 @@ def write_graph_plot(manifest, folder: Path) -> list:
 
 def classify_images(model, result, family: str, image_dir=None) -> str:
     """Top-5 of the original and the folded model for each image (the original's ``-r``)."""
+    from core.errors import ConversionError
     from core.kerasenv import keras
     from core.seeding import preprocess_batch
+
+    if len(model.outputs) > 1:
+        raise ConversionError(f"-r ranks a classifier's classes, but model {model.name!r} has "
+                              f"{len(model.outputs)} outputs (a detector's heads); run yolo-detect "
+                              "on its Keras model or on the phone's dumps instead")
 
     folded = keras.models.load_model(str(result.folded_path), compile=False) \
         if result.folded_path else None

@@ -1,4 +1,5 @@
-"""YOLO zoo models: built from the shipped Darknet cfgs, or taken from ``--model_dir``."""
+"""YOLO zoo models: built from the shipped Darknet cfgs, or taken from ``--model_dir``; their
+detection heads (what core.yolo decodes) come from the same cfg."""
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def zoo_yolo_model(entry, weights, seed: int, model_dir: Path):
     from core.zoo import load_model_file
 
     size = entry.input_size[0]
-    cfg = {"tiny_yolo": "yolov2-tiny-voc.cfg", "yolo": "yolov2.cfg"}[entry.key]
+    cfg = entry.darknet_cfg
     if weights is None:
         candidates = (model_dir / f"{entry.forge_name}.keras", model_dir / f"{entry.forge_name}.h5")
         for candidate in candidates:
@@ -47,3 +48,14 @@ def zoo_yolo_model(entry, weights, seed: int, model_dir: Path):
         model, _ = darknet_convert(CFG_DIR / cfg, path)
         return model, str(path)
     return load_model_file(path), str(path)
+
+
+def zoo_detection_heads(entry) -> list:
+    """The manifest heads (core.manifest.DetectionHead fields) of a zoo detector, one per model
+    output, from its cfg at the zoo's input size."""
+    from core.darknet import build_plan
+    from core.darknet.converter import output_heads
+    from core.yolo import HeadSpec
+
+    plan = build_plan(CFG_DIR / entry.darknet_cfg, input_size=entry.input_size)
+    return [HeadSpec.from_meta(head).as_manifest() for head in output_heads(plan)]

@@ -24,6 +24,7 @@ class ZooEntry:
     kind: str                     # "classifier" or "yolo"
     build: Callable               # build(weights: "imagenet" | None, model_dir: Path) -> keras.Model
     trained: bool = False         # build() returns trained weights: --weights trained keeps them
+    darknet_cfg: Optional[str] = None   # the shipped Darknet cfg a "yolo" entry is built from
 
 
 def _application(name: str, size: int):
@@ -55,9 +56,9 @@ def _default_model(weights, model_dir):
 
 ZOO = [
     ZooEntry("tiny_yolo", "TINY_YOLO", "tiny_yolo", "yolo", (416, 416), "yolo",
-             _darknet("yolov2-tiny-voc.cfg", "tiny_yolo", 416)),
+             _darknet("yolov2-tiny-voc.cfg", "tiny_yolo", 416), darknet_cfg="yolov2-tiny-voc.cfg"),
     ZooEntry("yolo", "YOLO", "yolo", "yolo", (608, 608), "yolo",
-             _darknet("yolov2.cfg", "yolo", 608)),
+             _darknet("yolov2.cfg", "yolo", 608), darknet_cfg="yolov2.cfg"),
     ZooEntry("vgg16", "VGG16", "vgg_16", "caffe", (224, 224), "classifier",
              _application("VGG16", 224)),
     ZooEntry("resnet50", "RESNET_50", "resnet_50", "caffe", (224, 224), "classifier",
@@ -103,6 +104,19 @@ APPLICATIONS = [
 ZOO += [ZooEntry(application.lower(), forge_name.upper(), forge_name, family, (size, size),
                  "classifier", _application(application, size))
         for application, forge_name, family, size in APPLICATIONS]
+
+# Detectors with several heads: YOLOv3 and its phone-sized relatives, from the shipped cfgs.
+ZOO += [
+    ZooEntry("yolov3_tiny", "YOLOV3_TINY", "yolov3_tiny", "yolo", (416, 416), "yolo",
+             _darknet("yolov3-tiny.cfg", "yolov3_tiny", 416), darknet_cfg="yolov3-tiny.cfg"),
+    ZooEntry("yolov3", "YOLOV3", "yolov3", "yolo", (416, 416), "yolo",
+             _darknet("yolov3.cfg", "yolov3", 416), darknet_cfg="yolov3.cfg"),
+    ZooEntry("yolov3_spp", "YOLOV3_SPP", "yolov3_spp", "yolo", (416, 416), "yolo",
+             _darknet("yolov3-spp.cfg", "yolov3_spp", 416), darknet_cfg="yolov3-spp.cfg"),
+    ZooEntry("yolo_fastest", "YOLO_FASTEST", "yolo_fastest", "yolo", (320, 320), "yolo",
+             _darknet("yolo-fastest-1.1.cfg", "yolo_fastest", 320),
+             darknet_cfg="yolo-fastest-1.1.cfg"),
+]
 
 _ALIASES = {"resnet_50": "resnet50", "vgg_16": "vgg16", "mobile_net": "mobilenet",
             "inceptionv3": "inception_v3", "inceptionresnetv2": "inception_resnet_v2",

@@ -2,7 +2,8 @@
 
 Sections: summary (one row per run), the verdict of each run in the suite's own words,
 regressions, one section per run (facts, error-by-depth picture, what did not pass, per-layer
-table, the float16 pre-check when the run has one), environment, commands to reproduce.  The
+table, the float16 pre-check when the run has one, a detector's box agreement per image),
+environment, commands to reproduce.  The
 report renders the suite's verdicts and never re-judges: every status, divergence, regression,
 "not judged" and pre-check finding comes from the results file.
 Rendering is deterministic: runs sorted by (model, device, file), tensors by topological index,
@@ -15,7 +16,7 @@ from pathlib import Path
 from reports import fmt
 from reports.results import budget_use, load_results
 from validation.precheck import summary_line
-from validation.verdicts import tensor_counts, verdict_lines
+from validation.verdicts import box_agreement_line, tensor_counts, verdict_lines
 
 TITLE = "keras2metal validation report"
 FULL_TABLE_LIMIT = 30      # longer per-layer tables are collapsed ...
@@ -75,6 +76,11 @@ def _accuracy_cell(results, block, key, check_name) -> str:
 
 
 def _agreement(results) -> str:
+    boxes = results.accuracy.boxes
+    if boxes is not None:
+        text = f"boxes {fmt.percent(boxes.agreement)}"
+        failed = any(c.name == "box_agreement" and c.verdict == "fail" for c in results.checks())
+        return f"**{text}**" if failed else text
     a = results.accuracy.agreement
     if a is None:
         return "not judged"
@@ -234,6 +240,30 @@ def precheck_section(results) -> list:
     return lines
 
 
+BOX_COLUMNS = ("image", "Keras boxes", "device boxes", "paired", "agreement")
+BOX_ALIGN = ("left", "right", "right", "right", "right")
+
+
+def box_section(results) -> list:
+    """A detector's box agreement: its line, and each image's counts (worst first)."""
+    boxes = results.accuracy.boxes
+    if boxes is None:
+        return []
+    lines = ["### Box agreement", "", fmt.cell(box_agreement_line(boxes)), ""]
+    rows = [{"image": fmt.code(i.image), "Keras boxes": fmt.integer(i.keras_boxes),
+             "device boxes": fmt.integer(i.device_boxes), "paired": fmt.integer(i.matched),
+             "agreement": fmt.percent(i.agreement)}
+            for i in sorted(boxes.per_image, key=lambda i: (i.agreement, i.image))]
+    if rows:
+        lines += [fmt.table(rows[:WORST_ROWS], BOX_COLUMNS, BOX_ALIGN), ""]
+        if len(rows) > WORST_ROWS:
+            lines += [f"<details><summary>All {len(rows)} images</summary>", "",
+                      fmt.table(rows, BOX_COLUMNS, BOX_ALIGN), "", "</details>", ""]
+    lines += [f"- {fmt.code(image)} left out: {fmt.cell(why)}"
+              for image, why in boxes.unmeasured.items()]
+    return lines + ([""] if boxes.unmeasured else [])
+
+
 def _regressions(all_results) -> list:
     rows, notes = [], []
     for res in all_results:
@@ -309,9 +339,10 @@ def build_report(results_paths, out_md, plots_dir=None, date=None, title=TITLE) 
               "of a phone run, or the reference device's host emulation time (not device fps); "
               "top-1/top-5: the device's accuracy on the labelled images with its 95% interval (not "
               "judged for random weights or without labels); agreement: share of images where the device's top-k "
-              "equals Keras's; worst tensor: metric value / budget; first divergence: the first "
-              "tensor over its budget whose inputs are all within theirs — or, where each layer was also "
-              "replayed on its own inputs, the first whose own (local) error is over its local "
+              "equals Keras's (detectors: share of boxes the device and Keras both find, same class "
+              "and IoU >= 0.9); worst tensor: metric value / budget; first divergence: the first "
+              "tensor over its budget whose inputs are all within theirs — or, where each layer was "
+              "also replayed on its own inputs, the first whose own (local) error is over its local "
               "budget; a layer over its cumulative budget with its own error within budget "
               "inherits.", "",
               "## Regressions", ""] + _regressions(all_results) + [""]
@@ -340,7 +371,7 @@ def build_report(results_paths, out_md, plots_dir=None, date=None, title=TITLE) 
         not_judged = _not_judged(res)
         if not_judged:
             lines += ["Not judged:", ""] + not_judged + [""]
-        lines += [layer_tables(res), ""] + precheck_section(res)
+        lines += [layer_tables(res), ""] + precheck_section(res) + box_section(res)
 
     lines += ["## Environment", ""] + _environment(all_results) + [""]
     commands = []

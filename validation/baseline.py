@@ -8,8 +8,9 @@ FILE``), is machine-written by ``--update-baseline`` (atomically) and read by ev
 target; a run on another target finds its own file, or none ("no baseline: nothing compared").
 
 A run regresses when a tensor metric exceeds ``baseline × tolerance + floor``, when an accuracy
-falls by more than ``accuracy_drop``, or (phone runs only: the reference device records no fps)
-when fps falls by more than the fraction ``fps_drop`` — all from the budget file's
+or a detector's box agreement falls by more than ``accuracy_drop``, or (phone runs only: the
+reference device records no fps) when fps falls by more than the fraction ``fps_drop`` — all
+from the budget file's
 ``[baseline]`` section.  A baseline recorded for another setup is not compared (the run says so).
 """
 import math
@@ -18,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
+
 from core.atomic import write_text
-from core.contracts import ContractError, component, contract, dumps, read
+from core.contracts import ContractError, component, contract, dumps, omitted_when_none, read
 
 FORMAT = "keras2metal.baseline/2"
 BASELINE_DIR = Path(__file__).resolve().parent.parent / "golden" / "baselines"  # DESIGN.md
@@ -55,7 +57,10 @@ class Baseline:
     device_accuracy: Optional[Pair] = None
     agreement: Optional[Pair] = None
     fps: Optional[float] = None
+    # a detector's share of boxes the device and Keras both find (validation.detections)
+    box_agreement: Optional[float] = None
     format: str = FORMAT
+    _omit = omitted_when_none("box_agreement")
 
 
 def _minor(version: str) -> str:
@@ -86,7 +91,9 @@ def build(results, metrics) -> Baseline:
                     weights=results.weights, seed=results.seed, images=list(results.images),
                     target=target_of(results.device, results.environment), recorded=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     tensors=tensors, device_accuracy=_pair(results.accuracy.device),
-                    agreement=_pair(results.accuracy.agreement), fps=results.performance.fps)
+                    agreement=_pair(results.accuracy.agreement), fps=results.performance.fps,
+                    box_agreement=None if results.accuracy.boxes is None
+                    else results.accuracy.boxes.agreement)
 
 
 def load(path) -> Optional[Baseline]:
@@ -150,6 +157,13 @@ def compare(baseline: Baseline, results, settings: dict) -> list:
                 out.append({"what": f"accuracy.{block}.{metric}", "metric": metric,
                             "baseline": b, "current": c, "tolerance": drop,
                             "worse_by": f"-{(b - c) * 100:.1f} points"})
+    boxes = results.accuracy.boxes
+    if baseline.box_agreement is not None and boxes is not None \
+            and boxes.agreement < baseline.box_agreement - drop - 1e-9:
+        out.append({"what": "accuracy.boxes.agreement", "metric": "box agreement",
+                    "baseline": baseline.box_agreement, "current": boxes.agreement,
+                    "tolerance": drop,
+                    "worse_by": f"-{(baseline.box_agreement - boxes.agreement) * 100:.1f} points"})
     cur_fps = results.performance.fps
     if baseline.fps and cur_fps:       # phone runs only: the reference device records no fps
         frac = float(settings["fps_drop"])

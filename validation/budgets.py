@@ -72,6 +72,7 @@ or a model file's stem; ``--budget FILE`` picks another file)::
     max_top5_drop = 0.0
     min_agreement_top1 = 1.0        # device top-1 == Keras top-1 on this share of images
     min_agreement_top5 = 0.8        # same top-5 set
+    min_box_agreement = 0.95        # detectors: share of boxes paired by class and IoU >= 0.9
 
     [performance]                   # judged on phone runs only (the reference device's speed
     min_fps = 10.0                  # is the host's: reported as host emulation time)
@@ -102,7 +103,8 @@ DEFAULT_RULE = {"a": 16.0, "b": 32.0, "g": 2.0, "g_max": 3.0, "g_softmax": 8.0, 
                 "cap_rel": 0.25, "cap_max": 0.5, "floor": 1e-6, "local_a": 16.0}
 # A threshold left at None is not judged (the run says so); none of these defaults can only pass.
 DEFAULT_ACCURACY = {"min_device_top1": None, "min_device_top5": None, "max_top1_drop": 0.0,
-                    "max_top5_drop": 0.0, "min_agreement_top1": 1.0, "min_agreement_top5": None}
+                    "max_top5_drop": 0.0, "min_agreement_top1": 1.0, "min_agreement_top5": None,
+                    "min_box_agreement": None}
 DEFAULT_PERFORMANCE = {"min_fps": None, "max_latency_s": None}
 DEFAULT_BASELINE = {"tolerance": 1.5, "floor": 1e-6, "metrics": ["mean_abs", "max_abs", "rel_error"],
                     "accuracy_drop": 0.0, "fps_drop": 0.5}

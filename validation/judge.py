@@ -15,6 +15,8 @@ reports render the result).  The rules:
   verdict: an overflow (error) it flags explains what the device shows there — the first
   divergence or NaN/Inf data problem at a flagged tensor gets the pre-check's finding and advice
   as its hint or fix — and the verdict's reason names the pre-check's errors.
+* **Boxes.**  A detector's device boxes agree with Keras's on a share of the boxes
+  (:mod:`validation.detections`), held to the budget file's ``min_box_agreement``.
 * **No pass without evidence.**  Accuracy of random weights, accuracy without labels or without
   device outputs, a threshold the budget file does not set, fps of the reference device (its
   speed is the host's) and a baseline comparison without a baseline are ``not_judged`` with the
@@ -28,9 +30,10 @@ from validation import baseline as baselines
 from validation.budgets import BudgetFile, apply_overrides, default_budget, local_budget
 from validation.divergence import covered_layers, first_divergence, judged_inputs
 from validation.precheck import Precheck, describe
-from validation.verdicts import (Accuracy, BaselineComparison, Check, DataProblem,
-                                 FirstDataProblem, LocalCheck, Latency, Metrics, Performance, Regression,
-                                 Results, TensorResult, TopK, Totals, Violation, Worst, fmt)
+from validation.verdicts import (Accuracy, BaselineComparison, BoxAgreement, Check, DataProblem,
+                                 FirstDataProblem, ImageBoxAgreement, Latency, LocalCheck,
+                                 Metrics, Performance, Regression, Results, TensorResult, TopK,
+                                 Totals, Violation, Worst, fmt)
 
 REFERENCE_DEVICE = "reference device"
 RANDOM_WEIGHTS = "random"
@@ -266,6 +269,49 @@ def judge_accuracy(rows: list, output_kind: str, weights: str, thresholds: dict)
                     agreement=agreement, checks=checks)
 
 
+# -- box agreement ------------------------------------------------------------------------------
+
+def _box_agreement(counts: dict) -> BoxAgreement:
+    from validation.detections import MATCH_IOU, SCORE_THRESHOLD
+
+    measured = {image: c for image, c in counts.items() if c.problem is None}
+    per_image = [ImageBoxAgreement(image=image, keras_boxes=c.keras, device_boxes=c.device,
+                                   matched=c.matched,
+                                   agreement=c.matched / max(c.keras, c.device)
+                                   if max(c.keras, c.device) else 1.0)
+                 for image, c in sorted(measured.items())]
+    most = sum(max(i.keras_boxes, i.device_boxes) for i in per_image)
+    matched = sum(i.matched for i in per_image)
+    return BoxAgreement(score_threshold=SCORE_THRESHOLD, match_iou=MATCH_IOU,
+                        images=len(per_image),
+                        keras_boxes=sum(i.keras_boxes for i in per_image),
+                        device_boxes=sum(i.device_boxes for i in per_image), matched=matched,
+                        agreement=matched / most if most else 1.0, per_image=per_image,
+                        unmeasured={image: c.problem for image, c in sorted(counts.items())
+                                    if c.problem is not None})
+
+
+def judge_boxes(counts: dict, output_kind: str, detector: bool, thresholds: dict) -> tuple:
+    """(BoxAgreement or None, the ``box_agreement`` check): a detector's device boxes against
+    Keras's, held to ``min_box_agreement`` of the budget file (not judged without it)."""
+    name = "box_agreement"
+    if not detector:
+        why = ("the manifest records no detection heads (box agreement needs a detector's "
+               "heads; one-output YOLOv2 manifests do not list them)" if output_kind == "yolo"
+               else f"output kind {output_kind!r}: box agreement applies to detectors")
+        return None, Check(name=name, verdict="not_judged", reason=why)
+    boxes = _box_agreement(counts)
+    if not boxes.images:
+        return boxes, Check(name=name, verdict="not_judged",
+                            reason="no image has usable head tensors on both sides")
+    value, lim = boxes.agreement, thresholds.get("min_box_agreement")
+    return boxes, _threshold_check(
+        name, value, lim, lim is not None and value >= lim - 1e-9,
+        f"device and Keras boxes agree on {value:.3f} ({boxes.matched} paired by class and IoU "
+        f">= {boxes.match_iou:g}) over {boxes.images} image(s)"
+        + (f", minimum {lim}" if lim is not None else ""))
+
+
 # -- performance --------------------------------------------------------------------------------
 
 def _latency(value) -> Optional[Latency]:
@@ -405,10 +451,12 @@ def overall(results: Results) -> tuple:
 def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: Manifest,
               budget_file: BudgetFile, facts: dict, baseline_path=None,
               baseline_doc=None, baseline_note: Optional[str] = None,
-              unreadable: Optional[dict] = None, precheck: Optional[Precheck] = None) -> Results:
+              unreadable: Optional[dict] = None, precheck: Optional[Precheck] = None,
+              boxes: Optional[dict] = None) -> Results:
     """The results of one run.  ``facts``: model, source_model, weights, seed, device, images,
     environment, command (what the run was about, recorded as is); ``precheck``: the run's
-    float16 pre-check, if it was run."""
+    float16 pre-check, if it was run; ``boxes``: a detector's box counts by image
+    (validation.detections.ImageBoxCount or the measurement's ImageBoxes)."""
     manifest = as_manifest(manifest)
     tensors = judge_tensors(comparisons, budget_file)
     kind = manifest.output.kind
@@ -428,6 +476,9 @@ def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: 
         baseline=BaselineComparison(verdict="not_judged", path=None, reason="pending"),
         unreadable_images=dict(unreadable or {}), verdict="not_judged", verdict_reason="pending",
         precheck=precheck)
+    results.accuracy.boxes, box_check = judge_boxes(
+        boxes or {}, kind, manifest.detection_heads is not None, budget_file.accuracy)
+    results.accuracy.checks.append(box_check)
     explain_with_precheck(results)
     results.baseline = judge_baseline(baseline_path, baseline_doc, baseline_note, results,
                                       budget_file.baseline)

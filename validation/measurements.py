@@ -3,8 +3,9 @@
 Written once per (conversion, image set, device source) into the cache by the streaming
 measurement (:mod:`validation.stream`), read by :func:`validation.run.evaluate_run`: per tensor
 its metrics over every image compared and its data problems (counted per kind, with the first
-images named), per image the Keras and device top-5, the images that could not be read, the
-device side's run facts, and which images' activations were kept in the stores and why.
+images named), per image the Keras and device top-5 (and a detector's box counts), the images
+that could not be read, the device side's run facts, and which images' activations were kept in
+the stores and why.
 """
 from dataclasses import asdict, field
 from typing import Optional
@@ -45,6 +46,15 @@ class ImagePrediction:
 
 
 @component
+class ImageBoxes:
+    """A detector's boxes in one image (validation.detections): Keras's, the device's, pairs."""
+    keras: int
+    device: int
+    matched: int
+    problem: Optional[str] = None
+
+
+@component
 class RunFacts:
     """The device side's run: its name and, from a phone's run logs, fps and latency."""
     device: str
@@ -69,6 +79,7 @@ class Measurements:
     shards: int
     workers: int
     seconds: float
+    boxes: dict[str, ImageBoxes] = field(default_factory=dict)    # detectors, by image key
     format: str = FORMAT
 
 
@@ -98,7 +109,8 @@ def from_tally(measurement, manifest: Manifest, run: RunFacts) -> Measurements:
                                         device=tally.predictions[k][1])
                      for k in keys if k in tally.predictions},
         run=run, kept=dict(sorted(measurement.kept_because.items())), shards=measurement.shards,
-        workers=measurement.workers, seconds=measurement.seconds)
+        workers=measurement.workers, seconds=measurement.seconds,
+        boxes={k: ImageBoxes(**asdict(tally.boxes[k])) for k in keys if k in tally.boxes})
 
 
 def _local(acc) -> Optional[Metrics]:
@@ -135,6 +147,11 @@ def comparisons(m: Measurements, manifest: Manifest) -> list:
             row.problems.append(Problem(measure.samples[-1].kind, None,
                                         f"... and {more} more image(s) ({kinds} in all)"))
     return out
+
+
+def box_counts(m: Measurements) -> dict:
+    """A detector's box counts by image file name (empty for other models)."""
+    return {m.images[key]: boxes for key, boxes in m.boxes.items()}
 
 
 def predictions(m: Measurements, labels: dict) -> list:

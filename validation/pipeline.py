@@ -322,13 +322,13 @@ class Pipeline:
             from core.errors import ConversionError
 
             self.log(f"converting {self.s.model} (weights {self.s.weights}, seed {self.s.seed})")
-            model, name, family, kind, source = self.keras_model()
+            model, name, family, kind, source, heads = self.keras_model()
             tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             try:
                 result = convert(model, name=name, family=family, param_dir=tmp / "Parameters",
                                  src_out_dir=tmp / "src", model_dir=tmp / "models",
-                                 output_kind=kind, source=source)
+                                 output_kind=kind, source=source, heads=heads)
             except ConversionError as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise ValidationSetupError(f"conversion of {self.s.model} failed: {exc}") from None

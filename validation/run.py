@@ -13,7 +13,7 @@ from imagesets import imagenet_classes, load_labels
 from validation import baseline as baselines
 from validation.budgets import BudgetFile, find_budget_file, load_budget_file
 from core.contracts import read
-from validation.measurements import Measurements, comparisons as comparisons_of, \
+from validation.measurements import Measurements, box_counts, comparisons as comparisons_of, \
     predictions as predictions_of
 from validation.judge import judge_run
 from validation.pipeline import DEFAULT_MODEL
@@ -95,7 +95,7 @@ def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str
     results = judge_run(comparisons=comparisons, predictions=preds, run_log=log,
                         manifest=manifest, budget_file=budget_file, facts=facts,
                         baseline_path=path, baseline_doc=doc, baseline_note=note,
-                        unreadable=m.unreadable, precheck=precheck)
+                        unreadable=m.unreadable, precheck=precheck, boxes=box_counts(m))
     return Evaluation(results, path, baselines.build(results, budget_file.baseline["metrics"]))
 
 

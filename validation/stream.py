@@ -5,7 +5,8 @@ Each image is measured once, where it is computed: Keras's golden activations
 folder read as ``device_pull.ingest`` reads it) meet in one process, every tensor's error
 statistics are folded into exact accumulators (:mod:`validation.metrics`), and the activations
 are dropped — except for the images kept for pictures and diagnosis (``keep``: the first images,
-then the images worst for the most tensors, found after the first pass and measured again).
+then the images worst for the most tensors, found after the first pass and measured again).  A
+detector's boxes are decoded and paired per image as well (:mod:`validation.detections`).
 
 Images are split into shards, each a Dask task (:func:`measure_shard`): on a local cluster sized
 to the machine by default, on an existing cluster with ``scheduler=ADDRESS`` (its workers must
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from validation.detections import Detector
 from validation.metrics import Accumulator, top_k
 from core.manifest import TensorEntry
 
@@ -74,6 +76,7 @@ class Tally:
     """The measurement of some images: per tensor, predictions, unreadable images, timings."""
     tensors: dict = field(default_factory=dict)        # name -> TensorTally
     predictions: dict = field(default_factory=dict)    # image -> (keras top-5, device top-5)
+    boxes: dict = field(default_factory=dict)          # image -> ImageBoxCount (detectors)
     images: dict = field(default_factory=dict)         # image key -> file name
     unreadable: dict = field(default_factory=dict)     # image key -> reason
     latencies: list = field(default_factory=list)      # host seconds per image (not judged)
@@ -87,7 +90,8 @@ class Tally:
     def merge(self, other: "Tally") -> "Tally":
         for name, t in other.tensors.items():
             self.tensor(name).merge(t)
-        for attr in ("predictions", "images", "unreadable", "kept", "covers", "no_recipe"):
+        for attr in ("predictions", "boxes", "images", "unreadable", "kept", "covers",
+                     "no_recipe"):
             getattr(self, attr).update(getattr(other, attr))
         self.latencies += other.latencies
         return self
@@ -110,6 +114,7 @@ class _Context:
         self.golden = GoldenRunner(load_model_file(spec.keras_model_path), self.manifest)
         self.comparable = {e.name for e in self.manifest.tensors if _comparable(e)}
         self.output = self.manifest.output.tensor
+        self.detector = Detector.of(self.manifest)
         self.device = None
         if spec.builder_path:
             from device_pull.reference_device import ReferenceDevice
@@ -186,8 +191,15 @@ def _measure_image(ctx, tally, key, path, keep, runs):
     keras_top5 = _top5(golden.get(ctx.output))
     device_top5 = _top5(device.get(ctx.output)) if device else None
     tally.predictions[key] = (keras_top5, device_top5 or log_top5)
+    _tally_boxes(ctx, tally, key, golden, device)
     if key in keep:
         tally.kept[key] = (golden, device)
+
+
+def _tally_boxes(ctx, tally, key, golden, device):
+    """A detector's boxes on both sides of this image, paired (validation.detections)."""
+    if ctx.detector is not None:
+        tally.boxes[key] = ctx.detector.count(golden, device)
 
 
 def _top5(record):

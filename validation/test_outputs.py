@@ -1,10 +1,10 @@
 """Output-level checks: top-1/top-5 accuracy (device and Keras against --labels), device/Keras
-top-k agreement, and fps/latency of a phone run against the budget file's thresholds.  Each
+top-k agreement, a detector's device/Keras box agreement, and fps/latency of a phone run against the budget file's thresholds.  Each
 test renders the judge's check: a check without data or threshold is skipped with its reason."""
 import pytest
 
 ACCURACY_CHECKS = ["device_top1", "device_top5", "device_vs_keras_top1", "device_vs_keras_top5",
-                   "agreement_top1", "agreement_top5"]
+                   "agreement_top1", "agreement_top5", "box_agreement"]
 PERFORMANCE_CHECKS = ["fps", "latency"]
 
 

@@ -165,6 +165,31 @@ class TopK:
 
 
 @component
+class ImageBoxAgreement:
+    image: str
+    keras_boxes: int
+    device_boxes: int
+    matched: int
+    agreement: float          # matched / the larger count; 1 when neither side finds a box
+
+
+@component
+class BoxAgreement:
+    """A detector's boxes, device against Keras (validation.detections): a device box agrees
+    with a Keras box of the same class at IoU >= ``match_iou``; ``agreement`` is the boxes
+    paired over the sum of each image's larger count (1 when no image has a box)."""
+    score_threshold: float
+    match_iou: float
+    images: int
+    keras_boxes: int
+    device_boxes: int
+    matched: int
+    agreement: float
+    per_image: list[ImageBoxAgreement]
+    unmeasured: dict[str, str] = field(default_factory=dict)   # image -> why it was left out
+
+
+@component
 class Accuracy:
     images: int
     labelled: int
@@ -172,6 +197,7 @@ class Accuracy:
     keras: Optional[TopK]
     agreement: Optional[TopK]
     checks: list[Check]
+    boxes: Optional[BoxAgreement] = None      # detectors
 
 
 @component
@@ -332,6 +358,8 @@ def verdict_lines(results: Results) -> list:
     if measured:
         lines.append("accuracy: " + "; ".join(measured) + f" ({acc.labelled} labelled of "
                      f"{acc.images}; 95% intervals)")
+    if acc.boxes is not None:
+        lines.append(box_agreement_line(acc.boxes))
     perf = r.performance
     if perf.fps is not None:
         lat = perf.latency_s
@@ -356,6 +384,21 @@ def verdict_lines(results: Results) -> list:
         lines.append(f"baseline: not judged — {b.reason}")
     lines.append(f"VERDICT: {r.verdict.upper().replace('_', ' ')} — {r.verdict_reason}")
     return lines
+
+
+def box_agreement_line(boxes: BoxAgreement) -> str:
+    """'boxes: device and Keras agree on 0.987 (1234 of 1250 boxes paired ...)'."""
+    most = sum(max(i.keras_boxes, i.device_boxes) for i in boxes.per_image)
+    worst = min(boxes.per_image, key=lambda i: (i.agreement, i.image), default=None)
+    text = (f"boxes: device and Keras agree on {boxes.agreement:.3f} ({boxes.matched} of {most} "
+            f"boxes paired by class and IoU >= {boxes.match_iou:g}; Keras {boxes.keras_boxes}, "
+            f"device {boxes.device_boxes} boxes with score > {boxes.score_threshold:g} in "
+            f"{boxes.images} image(s)")
+    if worst is not None and len(boxes.per_image) > 1:
+        text += f"; worst image {worst.image} {worst.agreement:.3f}"
+    if boxes.unmeasured:
+        text += f"; {len(boxes.unmeasured)} image(s) left out"
+    return text + ")"
 
 
 def tensor_table(t: TensorResult) -> str:

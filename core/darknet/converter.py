@@ -68,19 +68,27 @@ class DarknetMeta:
         return cls.from_dict(data)
 
 
+def output_heads(plan: NetworkPlan, output_names=None) -> list:
+    """One head dict per model output (see :class:`DarknetMeta`): every ``[yolo]``, else the last
+    ``[region]`` — the heads build_keras_model makes outputs of."""
+    yolo = [s for s in plan.heads if s.kind == "yolo"]
+    chosen = yolo if yolo else plan.heads[-1:]
+    heads = []
+    for k, spec in enumerate(chosen):
+        head = dict(kind=spec.kind, layer=spec.index, output=k,
+                    output_name=output_names[k] if output_names else None,
+                    grid=None if plan.fully_convolutional else list(spec.in_shape[:2]),
+                    **spec.attrs)
+        heads.append(head)
+    return heads
+
+
 def make_meta(plan: NetworkPlan, model, header=None, reorg="darknet") -> DarknetMeta:
     outs = model.outputs
     names = [t.name.split("/")[0].split(":")[0] for t in outs]
     layer_names = [getattr(t, "_keras_history", [None])[0] for t in outs]
     names = [ln.name if ln is not None else n for ln, n in zip(layer_names, names)]
-    heads = []
-    yolo = [s for s in plan.heads if s.kind == "yolo"]
-    chosen = yolo if yolo else plan.heads[-1:]
-    for k, spec in enumerate(chosen):
-        a = dict(spec.attrs)
-        head = dict(kind=spec.kind, layer=spec.index, output=k, output_name=names[k],
-                    grid=None if plan.fully_convolutional else list(spec.in_shape[:2]), **a)
-        heads.append(head)
+    heads = output_heads(plan, names)
     classes = heads[0]["classes"] if heads else None
     h, w, c = plan.input_shape
     fc = plan.fully_convolutional

@@ -262,6 +262,10 @@ def build_plan(cfg, *, input_size=None, fully_convolutional: bool = False) -> Ne
                 spec.attrs = dict(classes=classes, num=num, coords=coords, softmax=softmax,
                                   anchors=pairs, tree=tree, anchor_units="grid")
             else:
+                if sec.get_float("scale_x_y", 1.0) != 1.0:
+                    raise sec.error(f"scale_x_y={sec.options['scale_x_y'].value} changes how box "
+                                    "centres are decoded, which core.yolo does not do; only "
+                                    "scale_x_y=1 is supported", "scale_x_y")
                 mask = sec.get_int_list("mask", list(range(num)))
                 bad = [m for m in mask if not 0 <= m < num]
                 if bad:

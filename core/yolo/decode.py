@@ -40,13 +40,25 @@ class HeadSpec:
     softmax: bool = True
     extra: dict = field(default_factory=dict)
 
+    def as_manifest(self) -> dict:
+        """The manifest's DetectionHead (core/manifest.py) of this head."""
+        return {"kind": self.kind, "anchors": [[float(w), float(h)] for w, h in self.anchors],
+                "classes": int(self.classes), "softmax": bool(self.softmax)}
+
+    @classmethod
+    def from_manifest(cls, head) -> "HeadSpec":
+        """A head from the manifest's DetectionHead (its anchors are the ones it uses)."""
+        return cls(kind=head.kind, anchors=np.asarray(head.anchors, dtype=np.float64).reshape(-1, 2),
+                   classes=int(head.classes), softmax=bool(head.softmax))
+
     @classmethod
     def from_meta(cls, head: dict) -> "HeadSpec":
         anchors = np.asarray(head["anchors"], dtype=np.float64).reshape(-1, 2)
         if head["kind"] == "yolo":
             anchors = anchors[list(head.get("mask") or range(len(anchors)))]
         return cls(kind=head["kind"], anchors=anchors, classes=int(head["classes"]),
-                   softmax=bool(head.get("softmax", True)), extra={"tree": head.get("tree")})
+                   softmax=bool(head.get("softmax", head["kind"] == "region")),
+                   extra={"tree": head.get("tree")})
 
 
 @dataclass

@@ -109,10 +109,24 @@ def detect(model, image, heads, *, net_size=None, class_names=None, score_thresh
     x = prepare_image(image, (net_w, net_h), letterbox)
     outs = model(x, training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    return detections([np.asarray(feats) for feats in outs], heads, (net_h, net_w), image.size,
+                      class_names=class_names, score_threshold=score_threshold,
+                      iou_threshold=iou_threshold, letterbox=letterbox, max_boxes=max_boxes)
+
+
+def detections(head_outputs: list, heads: list, net_size, image_size, *, class_names=None,
+               score_threshold=0.3, iou_threshold=0.45, letterbox=False, max_boxes=100) -> list:
+    """Detections from one image's head outputs (each (H, W, A*(5+K)), one per head, whoever
+    computed them: Keras, a phone, the reference device): decoding, mapping to the image's
+    pixels (``image_size`` = (width, height); ``net_size`` = (height, width)) and per-class NMS.
+    Dicts with box [x0, y0, x1, y1], class_id, label and score, by descending score."""
+    if len(head_outputs) != len(heads):
+        raise YoloError(f"{len(head_outputs)} head outputs for {len(heads)} detection heads")
+    net_h, net_w = net_size
     boxes, scores = [], []
-    for feats, head in zip(outs, heads):
-        dec = decode_head(np.asarray(feats), head, (net_h, net_w))
-        boxes.append(to_image_boxes(dec.boxes, image.size, (net_w, net_h), letterbox))
+    for feats, head in zip(head_outputs, heads):
+        dec = decode_head(feats, head, (net_h, net_w))
+        boxes.append(to_image_boxes(dec.boxes, image_size, (net_w, net_h), letterbox))
         scores.append(dec.scores)
     boxes = np.concatenate(boxes)
     scores = np.concatenate(scores)

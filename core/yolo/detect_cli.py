@@ -37,7 +37,7 @@ def build_parser():
     return p
 
 
-def _collect(paths):
+def collect_images(paths):
     files = []
     for p in paths:
         if os.path.isdir(p):
@@ -52,19 +52,15 @@ def _collect(paths):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from PIL import Image, UnidentifiedImageError
-    from tqdm import tqdm
-
     from .detect import (YoloError, detect, heads_from_anchors, heads_from_meta, load_meta,
                          output_shapes, read_anchors, read_class_names, sidecar_path)
-    from .draw import draw_detections
 
     def fail(msg, code=1):
         print(f"yolo-detect: error: {msg}", file=sys.stderr)
         return code
 
     try:
-        files = _collect(args.images)
+        files = collect_images(args.images)
     except FileNotFoundError as exc:
         return fail(str(exc), 2)
     if not files:
@@ -96,28 +92,56 @@ def main(argv=None) -> int:
             raise YoloError(f"{args.classes} has {len(names)} names but the model predicts "
                             f"{heads[0].classes} classes; pass the matching names file")
         net_size = args.size or (tuple(meta["net_size"]) if meta else None)
-        results = []
-        for path in tqdm(files, desc="yolo-detect", unit="image", disable=len(files) < 2):
-            try:
-                image = Image.open(path)
-                image.load()
-            except (OSError, UnidentifiedImageError) as exc:
-                raise YoloError(f"{path}: cannot read the image ({exc})") from None
-            dets = detect(model, image, heads, net_size=net_size, class_names=names,
+
+        def detect_image(path, image):
+            return detect(model, image, heads, net_size=net_size, class_names=names,
                           score_threshold=args.score_threshold, iou_threshold=args.iou_threshold,
                           letterbox=args.letterbox, max_boxes=args.max_boxes)
-            drawn = draw_detections(image, dets, heads[0].classes)
-            name = os.path.basename(path)
-            out_path = os.path.join(args.out, name)
-            fmt = (image.format or "PNG") if os.path.splitext(name)[1] else "PNG"
-            write_with(out_path, lambda tmp: drawn.save(tmp, format=fmt))
-            results.append(dict(image=name, path=os.path.abspath(path), width=image.width,
-                                height=image.height, detections=dets))
-            print(f"Found {len(dets)} boxes for {name}")
+        results = annotate_images(files, args.out, detect_image, heads[0].classes)
     except YoloError as exc:
         return fail(str(exc))
-    report = dict(model=os.path.abspath(args.model), score_threshold=args.score_threshold,
-                  iou_threshold=args.iou_threshold, letterbox=args.letterbox,
+    write_report(args, results, model=os.path.abspath(args.model), letterbox=args.letterbox)
+    return 0
+
+
+def open_image(path):
+    """A PIL image, loaded; an unreadable file is a YoloError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .detect import YoloError
+    try:
+        image = Image.open(path)
+        image.load()
+    except (OSError, UnidentifiedImageError) as exc:
+        raise YoloError(f"{path}: cannot read the image ({exc})") from None
+    return image
+
+
+def annotate_images(files, out_dir, detect_image, num_classes) -> list:
+    """``detect_image(path, image)`` on every file, the image drawn with its detections into
+    ``out_dir``; returns one result dict per image (image, path, width, height, detections)."""
+    from tqdm import tqdm
+
+    from .draw import draw_detections
+    results = []
+    for path in tqdm(files, desc="yolo-detect", unit="image", disable=len(files) < 2):
+        image = open_image(path)
+        dets = detect_image(path, image)
+        drawn = draw_detections(image, dets, num_classes)
+        name = os.path.basename(path)
+        fmt = (image.format or "PNG") if os.path.splitext(name)[1] else "PNG"
+        write_with(os.path.join(out_dir, name), lambda tmp: drawn.save(tmp, format=fmt))
+        results.append(dict(image=name, path=os.path.abspath(path), width=image.width,
+                            height=image.height, detections=dets))
+        print(f"Found {len(dets)} boxes for {name}")
+    return results
+
+
+def write_report(args, results, **source):
+    """``detections.json`` in ``args.out``: where the detections come from (``source``), the
+    thresholds and every image's detections."""
+    report = dict(**source, score_threshold=args.score_threshold,
+                  iou_threshold=args.iou_threshold,
                   box_format="[x0, y0, x1, y1] pixels of the original image", images=results)
 
     def write_json(tmp):
@@ -125,7 +149,6 @@ def main(argv=None) -> int:
             json.dump(report, fh, indent=2)
     write_with(os.path.join(args.out, "detections.json"), write_json)
     print(f"Wrote {len(results)} images and detections.json to {args.out}")
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

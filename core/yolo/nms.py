@@ -29,17 +29,19 @@ def iou(box, boxes) -> np.ndarray:
 
 
 def nms(boxes, scores, iou_threshold: float, max_boxes: int | None = None) -> list:
-    """Greedy NMS on one class; returns kept indices by descending score."""
+    """Greedy NMS on one class; returns kept indices by descending score.
+
+    Each kept box removes the later candidates it overlaps by more than ``iou_threshold`` at
+    once, which keeps exactly the boxes the one-by-one definition keeps (a candidate survives
+    iff no earlier kept box overlaps it) in as many steps as boxes are kept."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    order = np.lexsort((np.arange(len(scores)), -scores))     # by -score, then index
     keep: list = []
-    for i in order:
-        if keep and (iou(boxes[i], boxes[keep]) > iou_threshold).any():
-            continue
-        keep.append(i)
-        if max_boxes is not None and len(keep) >= max_boxes:
-            break
+    while order.size and (max_boxes is None or len(keep) < max_boxes):
+        first, order = int(order[0]), order[1:]
+        keep.append(first)
+        order = order[iou(boxes[first], boxes[order]) <= iou_threshold]
     return keep
 
 

@@ -118,10 +118,10 @@ class ReferenceDevice:
             last[id(self.roots[id(t)][0])] = i
             if t.input is not None:
                 last[id(self.roots[id(t.input)][0])] = i
-        out_root = self.roots[id(self.model.output)][0]
+        kept = {id(self.roots[id(t)][0]) for t in self.model.outputs}   # read after the run
         self.free_after = {}
         for rid, i in last.items():
-            if rid != id(out_root):
+            if rid not in kept:
                 self.free_after.setdefault(i, []).append(rid)
         self.dumpable = [all(len(o.previous) <= 1 for o in t.next) for t in self.tensors]
         for t in self.tensors:
@@ -149,8 +149,10 @@ class ReferenceDevice:
     def forward(self, rgba8: np.ndarray, dump: str = "none") -> dict:
         """One pass on an 8-bit RGBA (or RGB) image at its original size.
 
-        Returns {"output": float16 HWC of the output tensor, "dumps": {file name: (array, shape)},
-        "resized": bool}.  ``dump``: "all", "output" or "none".
+        Returns {"output": float16 HWC of the output tensor, "outputs": {tensor name: float16
+        HWC} of every tensor the app reads after the run (the builder's ``outputs``), "dumps":
+        {file name: (array, shape)}, "resized": bool}.  ``dump``: "all", "output" (the outputs)
+        or "none".
         """
         rgba8 = np.asarray(rgba8)
         if rgba8.ndim != 3 or rgba8.shape[2] not in (3, 4) or rgba8.dtype != np.uint8:
@@ -181,7 +183,7 @@ class ReferenceDevice:
     def _forward(self, dump):
         storages = {}
         dumps = {}
-        output = self.model.output
+        outputs = self.model.outputs
         for i, t in enumerate(self.tensors):
             if self._input_image is not None and t is self.model.input:
                 storages[id(t)] = Storage(None, self._input_image)
@@ -191,12 +193,13 @@ class ReferenceDevice:
                 self._run_layer(t, storages)
             if dump == "all" and self.dumpable[i]:
                 self._dump(t, storages, dumps)
-            elif dump == "output" and t is output:
+            elif dump == "output" and any(t is o for o in outputs):
                 self._dump(t, storages, dumps)
             for rid in self.free_after.get(i, ()):
                 storages.pop(rid, None)
-        data = self._read_tensor(output, storages).astype(F16)
-        return {"output": data, "dumps": dumps, "resized": self._resized}
+        read = {t.short_id: self._read_tensor(t, storages).astype(F16) for t in outputs}
+        return {"output": read[self.model.output.short_id], "outputs": read, "dumps": dumps,
+                "resized": self._resized}
 
     def _storage(self, root, storages):
         s = storages.get(id(root))

@@ -89,6 +89,7 @@ class Tensor:
         self.destination_image_number = 0
         self.line = line
         self.index = -1
+        self.image_is_temporary = True     # Tensor.imageIsTemporary
 
     @property
     def short_id(self) -> str:
@@ -203,10 +204,14 @@ def topological_sort(source: Tensor) -> list:
 
 
 class Model:
-    """``Model(input:output:)`` plus Forge's compile steps that name and check the graph."""
+    """``Model(input:output:)`` plus Forge's compile steps that name and check the graph.
+
+    ``outputs``: the tensors the app reads after a run (a builder's ``outputs`` array; by
+    default the model's output)."""
 
     def __init__(self, input: Tensor, output: Tensor, line=None):
         self.input, self.output, self.line = input, output, line
+        self.outputs = [output]
         self.tensors = []
         self.layers = []           # distinct layers, first-use order
         self.compiled = False
@@ -234,7 +239,41 @@ class Model:
                 seen.add(id(layer))
                 self.layers.append(layer)
         self._check_offsets()
+        self._check_readable_outputs()
         return self.tensors
+
+    def owns_real_image(self, t: Tensor) -> bool:
+        """Whether compile gives ``t`` real MPSImages: ``imageIsTemporary = false``, or the last
+        tensor of the topological order (Model.createComputeForAllLayers)."""
+        return not t.image_is_temporary or t is self.tensors[-1]
+
+    def _check_readable_outputs(self):
+        """``outputImage``/``image(for:)`` read an output's real image, and a tensor nothing
+        reads is an orphan temporary image ("Orphan tensors make MPSCNN throw", Forge's
+        Docs/TODO.markdown): each needs ``imageIsTemporary = false`` unless it is the last
+        tensor."""
+        if not self.owns_real_image(self.output):
+            raise ReferenceDeviceError(
+                f"Model output {self.output.short_id!r}{where(self.line)} is not the last tensor "
+                f"of Forge's order ({self.tensors[-1].short_id!r}) and keeps a temporary image, "
+                "so outputImage(inflightIndex:) has nothing to return; set "
+                f"`{self.output.short_id}.imageIsTemporary = false` before compiling")
+        for t in self.outputs:
+            if t not in self.tensors:
+                raise ReferenceDeviceError(f"output {t.short_id!r}{where(t.line)} is not reachable "
+                                           "from the input tensor")
+            if not self.owns_real_image(t):
+                raise ReferenceDeviceError(
+                    f"output {t.short_id!r}{where(t.line)} keeps a temporary image, so "
+                    "model.image(for:inflightIndex:) has nothing to return after the run; set "
+                    f"`{t.short_id}.imageIsTemporary = false` before compiling")
+        for t in self.tensors:
+            if not t.next and not self.owns_real_image(t):
+                raise ReferenceDeviceError(
+                    f"tensor {t.short_id!r}{where(t.line)} feeds nothing and keeps a temporary "
+                    "image: an orphan tensor (MPSCNN throws on them, and its values are lost); "
+                    f"set `{t.short_id}.imageIsTemporary = false` (a model output read with "
+                    "model.image(for:inflightIndex:)) or remove it")
 
     def _check_offsets(self):
         for t in self.tensors:

@@ -7,7 +7,8 @@ project's generated builders and the Forge fork's hand-edited ones:
   (a ``let x = ... --> x`` inside the block shadows the layer ``x`` declared outside);
 * literals, tuples, arrays, ``.member`` enum values, calls with labelled arguments, and the
   ``-->`` operator (left-associative, like Forge's ChainPrecedence);
-* ``Model(input:output:)``, the builder's ``name`` property and the ``compile`` closure's
+* ``Model(input:output:)``, a builder's ``outputs`` array and ``x.imageIsTemporary = false``
+  (the tensors read after a run), the builder's ``name`` property and the ``compile`` closure's
   ``ParameterLoaderBundle`` (prefix, suffix ``type == .weights ? a : b``, ext).
 
 What a Forge initialiser means — its parameters, defaults and types, the layer it makes, the
@@ -106,6 +107,7 @@ class Interpreter:
         self.source = source
         self.warnings = []
         self.model = None
+        self.outputs = None
 
     # -- errors ----------------------------------------------------------------------------
     def error(self, node, message) -> ReferenceDeviceError:
@@ -162,6 +164,8 @@ class Interpreter:
             raise self.error(cls, f"class {class_name} has no compile(inflightBuffers:) function "
                                   "with the parameter loader closure")
         loader = self._loader(compile_fn)
+        if self.outputs is not None:
+            self.model.outputs = self.outputs
         return BuilderProgram(self.path, class_name, name, self.model, loader, self.warnings)
 
     def _find_class(self, root):
@@ -230,6 +234,16 @@ class Interpreter:
                     raise self.error(node, "`model` must be assigned a Model(input:output:)")
                 self.model = m
                 return
+            if target in ("outputs", "self.outputs"):
+                v = self._eval(value, scope)
+                if not isinstance(v, list) or not v or \
+                        not all(isinstance(t, forge.Tensor) for t in v):
+                    raise self.error(node, "`outputs` must be assigned an array of tensors")
+                self.outputs = v
+                return
+            if target.endswith(".imageIsTemporary"):
+                self._set_image_is_temporary(node, target, value, scope)
+                return
             if target in ("name", "self.name"):
                 v = self._eval(value, scope)
                 if not isinstance(v, str):
@@ -251,6 +265,18 @@ class Interpreter:
         else:
             # An expression statement: evaluate it for its effect on the graph (e.g. `x --> y`).
             self._eval(node, scope)
+
+    def _set_image_is_temporary(self, node, target, value, scope):
+        """``x.imageIsTemporary = false``: tensor ``x`` gets a real MPSImage (Tensor.swift)."""
+        variable = target[:-len(".imageIsTemporary")]
+        found, tensor = scope.lookup(variable)
+        if not found or not isinstance(tensor, forge.Tensor):
+            raise self.error(node, f"`{variable}` is not a tensor; imageIsTemporary is a "
+                                   "property of Forge tensors")
+        flag = self._eval(value, scope)
+        if not isinstance(flag, bool):
+            raise self.error(node, "imageIsTemporary must be assigned true or false")
+        tensor.image_is_temporary = flag
 
     # -- expressions ------------------------------------------------------------------------
     def _eval(self, node, scope):

@@ -277,8 +277,8 @@ def test_pooling_layers(converted):
 
 
 def test_unknown_layer_names_layer_class_and_what_to_do(converted):
-    model = small_model(lambda x: L.UpSampling2D(name="up")(x))
-    with pytest.raises(ConversionError, match=r"'up' \(UpSampling2D\).*Supported:"):
+    model = small_model(lambda x: L.Permute((2, 1, 3), name="swap")(x))
+    with pytest.raises(ConversionError, match=r"'swap' \(Permute\).*Supported:"):
         converted(model)
 
 

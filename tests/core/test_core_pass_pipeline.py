@@ -105,5 +105,7 @@ def test_validation_checks_names_and_the_output():
     graph.output = "missing"
     with pytest.raises(GraphValidationError, match="the output 'missing' is not a node"):
         validate_graph(graph, "in the test")
-    with pytest.raises(GraphValidationError, match=r"output's shape changed from \(4, 4, 4\)"):
-        validate_graph(small_graph(), "in the test", output_shape=(4, 4, 4))
+    graph = small_graph()
+    with pytest.raises(GraphValidationError,
+                       match=rf"shape of output '{graph.output}' changed from \(4, 4, 4\)"):
+        validate_graph(graph, "in the test", output_shapes=[(4, 4, 4)])

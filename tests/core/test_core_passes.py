@@ -105,6 +105,30 @@ def test_fold_zero_padding_only_when_windows_coincide():
     assert "ZeroPadding" in [n.op for n in g.nodes]  # Forge .same would start at -2, not -3
 
 
+def depthwise(name, src, c=4, k=3, stride=2, padding="valid"):
+    return Node(name, "DepthwiseConvolution", [src],
+                dict(kernel=(k, k), stride=(stride, stride), padding=padding, use_bias=True),
+                weights={"kernel": RNG.normal(size=(k, k, c, 1)).astype(np.float32),
+                         "bias": RNG.normal(size=c).astype(np.float32)},
+                keras_layers=[name], golden_source=keras_layer_source(name))
+
+
+def test_subsample_strided_depthwise_only_after_a_centred_padding():
+    pad = Node("p", "ZeroPadding", ["x"], {"tblr": (1, 1, 1, 1)}, keras_layers=["p"])
+    g = passes.subsample_strided_depthwise(graph(inp(), pad, depthwise("d", "p")))
+    assert [(n.name, n.op) for n in g.nodes] == [("x", "Input"), ("d", "DepthwiseConvolution"),
+                                                 ("d_subsample", "MaxPooling")]
+    assert g.node("d").attrs["stride"] == (1, 1) and g.node("d").attrs["padding"] == "same"
+    assert g.node("d").keras_layers == ["p", "d"] and g.node("d").golden_source is None
+    assert g.node("d_subsample").attrs == {"kernel": (1, 1), "stride": (2, 2),
+                                           "padding": "valid"}
+    assert g.output == "d_subsample" and g.node("d_subsample").golden_source["layer"] == "d"
+    # padded on one side only (TensorFlow's 'same' for an even input): not centred, left alone
+    pad = Node("p", "ZeroPadding", ["x"], {"tblr": (0, 1, 0, 1)}, keras_layers=["p"])
+    g = passes.subsample_strided_depthwise(graph(inp(), pad, depthwise("d", "p")))
+    assert [n.op for n in g.nodes] == ["Input", "ZeroPadding", "DepthwiseConvolution"]
+
+
 @pytest.mark.parametrize("size,kernel,stride", [(8, 3, 1), (8, 3, 2), (7, 3, 2), (8, 1, 2),
                                                 (9, 5, 2), (224, 7, 2)])
 def test_forge_same_conv_window_matches_tensorflow_for_odd_kernels(size, kernel, stride):

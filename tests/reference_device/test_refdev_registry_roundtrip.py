@@ -170,6 +170,8 @@ KERNEL_ARGUMENTS = {
     "LayerNormKernel": {"epsilon": 0.001},
     "BroadcastKernel": {},
     "CropKernel": {"top": 1, "left": 2},
+    "UpsampleNearestKernel": {"scaleX": 3, "scaleY": 2},
+    "ChannelSliceKernel": {"firstChannel": 1, "channels": 2},
 }
 # Kernels whose output size is not the input's: the size the layer declares.
 DECLARED_SHAPES = {"BroadcastKernel": (SIZE, SIZE, 4), "CropKernel": (SIZE - 3, SIZE - 2, 4),

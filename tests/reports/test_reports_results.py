@@ -102,3 +102,28 @@ def test_tables_are_sorted_by_index_whatever_the_file_order(tmp_path):
     a = layer_tables(load_results(write_results(tmp_path / "a.json", data)))
     b = layer_tables(load_results(write_results(tmp_path / "b.json", shuffled)))
     assert a == b
+
+
+def test_a_detectors_box_agreement_is_rendered_as_judged(tmp_path):
+    from validation.verdicts import BoxAgreement, Check, ImageBoxAgreement
+
+    results = make_results(n=3)
+    per_image = [ImageBoxAgreement(image=f"img{k:02d}.jpg", keras_boxes=10, device_boxes=10,
+                                   matched=10 - k % 3, agreement=(10 - k % 3) / 10)
+                 for k in range(12)]
+    results.accuracy.boxes = BoxAgreement(
+        score_threshold=0.5, match_iou=0.9, images=12, keras_boxes=120, device_boxes=120,
+        matched=108, agreement=0.9, per_image=per_image, unmeasured={"bad.jpg": "missing head"})
+    results.accuracy.checks.append(Check(name="box_agreement", verdict="fail", value=0.9,
+                                         threshold=0.95, reason="device and Keras boxes agree "
+                                         "on 0.900, minimum 0.95"))
+    text = build_report([write_results(tmp_path / "det.json", results)], tmp_path / "r.md")
+    assert "**boxes 90.0%**" in summary_row(load_results(tmp_path / "det.json"))["agreement top-1/top-5"]
+    assert "### Box agreement" in text
+    assert "boxes: device and Keras agree on 0.900 (108 of 120 boxes paired by class and IoU >= " \
+           "0.9" in text
+    worst = text.index("`img02.jpg`")
+    assert worst < text.index("`img00.jpg`")                     # worst images first
+    assert "<summary>All 12 images</summary>" in text
+    assert "- `bad.jpg` left out: missing head" in text
+    assert "check `box_agreement` (**FAIL**)" in text

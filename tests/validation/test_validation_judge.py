@@ -4,12 +4,13 @@ import json
 
 import pytest
 
+from core.contracts import dumps
 from validation.budgets import BudgetFile
 from validation.evaluate import Comparison, Prediction, Problem
-from validation.judge import (judge_accuracy, judge_baseline, judge_performance, judge_run,
-                              judge_tensors)
+from validation.judge import (judge_accuracy, judge_baseline, judge_boxes, judge_performance,
+                              judge_run, judge_tensors)
 from validation.metrics import compare as measure
-from validation.verdicts import verdict_lines
+from validation.verdicts import box_agreement_line, verdict_lines
 
 MANIFEST = {"format": "keras2metal.manifest/1", "name": "net",
             "builder": {"class": "NetBuilder", "file": "NetBuilder.swift"},
@@ -175,3 +176,59 @@ def test_schema_command_prints_the_results_schema(capsys):
     schema = json.loads(capsys.readouterr().out)
     assert "verdict" in schema["properties"] and "tensors" in schema["required"]
     assert schema["additionalProperties"] is False
+
+
+def _boxes(keras, device, matched, problem=None):
+    from validation.detections import ImageBoxCount
+
+    return ImageBoxCount(keras, device, matched, problem)
+
+
+def test_box_agreement_is_judged_for_detectors_against_the_budget_threshold():
+    counts = {"dog.jpg": _boxes(10, 8, 8), "eagle.jpg": _boxes(0, 0, 0),
+              "person.jpg": _boxes(5, 5, 4), "bad.jpg": _boxes(0, 0, 0, "device head 'h': missing")}
+    boxes, check = judge_boxes(counts, "yolo", True, {"min_box_agreement": 0.8})
+    assert (boxes.images, boxes.keras_boxes, boxes.device_boxes, boxes.matched) == (3, 15, 13, 12)
+    assert boxes.agreement == pytest.approx(12 / 15)           # over each image's larger count
+    assert [(i.image, i.agreement) for i in boxes.per_image] == [
+        ("dog.jpg", 0.8), ("eagle.jpg", 1.0), ("person.jpg", 0.8)]
+    assert boxes.unmeasured == {"bad.jpg": "device head 'h': missing"}
+    assert check.verdict == "pass" and check.value == pytest.approx(0.8)
+    _, strict = judge_boxes(counts, "yolo", True, {"min_box_agreement": 0.81})
+    assert strict.verdict == "fail" and "minimum 0.81" in strict.reason
+    _, unset = judge_boxes(counts, "yolo", True, {"min_box_agreement": None})
+    assert unset.verdict == "not_judged" and "no threshold in the budget file" in unset.reason
+    line = box_agreement_line(boxes)
+    assert line.startswith("boxes: device and Keras agree on 0.800 (12 of 15 boxes paired")
+    assert "worst image dog.jpg 0.800" in line and "1 image(s) left out" in line
+
+
+def test_box_agreement_is_not_judged_without_detection_heads():
+    boxes, check = judge_boxes({}, "classifier", False, {"min_box_agreement": 0.9})
+    assert boxes is None and check.verdict == "not_judged" and "applies to detectors" in check.reason
+    _, yolo2 = judge_boxes({}, "yolo", False, {"min_box_agreement": 0.9})
+    assert "records no detection heads" in yolo2.reason
+    _, empty = judge_boxes({"a.jpg": _boxes(0, 0, 0, "the device results hold no such image")},
+                           "yolo", True, {"min_box_agreement": 0.9})
+    assert empty.verdict == "not_judged" and "no image has usable head tensors" in empty.reason
+
+
+def test_a_detectors_box_agreement_is_part_of_its_baseline():
+    from validation.baseline import build
+    from validation.verdicts import BoxAgreement
+
+    results = judge_run(comparisons=[_cmp("conv", 0, [], rel=1e-4)], predictions=[],
+                        run_log={}, manifest=MANIFEST, budget_file=BudgetFile(), facts=FACTS)
+    settings = BudgetFile().baseline
+    assert "box_agreement" not in json.loads(dumps(build(results, settings["metrics"])))
+    results.accuracy.boxes = BoxAgreement(score_threshold=0.5, match_iou=0.9, images=1,
+                                          keras_boxes=10, device_boxes=10, matched=9,
+                                          agreement=0.9, per_image=[])
+    doc = build(results, settings["metrics"])
+    assert doc.box_agreement == 0.9
+    assert judge_baseline("b.json", doc, None, results, settings).verdict == "pass"
+    doc.box_agreement = 0.95
+    worse = judge_baseline("b.json", doc, None, results, settings)
+    assert worse.verdict == "fail"
+    assert (worse.regressions[0].what, worse.regressions[0].worse_by) == (
+        "accuracy.boxes.agreement", "-5.0 points")

@@ -1,7 +1,8 @@
 """Custom kernels for Forge's ``Custom`` layer, one module each: Forge's own
 (TransposeChannelsKernel, SubtractMeanColor, RGB2BGR, RGB2Gray) and the project's
 (SpaceToDepthKernel, DarknetReorgKernel, GELUKernel, LayerNormKernel, BroadcastKernel,
-CropKernel), whose Swift class and Metal shader the emitter writes next to the builder.
+CropKernel, UpsampleNearestKernel, ChannelSliceKernel), whose Swift class and Metal shader (when
+it has one) the emitter writes next to the builder.
 
 Each kernel module owns its initialiser signature, its numpy twin (what the reference device runs)
 and, for the project's kernels, the output shape the converter declares in
@@ -80,5 +81,6 @@ class KernelCall:
         return f"{self.kernel.swift_class}({self.parameters})"
 
 
-from . import (broadcast, crop, darknet_reorg, gelu, layer_norm, rgb2bgr, rgb2gray,  # noqa: E402,F401,I001
-               space_to_depth, subtract_mean_color, transpose_channels)
+from . import (broadcast, channel_slice, crop, darknet_reorg, gelu, layer_norm,  # noqa: E402,F401,I001
+               rgb2bgr, rgb2gray, space_to_depth, subtract_mean_color, transpose_channels,
+               upsample_nearest)
