@@ -15,5 +15,5 @@ def test_the_conversion_key_names_the_keras_and_tensorflow_in_use(tmp_path, monk
     tf_keras = key()
     monkeypatch.delenv("TF_USE_LEGACY_KERAS")
     monkeypatch.setattr(stores, "package_version",
-                        lambda dist: {"keras": "2.15.0", "tensorflow": "2.15.1"}.get(dist, "?"))
+                        lambda dist: {"keras": "2.99.0", "tensorflow": "2.99.1"}.get(dist, "?"))
     assert len({keras3, tf_keras, key()}) == 3
