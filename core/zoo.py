@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from core.errors import ConversionError
-from core.kerasenv import KERAS3, keras
+from core.kerasenv import KERAS3, keras, unreadable_model_reason
 from core.kerasgraph import canonical_model
 from core.seeding import seeded_init
 
@@ -178,6 +178,9 @@ def load_model_file(path, *, unsafe: bool = False):
                               "or the path of a .h5/.keras model")
     if path.suffix not in (".h5", ".keras", ".hdf5"):
         raise ConversionError(f"{path}: unknown model file type {path.suffix!r}; expected .keras or .h5")
+    reason = unreadable_model_reason(path)
+    if reason:
+        raise ConversionError(reason)
     _register_custom_layers()
     kwargs = {"compile": False}
     if path.suffix == ".keras" or KERAS3:

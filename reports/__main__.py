@@ -6,11 +6,12 @@
     python -m reports benchmarks BENCH.json... --out MD
     python -m reports diff A.json B.json --out MD [--plot PNG]
     python -m reports coverage RESULTS.json... [MANIFEST.json...] --readme README.md
+    python -m reports matrix ENV_DIR... [--readme README.md] [--out MD]
 """
 import argparse
 import sys
 
-COMMANDS = ("featuremaps", "compare", "benchmarks", "diff", "coverage")
+COMMANDS = ("featuremaps", "compare", "benchmarks", "diff", "coverage", "matrix")
 
 
 def _report_parser():
@@ -88,10 +89,26 @@ def _coverage_parser():
     return p
 
 
+def _matrix_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m reports matrix",
+        description="The Keras-version matrix (networks × environments: converts, validates, "
+        "device files identical to the first environment's, with every difference explained) "
+        "from the entries the whole-network tests record in each environment (tox: "
+        ".tox/matrix/ENV).")
+    p.add_argument("folders", nargs="+", metavar="ENV_DIR",
+                   help="one folder of entries per environment; the first is the reference")
+    p.add_argument("--readme", metavar="README.md",
+                   help="write the table between the matrix marker comments of this file")
+    p.add_argument("--out", metavar="MD", help="also write the table to this markdown file")
+    return p
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from reports.benchmarks import BenchmarkError
     from reports.dumps import DumpError
+    from reports.matrix import MatrixError
     from reports.results import ResultsError
 
     try:
@@ -133,12 +150,17 @@ def main(argv=None) -> int:
             from reports.diff import write_diff
 
             print(write_diff(args.a, args.b, args.out, args.plot))
+        elif argv and argv[0] == "matrix":
+            args = _matrix_parser().parse_args(argv[1:])
+            from reports.matrix import write_matrix
+
+            print(write_matrix(args.folders, readme=args.readme, out=args.out), end="")
         else:
             args = _report_parser().parse_args(argv)
             from reports.markdown import write_report
 
             print(write_report(args.results, args.out, args.plots, args.date))
-    except (ResultsError, DumpError, BenchmarkError) as exc:
+    except (ResultsError, DumpError, BenchmarkError, MatrixError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -25,9 +25,10 @@ Cache layout (the user cache directory, ``$KERAS2METAL_CACHE`` or ``--validation
 
 Keys are sha256 digests of everything the artifact depends on: the model (zoo key, or the model
 file's bytes), the weights (value, or the weights file's bytes), the seed, the image files'
-names and bytes, the dump folder's file list (names, sizes, mtimes) or the injected fault, and the
-source of the packages that produce the artifact (``core``, ``golden``, ``device_pull``), so a
-change of the converter invalidates its conversions.  Every artifact is written atomically by its
+names and bytes, the dump folder's file list (names, sizes, mtimes) or the injected fault, the
+Keras and TensorFlow that convert and capture golden (:func:`keras_id`), and the source of the
+packages that produce the artifact (``core``, ``golden``, ``device_pull``), so a change of the
+converter invalidates its conversions.  Every artifact is written atomically by its
 producer and guarded by an exclusive file lock, so parallel pytest-xdist workers (and parallel
 runs) compute each artifact once and the others wait and reuse it.
 """
@@ -185,6 +186,17 @@ def code_hash(package: str) -> str:
     return _CODE_HASHES[package]
 
 
+def keras_id() -> list:
+    """The Keras (as core.kerasenv picks it) and TensorFlow installed, read without importing
+    them: the cache is shared by every environment, and a Keras 2 run must not reuse what Keras 3
+    converted or captured."""
+    from stores import package_version
+
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+    keras = "tf-keras" if legacy else "keras"
+    return [keras, package_version(keras), package_version("tensorflow")]
+
+
 def images_id(paths) -> list:
     return [[Path(p).name, _sha_file(p).hexdigest()] for p in paths]
 
@@ -286,7 +298,7 @@ class Pipeline:
         if Path(str(s.weights)).is_file():
             weights_id = ["file", _sha_file(s.weights).hexdigest()]
         return digest("conversion/1", model_id, weights_id, s.seed, s.name, s.preprocessing,
-                      code_hash("core"))
+                      code_hash("core"), keras_id())
 
     def folder(self) -> Path:
         key = self.conversion_key()

@@ -16,10 +16,12 @@ from stores import package_version
 
 
 def environment() -> dict:
+    from core.kerasenv import KERAS_PACKAGE, KERAS_VERSION
     import numpy
 
+    keras = KERAS_VERSION if KERAS_PACKAGE == "keras" else f"{KERAS_VERSION} ({KERAS_PACKAGE})"
     return {"python": platform.python_version(), "tensorflow": package_version("tensorflow"),
-            "keras": package_version("keras"), "numpy": numpy.__version__,
+            "keras": keras, "numpy": numpy.__version__,
             "platform": platform.platform(), "host": socket.gethostname()}
 
 

@@ -68,7 +68,9 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
 
     import core.darknet.layers  # noqa: F401 - registers the custom layers
-    from core.kerasenv import KERAS3, keras
+    from core.kerasenv import KERAS3, keras, unreadable_model_reason
+    if unreadable_model_reason(args.model):
+        return fail(unreadable_model_reason(args.model))
     try:
         kw = {"safe_mode": True} if KERAS3 and args.model.endswith(".keras") else {}
         model = keras.models.load_model(args.model, compile=False, **kw)

@@ -3,7 +3,7 @@ pinned sha256 (see zoo_digests.py for what is pinned and how to regenerate)."""
 import os
 
 import pytest
-from zoo_digests import REGEN_ENV, convert_network, digest_diff, keras_major, load_digests, \
+from zoo_digests import REGEN_ENV, convert_network, digest_diff, digest_key, load_digests, \
     normalised_manifest, store_digests
 
 FAST_NETWORKS = ["default", "tiny_yolo"]
@@ -16,9 +16,9 @@ def check_network(network, tmp_path):
     if os.environ.get(REGEN_ENV):
         store_digests(network, actual)
         return
-    pinned = load_digests().get(f"keras{keras_major()}", {})
+    pinned = load_digests().get(digest_key(), {})
     if network not in pinned:
-        pytest.skip(f"no digests recorded for {network} under Keras {keras_major()}; record them "
+        pytest.skip(f"no digests recorded for {network} under {digest_key()}; record them "
                     f"with {REGEN_ENV}=1 in an environment whose outputs are known to be right")
     differences = digest_diff(pinned[network], actual)
     assert not differences, (f"{network}: the converter's output changed "

@@ -2,7 +2,9 @@
 
 The pinned digests (``data/zoo_output_digests.json``) prove that a refactoring of the converter
 leaves the generated Swift, the weight files and the manifest byte-identical.  They are keyed by
-Keras major version: Keras 2 and 3 name layers and calibrate weights differently.  The manifest's
+the Keras in use (:func:`digest_key`): Keras 2 and 3 name layers differently, and seeded weights
+are calibrated by running the model in Keras, whose float32 rounding differs between Keras 2.15 on
+TensorFlow 2.15, tf-keras on TensorFlow 2.21 and Keras 3.  The manifest's
 ``source.keras`` / ``source.tensorflow`` version strings are blanked before hashing, so a patch
 release does not break the pin; everything else is hashed as written.
 
@@ -61,9 +63,10 @@ def convert_network(network: str, out: Path) -> dict:
     return digests
 
 
-def keras_major() -> str:
-    from core.kerasenv import KERAS_VERSION
-    return KERAS_VERSION.split(".")[0]
+def digest_key() -> str:
+    """``keras3``, ``keras2.15`` (TensorFlow 2.15's own Keras) or ``tf-keras2.21``."""
+    from core.kerasenv import KERAS3, KERAS_PACKAGE, KERAS_VERSION
+    return "keras3" if KERAS3 else KERAS_PACKAGE + ".".join(KERAS_VERSION.split(".")[:2])
 
 
 def load_digests() -> dict:
@@ -71,9 +74,9 @@ def load_digests() -> dict:
 
 
 def store_digests(network: str, digests: dict) -> None:
-    """Record one network's digests under this environment's Keras major version."""
+    """Record one network's digests under this environment's Keras (:func:`digest_key`)."""
     table = load_digests()
-    table.setdefault(f"keras{keras_major()}", {})[network] = digests
+    table.setdefault(digest_key(), {})[network] = digests
     ordered = {k: {n: dict(sorted(v.items())) for n, v in sorted(nets.items())}
                for k, nets in sorted(table.items())}
     DIGESTS_FILE.parent.mkdir(parents=True, exist_ok=True)
