@@ -72,7 +72,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from core.contracts import ContractError, component, contract, load, omitted_when_none, to_dict
 from core.forge_ops import ForgeOp, op_for, op_for_type_name
@@ -265,6 +265,13 @@ class TensorEntry:
     weights: list[str]
     index: int
 
+    @field_validator("forge_type")
+    @classmethod
+    def _a_forge_type(cls, value: str) -> str:
+        if op_for_type_name(value) is None:
+            raise ValueError(f"{value!r} is no Forge typeName this version knows")
+        return value
+
     @property
     def keras_output(self) -> Optional[str]:
         """The Keras layer whose output this tensor reproduces (None: not a layer's output)."""
@@ -278,14 +285,8 @@ class TensorEntry:
 
     @property
     def op(self) -> ForgeOp:
-        """The registry's op making this tensor; a typeName no registered op makes is an error
-        naming the tensor (the manifest is from another version)."""
-        op = op_for_type_name(self.forge_type)
-        if op is None:
-            raise ManifestError(f"tensor {self.name!r}: Forge type {self.forge_type!r} is no "
-                                "Forge op this version knows; re-run keras2metal to write the "
-                                "manifest again")
-        return op
+        """The registry's op making this tensor (its typeName is checked on read)."""
+        return op_for_type_name(self.forge_type)
 
 
 @component

@@ -86,7 +86,7 @@ def error_by_depth(results, path, title: str = None) -> Path:
         if first is not None:
             ax.axvline(first.index, color="tab:red", linestyle=":", linewidth=1.2,
                        label=f"first divergence: {first.tensor}")
-        if ax.has_data():
+        if np.isfinite(cumulative).any():       # a log axis needs a positive value to show
             ax.set_yscale("log")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="best", fontsize=7)

@@ -101,7 +101,7 @@ def tiny_manifest_dict(folded_model="tiny_nobn.keras"):
         _tensor("__Collect_add__", 10, "Collect", [h, h, 8], None, dump=False,
                 inputs=["conv1", "__Concat_cat__"]),
         _tensor("add", 11, "Add", [h, h, 8], keras_ref("add"), keras_layers=["add"]),
-        _tensor("gap", 12, "GlobalAveragePooling", [1, 1, 8], keras_ref("gap"),
+        _tensor("gap", 12, "GlbAvgPool", [1, 1, 8], keras_ref("gap"),
                 keras_layers=["gap"]),
         _tensor("fc", 13, "Dense", [1, 1, 5], keras_ref("fc"), keras_layers=["fc"]),
     ]

@@ -31,6 +31,11 @@ def build_resnet50():
     return keras.applications.ResNet50(weights=None, input_shape=(224, 224, 3))
 
 
+# The Forge typeName each probed Keras layer kind becomes.
+FORGE_TYPES = {"Activation": "Activation", "ReLU": "Activation", "Add": "Add",
+               "MaxPooling2D": "MaxPool", "GlobalAveragePooling2D": "GlbAvgPool", "Dense": "Dense"}
+
+
 def resnet_manifest(model, folder: Path) -> Path:
     """A manifest (core/manifest.py layout) with a tensor per fused activation of ResNet-50."""
     tensors = [
@@ -43,13 +48,12 @@ def resnet_manifest(model, folder: Path) -> Path:
     ]
     for layer in model.layers:
         kind = type(layer).__name__
-        if kind not in ("Activation", "ReLU", "Add", "MaxPooling2D", "GlobalAveragePooling2D",
-                        "Dense"):
+        if kind not in FORGE_TYPES:
             continue
         shape = [int(s) for s in layer.output.shape[1:]]
         if len(shape) == 1:
             shape = [1, 1, shape[0]]
-        tensors.append({"name": layer.name, "forge_type": kind, "shape": shape,
+        tensors.append({"name": layer.name, "forge_type": FORGE_TYPES[kind], "shape": shape,
                         "reference": {"kind": "keras", "layer": layer.name, "output_index": 0,
                                       "affine": None}})
     for i, t in enumerate(tensors):
@@ -59,7 +63,8 @@ def resnet_manifest(model, folder: Path) -> Path:
     manifest = {
         "format": "keras2metal.manifest/1", "name": "resnet_50",
         "builder": {"class": "Resnet50Builder", "file": "Resnet50Builder.swift"},
-        "source": {"model": "resnet50", "weights": "random", "seed": 0, "folded_model": None},
+        "source": {"model": "resnet50", "weights": "random", "seed": 0, "keras": "3",
+                   "tensorflow": "2", "folded_model": None},
         "input": {"width": 224, "height": 224, "channels": 3, "keras_input": "input_layer"},
         "preprocessing": {"family": "caffe", "steps": CAFFE},
         "output": {"tensor": "predictions", "kind": "classifier", "classes": 1000},

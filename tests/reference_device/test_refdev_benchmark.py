@@ -4,7 +4,6 @@ Slow.  Both run on the same input in the same process; the ratio (device / predi
 few runs each) goes into pytest-benchmark's ``extra_info``.  No wall-clock limit is asserted: the
 target is a ratio of at most 3.
 """
-import json
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from device_pull.reference_device import ReferenceDevice
 from refdev_support import convert
+from core.manifest import load_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_forward_vs_tensorflow_predict(spec, benchmark, tmp_path_factory):
     base = Path(os.environ.get("REFDEV_NETWORK_DIR") or tmp_path_factory.getbasetemp()) / f"net-{spec}"
     base.mkdir(parents=True, exist_ok=True)
     manifest_path = convert(spec, base)
-    manifest = json.loads(manifest_path.read_text())
+    manifest = load_manifest(manifest_path)
     w, h = manifest.input.width, manifest.input.height
     device = ReferenceDevice(next((base / "S").glob("*Builder.swift")), manifest_path.parent)
     from core.kerasenv import keras

@@ -4,7 +4,6 @@ Slow: each test converts a zoo model with ``python -m core`` (builder + weights 
 the generated builder on the reference device and compares every dumped tensor that the manifest
 maps to a Keras tensor, and the top-5 of classifiers.
 """
-import json
 import os
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from device_pull.reference_device import ReferenceDevice
 from refdev_support import convert
+from core.manifest import load_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ def test_network_matches_keras(spec, tmp_path_factory):
     base = Path(os.environ.get("REFDEV_NETWORK_DIR") or tmp_path_factory.getbasetemp()) / f"net-{spec}"
     base.mkdir(parents=True, exist_ok=True)
     manifest_path = convert(spec, base)
-    manifest = json.loads(manifest_path.read_text())
+    manifest = load_manifest(manifest_path)
     builder = next((base / "S").glob("*Builder.swift"))
     width, height = manifest.input.width, manifest.input.height
     image = network_image(width, height, base)
@@ -158,7 +158,7 @@ def test_faults_on_a_converted_network(kind, tmp_path_factory):
     base = Path(os.environ.get("REFDEV_NETWORK_DIR") or tmp_path_factory.getbasetemp()) / f"net-{spec}"
     base.mkdir(parents=True, exist_ok=True)
     manifest_path = convert(spec, base)
-    manifest = json.loads(manifest_path.read_text())
+    manifest = load_manifest(manifest_path)
     builder = next((base / "S").glob("*Builder.swift"))
     rgba = np.random.default_rng(0).integers(
         0, 256, (manifest.input.height, manifest.input.width, 4), dtype=np.uint8)

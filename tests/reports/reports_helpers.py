@@ -183,3 +183,21 @@ def assert_picture(path, min_w=400, min_h=200):
         pixels = np.asarray(im.convert("RGB"), dtype=np.float32)
     assert pixels.std() > 10, "picture is (nearly) blank"
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20
+
+
+def converted_manifest(tmp_path, model: str, gelus: int = 0):
+    """A real conversion's manifest: a small network with ``gelus`` GELU activations (each run
+    by the project's GELUKernel), recorded as a conversion of ``model``."""
+    from core.convert import convert
+    from core.kerasenv import keras
+
+    inputs = keras.Input((8, 8, 3))
+    x = inputs
+    for k in range(gelus):
+        x = keras.layers.Conv2D(4, 3, padding="same", name=f"conv{k}")(x)
+        x = keras.layers.Activation("gelu", name=f"gelu{k}")(x)
+    net = keras.Model(inputs, keras.layers.Conv2D(4, 1, name="head")(x), name=model)
+    result = convert(net, name=model, family="raw", param_dir=tmp_path / f"{model}-P",
+                     src_out_dir=tmp_path / f"{model}-S", output_kind="raw", verify=False,
+                     source={"model": model, "weights": "random", "seed": 0})
+    return result.manifest_path

@@ -1,10 +1,9 @@
 """The README's coverage table: rows from results files and manifests, one column per Keras
 major version ("not run here" without results), written between the markers only."""
 import dataclasses
-import json
 
 import pytest
-from reports_helpers import make_results, write_results
+from reports_helpers import converted_manifest, make_results, write_results
 
 from reports.__main__ import main
 from reports.coverage import BEGIN, END, coverage_rows, coverage_table
@@ -18,14 +17,8 @@ def results_under(keras_version, tmp_path, name, **kwargs):
     return write_results(tmp_path / name, results)
 
 
-def manifest(tmp_path, model, kernels):
-    path = tmp_path / f"{model}.manifest.json"
-    path.write_text(json.dumps({"format": "keras2metal.manifest/1", "name": model,
-                                "source": {"model": model},
-                                "custom_kernels": [{"tensor": f"t{k}", "kernel": kernel,
-                                                    "keras_layers": [], "why": "-"}
-                                                   for k, kernel in enumerate(kernels)]}))
-    return path
+def manifest(tmp_path, model, gelus):
+    return converted_manifest(tmp_path, model, gelus=gelus)
 
 
 def test_rows_join_results_and_manifests_per_keras_version(tmp_path):
@@ -35,14 +28,14 @@ def test_rows_join_results_and_manifests_per_keras_version(tmp_path):
                            source="efficientnetb0", layers=240, tensors=300, parameters=5_000,
                            fail_at=3),
              results_under("3.15.1", tmp_path, "b3.json", model="resnet_50", source="resnet50"),
-             manifest(tmp_path, "efficientnetb0", ["BroadcastKernel", "BroadcastKernel"])]
+             manifest(tmp_path, "efficientnetb0", 2)]
     rows = {r.model: r for r in coverage_rows(files)}
     assert rows["efficientnetb0"].family == "EfficientNet" and rows["resnet50"].family == "ResNet"
-    assert rows["efficientnetb0"].kernels == {"BroadcastKernel": 2}
+    assert rows["efficientnetb0"].kernels == {"GELUKernel": 2}
     assert rows["efficientnetb0"].results["3"].startswith("pass")
     assert rows["efficientnetb0"].results["2"].startswith("fail")
     table = coverage_table(rows.values())
-    assert "| EfficientNet | efficientnetb0 | 224x224 | 240 | BroadcastKernel ×2 | 300 | 5,000 |" in table
+    assert "| EfficientNet | efficientnetb0 | 224x224 | 240 | GELUKernel ×2 | 300 | 5,000 |" in table
     assert "| ResNet | resnet50 | 224x224 |" in table and "not run here" in table
 
 
@@ -65,4 +58,4 @@ def test_without_markers_or_results_the_error_says_what_to_do(tmp_path):
         from reports.coverage import write_coverage
         write_coverage(files, readme)
     with pytest.raises(ResultsError, match="no results files"):
-        coverage_rows([manifest(tmp_path, "x", [])])
+        coverage_rows([manifest(tmp_path, "x", 0)])

@@ -4,8 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from reports_helpers import assert_picture, make_results
+from reports_helpers import assert_picture, converted_manifest, make_results
 
+from core.manifest import load_manifest
 from stores.store import StoreWriter
 from reports.__main__ import main
 from reports.plots import error_by_depth, featuremap_grid, tile_channels
@@ -44,18 +45,14 @@ def test_featuremap_grid(tmp_path):
         featuremap_grid(a, b[:, :, :5], tmp_path / "x.png")
 
 
-def _manifest():
-    return {"name": "tiny", "source": {"keras": "3", "tensorflow": "2"},
-            "preprocessing": {"family": "none", "steps": []}}
-
-
 def test_featuremaps_command_from_stores(tmp_path):
+    manifest = load_manifest(converted_manifest(tmp_path, "tiny"))
     rng = np.random.default_rng(1)
     golden = rng.normal(size=(6, 10, 8)).astype(np.float32)
-    with StoreWriter(tmp_path / "golden.h5", "golden", _manifest()) as w:
+    with StoreWriter(tmp_path / "golden.h5", "golden", manifest) as w:
         w.write("dog", "conv1", golden)
         w.write("cat", "conv1", golden * 0)
-    with StoreWriter(tmp_path / "device.h5", "device", _manifest(), device="iPhone 7") as w:
+    with StoreWriter(tmp_path / "device.h5", "device", manifest, device="iPhone 7") as w:
         w.write("dog", "conv1", golden + 0.01)
         w.missing("dog", "conv2", "tiny-conv2.floats not found")
         w.write("cat", "conv1", golden)

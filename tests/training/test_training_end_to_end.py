@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from core.manifest import load_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +99,7 @@ def test_overfit_detect_convert_and_run_on_the_reference_device(tmp_path, capsys
                      "--param_dir", str(params), "--src_out_dir", str(src),
                      "--model_dir", str(tmp_path / "M")]) == 0, capsys.readouterr().err
     builder = next(src.glob("*Builder.swift"))
-    manifest = json.loads((params / "shapes_yolo.manifest.json").read_text())
+    manifest = load_manifest(params / "shapes_yolo.manifest.json")
     assert manifest.output.kind == "raw"
 
     # ... and the reference device computes what Keras computes on every training image

@@ -13,7 +13,8 @@ RESULT_KEYS = {"format", "model", "source_model", "weights", "seed", "input_size
                "first_divergence", "first_data_problem", "worst_tensor", "baseline", "verdict",
                "verdict_reason", "budget_file", "images", "unreadable_images", "precheck"}
 TENSOR_KEYS = {"name", "keras_layer", "forge_type", "index", "shape", "inputs", "verdict",
-               "reason", "metrics", "budget", "violations", "problems"}
+               "reason", "metrics", "budget", "violations", "problems", "local", "blame",
+               "no_local_check"}
 FEW_IMAGES = sorted(DEFAULT_IMAGES.glob("*_00.png"))          # one image per class
 
 
