@@ -92,20 +92,25 @@ def dumps(obj, indent=1) -> str:
     return json.dumps(json.loads(text), indent=indent) + "\n"
 
 
-def read(cls, path):
-    """Load a contract file; missing or malformed files are :class:`ContractError`."""
+def read_json(path, hint: str, missing: str = "no such file"):
+    """The JSON in ``path``; a missing, unreadable or malformed file is one
+    :class:`ContractError` naming the file and ending in ``hint`` (what to do)."""
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ContractError(f"{path}: no such file; {cls.HINT}") from None
+        raise ContractError(f"{path}: {missing}; {hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ContractError(f"{path}: cannot be read ({exc}); {cls.HINT}") from None
+        raise ContractError(f"{path}: cannot be read ({exc}); {hint}") from None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ContractError(f"{path}: not valid JSON ({exc}); {cls.HINT}") from None
-    return load(cls, data, str(path))
+        raise ContractError(f"{path}: not valid JSON ({exc}); {hint}") from None
+
+
+def read(cls, path):
+    """Load a contract file; missing or malformed files are :class:`ContractError`."""
+    return load(cls, read_json(path, cls.HINT), str(path))
 
 
 def schema(cls) -> dict:
@@ -114,4 +119,4 @@ def schema(cls) -> dict:
 
 
 __all__ = ["ContractError", "component", "contract", "dumps", "load", "omitted_when_none", "read",
-           "schema", "to_dict"]
+           "read_json", "schema", "to_dict"]

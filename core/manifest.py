@@ -74,7 +74,8 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, field_validator
 
-from core.contracts import ContractError, component, contract, load, omitted_when_none, to_dict
+from core.contracts import (ContractError, component, contract, load, omitted_when_none,
+                            read_json, to_dict)
 from core.forge_ops import ForgeOp, op_for, op_for_type_name
 
 FORMAT = "keras2metal.manifest/1"
@@ -373,11 +374,9 @@ def load_manifest(path) -> Manifest:
     what to do."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: no such manifest; run keras2metal first to write it") from None
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not valid JSON ({exc}); re-run keras2metal") from None
+        data = read_json(path, "run keras2metal to write it", missing="no such manifest")
+    except ContractError as exc:
+        raise ManifestError(str(exc)) from None
     manifest = as_manifest(data, str(path))
     manifest.path = str(path)
     return manifest

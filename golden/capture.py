@@ -422,17 +422,7 @@ def _write_folded(writer, key, entry, data, status, path, rgb, pre, plan, acts, 
     writer.write(key, entry.name, fdata, fstatus, freason, section="folded", **extra)
 
 
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def close(self):
-        pass
-
-
 def _progress(total, enabled, name):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"golden {name}", unit="image")
+    return tqdm(total=total, desc=f"golden {name}", unit="image", disable=not enabled)

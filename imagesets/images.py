@@ -84,13 +84,14 @@ def select(paths: list, *, limit=None, sample=None, seed=0) -> list:
     return paths
 
 
-def load_rgb8(path) -> np.ndarray:
-    """The image as uint8 HWC RGB at its original size (alpha dropped, grey and palette expanded)."""
+def load_rgb8(path, mode: str = "RGB") -> np.ndarray:
+    """The image as uint8 HWC RGB (or ``mode``, e.g. RGBA) at its original size (alpha dropped
+    for RGB, grey and palette expanded)."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+            return np.asarray(img.convert(mode), dtype=np.uint8).copy()
     except OSError as exc:
         raise ImageError(f"{path}: cannot read the image ({exc})") from None
 

@@ -6,11 +6,10 @@ every tensor both hold, in network order, with each side's errors and the ratio 
 one side holds are listed apart.  The picture draws both sides' relative error by depth.  This is
 a comparison for people to read, not a verdict: nothing here passes or fails a run.
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.contracts import ContractError, load
+from core.contracts import ContractError, load, read_json
 from reports import fmt
 from validation.baseline import Baseline
 from validation.verdicts import Results
@@ -28,12 +27,7 @@ class Side:
 def load_side(path) -> Side:
     """A results file or a baseline, as the per-tensor errors it holds."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ContractError(f"{path}: no such file; give two results files or baselines") from None
-    except json.JSONDecodeError as exc:
-        raise ContractError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path, "give two results files or baselines")
     fmt_name = data.get("format") if isinstance(data, dict) else None
     if fmt_name == Baseline.FORMAT:
         b = load(Baseline, data, str(path))

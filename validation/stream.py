@@ -374,17 +374,7 @@ def measure(spec: Spec, image_paths, *, runs=None, keep: int = 8, workers=None, 
     return Measurement(tally, kept_because, len(shards), used, time.perf_counter() - start)
 
 
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def close(self):
-        pass
-
-
 def _bar(total, enabled, label):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=label, unit="image")
+    return tqdm(total=total, desc=label, unit="image", disable=not enabled)

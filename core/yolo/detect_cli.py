@@ -11,12 +11,15 @@ from core.atomic import write_with
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
-def _size(text):
+def size_argument(text):
+    """argparse type of ``--size``: N or HxW, as (height, width)."""
     parts = text.lower().replace("x", ",").split(",")
     try:
         values = [int(p) for p in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected N or HxW") from None
+    if len(values) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or HxW")
     return tuple(values * 2 if len(values) == 1 else values)
 
 
@@ -33,7 +36,7 @@ def build_parser():
     p.add_argument("-iou", "--iou-threshold", type=float, default=0.45)
     p.add_argument("--max-boxes", type=int, default=100)
     p.add_argument("--letterbox", action="store_true", help="letterbox (Darknet) instead of resize")
-    p.add_argument("--size", type=_size, help="input size N or HxW for models of free input size")
+    p.add_argument("--size", type=size_argument, help="input size N or HxW for models of free input size")
     return p
 
 

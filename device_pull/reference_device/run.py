@@ -22,7 +22,7 @@ from .device import ReferenceDevice
 from .forge import ReferenceDeviceError
 from core.atomic import write_bytes
 from core.manifest import ManifestError, as_manifest, load_manifest, manifest_hash
-from imagesets.images import ImageError, list_images as image_list
+from imagesets.images import ImageError, list_images as image_list, load_rgb8
 
 DEVICE_LABEL = "reference device"
 
@@ -48,13 +48,10 @@ def host_info() -> dict:
 
 def load_texture(path) -> np.ndarray:
     """An image file as the 8-bit RGBA texture the phone's texture loader makes."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGBA"), dtype=np.uint8).copy()
-    except OSError as exc:
-        raise ReferenceDeviceError(f"{path}: cannot read the image ({exc})") from None
+        return load_rgb8(path, mode="RGBA")
+    except ImageError as exc:
+        raise ReferenceDeviceError(str(exc)) from None
 
 
 def list_images(images) -> list:

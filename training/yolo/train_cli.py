@@ -9,16 +9,7 @@ import argparse
 import json
 import sys
 
-
-def _size(text):
-    parts = text.lower().replace("x", ",").split(",")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected N or HxW") from None
-    if len(values) not in (1, 2):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected N or HxW")
-    return tuple(values * 2 if len(values) == 1 else values)
+from core.yolo.detect_cli import size_argument
 
 
 def build_parser():
@@ -51,7 +42,7 @@ def build_parser():
                    help="write the checkpoint every E epochs and after the last (default 1)")
     p.add_argument("--no-bn-recalibration", action="store_true",
                    help="keep BatchNorm's running statistics as training left them")
-    p.add_argument("--size", type=_size, help="training input size N or HxW (models of free size)")
+    p.add_argument("--size", type=size_argument, help="training input size N or HxW (models of free size)")
     p.add_argument("--seed", type=int, default=0, help="shuffling/initialisation seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--summary", metavar="FILE", help="also write the run summary as JSON")
