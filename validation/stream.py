@@ -324,9 +324,9 @@ def measure(spec: Spec, image_paths, *, runs=None, keep: int = 8, workers=None, 
         tally = runner.run(spec, shards, first, "measuring", runs)
         worst = worst_to_keep(tally, first, keep)
         if worst:
-            again = [item for item in items if item[0] in set(worst)]
-            tally.kept.update(runner.run(spec, [again], set(worst), "keeping worst",
-                                         runs).kept)
+            # one task per image, so every worker takes a share of this tail
+            again = [[item] for item in items if item[0] in set(worst)]
+            tally.kept.update(runner.run(spec, again, set(worst), "keeping worst", runs).kept)
         used = runner.size
     kept_because = {key: "one of the first images" for key in first if key in tally.kept}
     kept_because.update({key: "worst image of the most tensors" for key in worst})
