@@ -17,10 +17,12 @@ class SideBySide:
     baseline_s: list = field(default_factory=list)
     target_s: list = field(default_factory=list)
 
-    def run(self, benchmark, target, baseline, rounds: int = 3):
-        """``target()`` timed by pytest-benchmark, each round right after ``baseline()``;
-        returns the target's last result."""
+    def run(self, benchmark, target, baseline, rounds: int = 3, untimed=None):
+        """``target()`` timed by pytest-benchmark, each round right after ``baseline()`` (and
+        ``untimed()`` before both, if given); returns the target's last result."""
         def setup():
+            if untimed is not None:
+                untimed()
             start = time.perf_counter()
             baseline()
             self.baseline_s.append(time.perf_counter() - start)
