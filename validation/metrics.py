@@ -44,36 +44,40 @@ def image_partials(golden, device) -> dict:
     """The sums, extremes and counts of one image's pair of arrays (float64 partials).
 
     Measuring costs as much as running the reference device, so each pass over the data is made
-    once: the finiteness tests run on the arrays as given (float32 is half the memory), masks and
-    their copies only when something is not finite, and |diff| and the golden's largest |value|
-    are taken once (max |x| = max(|max x|, |min x|) exactly).  The sums themselves are the same
-    operations on the same float64 arrays, so the partials stay bit for bit what they were.
+    once.  The squared norms come first: both finite means every value is (a NaN or ±inf makes
+    them NaN or inf; float32 values cannot overflow a float64 square), so the masks and their
+    copies are made only when a value is not finite; |diff| is taken once, and the golden's
+    largest |value| is max(|max|, |min|) exactly.  Every sum is the same operation on the same
+    float64 array as the plain formula, so the partials stay bit for bit what it gives.
     """
-    g_in, d_in = np.asarray(golden).reshape(-1), np.asarray(device).reshape(-1)
-    if g_in.size != d_in.size:
-        raise ValueError(f"golden has {g_in.size} values, device {d_in.size}")
-    g = g_in.astype(np.float64)
-    d = d_in.astype(np.float64)
-    finite_g, finite_d = np.isfinite(g_in), np.isfinite(d_in)
-    all_g, all_d = bool(finite_g.all()), bool(finite_d.all())
-    gf = g if all_g else g[finite_g]
-    if not (all_g and all_d):
-        keep = finite_d & finite_g
-        g, d = g[keep], d[keep]
+    g = np.asarray(golden, dtype=np.float64).reshape(-1)
+    d = np.asarray(device, dtype=np.float64).reshape(-1)
+    if g.size != d.size:
+        raise ValueError(f"golden has {g.size} values, device {d.size}")
+    g_sq, d_sq = float(np.dot(g, g)), float(np.dot(d, d))
+    nan_inf = golden_nan_inf = 0
+    gf = g
+    if not (math.isfinite(g_sq) and math.isfinite(d_sq)):
+        finite_g, finite_d = np.isfinite(g), np.isfinite(d)
+        nan_inf, golden_nan_inf = int((~finite_d).sum()), int((~finite_g).sum())
+        if golden_nan_inf:
+            gf = g[finite_g]
+        if nan_inf or golden_nan_inf:
+            keep = finite_d & finite_g
+            g, d = g[keep], d[keep]
+            g_sq, d_sq = float(np.dot(g, g)), float(np.dot(d, d))
     diff = d - g
     sum_sq = float(np.dot(diff, diff))
     abs_diff = np.abs(diff, out=diff)
-    g_sq = float(np.dot(g, g))
     g_min = float(gf.min()) if gf.size else math.inf
     g_max = float(gf.max()) if gf.size else -math.inf
-    out = {"nan_inf": 0 if all_d else int((~finite_d).sum()),
-           "golden_nan_inf": 0 if all_g else int((~finite_g).sum()),
-           "count": int(g.size), "g_count": int(gf.size)}
-    out.update(sum_abs=float(abs_diff.sum()), sum_sq=sum_sq, g_sq=g_sq, d_sq=float(np.dot(d, d)),
-               gd=float(np.dot(g, d)), g_only_sq=g_sq if gf is g else float(np.dot(gf, gf)),
-               max_abs=float(abs_diff.max()) if abs_diff.size else 0.0, g_min=g_min, g_max=g_max,
-               g_max_abs=max(abs(g_min), abs(g_max)) if gf.size else 0.0)
-    return out
+    return {"nan_inf": nan_inf, "golden_nan_inf": golden_nan_inf, "count": int(g.size),
+            "g_count": int(gf.size), "sum_abs": float(abs_diff.sum()), "sum_sq": sum_sq,
+            "g_sq": g_sq, "d_sq": d_sq, "gd": float(np.dot(g, d)),
+            "g_only_sq": g_sq if gf is g else float(np.dot(gf, gf)),
+            "max_abs": float(abs_diff.max()) if abs_diff.size else 0.0,
+            "g_min": g_min, "g_max": g_max,
+            "g_max_abs": max(abs(g_min), abs(g_max)) if gf.size else 0.0}
 
 
 def _rel(sum_sq: float, g_sq: float) -> float:
