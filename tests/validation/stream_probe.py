@@ -8,13 +8,12 @@ seconds, the process's peak RSS (ru_maxrss), and the bytes on disk of the measur
 
 ``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the images,
 each round measured in this process (``workers=1``) and then on a local Dask cluster of 2 worker
-processes started and warmed before the rounds; prints JSON: the seconds of each, the cluster's
+processes (``validation.stream.local_cluster``) started and warmed before the rounds; prints JSON: the seconds of each, the cluster's
 start, and whether the two measurements are identical.  Run it with ``validation.stream``'s
 WORKER_ENV: TensorFlow sums in another order on more threads, so this process gives the workers'
 numbers only when it runs TensorFlow on one thread as they do.
 """
 import json
-import os
 import resource
 import sys
 import time
@@ -56,8 +55,6 @@ def _metrics(measurement) -> str:
 
 
 def scaling(cache: Path, images: Path, rounds: int) -> dict:
-    from dask.distributed import LocalCluster
-
     from core.manifest import load_manifest
     from imagesets.images import list_images
     from validation import stream
@@ -71,9 +68,7 @@ def scaling(cache: Path, images: Path, rounds: int) -> dict:
                        builder_path=str(builder), param_dir=str(manifest_path.parent))
     one_s, two_s, identical, workers = [], [], True, set()
     start = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      env=dict(os.environ, **stream.WORKER_ENV), dashboard_address=None,
-                      silence_logs=40) as cluster:
+    with stream.local_cluster(2) as cluster:
         stream.measure(spec, paths[:4], scheduler=cluster.scheduler_address, progress=False)
         cluster_start_s = time.perf_counter() - start
         stream.measure(spec, paths[:2], workers=1, progress=False)
