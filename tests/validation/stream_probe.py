@@ -8,12 +8,14 @@ seconds, the process's peak RSS (ru_maxrss), and the bytes on disk of the measur
 
 ``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the images,
 each round measured in this process (``workers=1``) and then on a local Dask cluster of 2 worker
-processes (``validation.stream.local_cluster``) started and warmed before the rounds; prints JSON: the seconds of each, the cluster's
-start, and whether the two measurements are identical.  Run it with ``validation.stream``'s
-WORKER_ENV: TensorFlow sums in another order on more threads, so this process gives the workers'
-numbers only when it runs TensorFlow on one thread as they do.
+processes (``validation.stream.local_cluster``) started and warmed before the rounds; prints
+JSON: the seconds of each, the CPU seconds they used (this process and the workers), the
+cluster's start, and whether the two measurements are identical.  Run it with
+``validation.stream``'s WORKER_ENV: TensorFlow sums in another order on more threads, so this
+process gives the workers' numbers only when it runs TensorFlow on one thread as they do.
 """
 import json
+import os
 import resource
 import sys
 import time
@@ -55,6 +57,9 @@ def _metrics(measurement) -> str:
 
 
 def scaling(cache: Path, images: Path, rounds: int) -> dict:
+    import psutil
+    from dask.distributed import Client
+
     from core.manifest import load_manifest
     from imagesets.images import list_images
     from validation import stream
@@ -66,22 +71,34 @@ def scaling(cache: Path, images: Path, rounds: int) -> dict:
     spec = stream.Spec(str(manifest_path),
                        str(Pipeline.original_model_path(manifest_path.parent.parent)),
                        builder_path=str(builder), param_dir=str(manifest_path.parent))
-    one_s, two_s, identical, workers = [], [], True, set()
+    one_s, two_s, one_cpu_s, two_cpu_s, identical, workers = [], [], [], [], True, set()
     start = time.perf_counter()
-    with stream.local_cluster(2) as cluster:
+    with stream.local_cluster(2) as cluster, Client(cluster) as client:
         stream.measure(spec, paths[:4], scheduler=cluster.scheduler_address, progress=False)
         cluster_start_s = time.perf_counter() - start
         stream.measure(spec, paths[:2], workers=1, progress=False)
+        processes = [psutil.Process()] + [psutil.Process(pid) for pid in
+                                          client.run(os.getpid).values()]
         for _ in range(rounds):
+            cpu = cpu_seconds(processes)
             one = stream.measure(spec, paths, workers=1, progress=False)
+            one_cpu_s.append(cpu_seconds(processes) - cpu)
+            cpu = cpu_seconds(processes)
             two = stream.measure(spec, paths, scheduler=cluster.scheduler_address, progress=False)
+            two_cpu_s.append(cpu_seconds(processes) - cpu)
             one_s.append(one.seconds)
             two_s.append(two.seconds)
             identical &= _metrics(one) == _metrics(two)
             workers.add(two.workers)
     return {"images": len(paths), "one_worker_s": one_s, "two_workers_s": two_s,
+            "one_worker_cpu_s": one_cpu_s, "two_workers_cpu_s": two_cpu_s,
             "cluster_start_s": cluster_start_s, "identical": identical,
             "workers": sorted(workers)}
+
+
+def cpu_seconds(processes) -> float:
+    """CPU time (user + system) the processes have used so far."""
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
 
 
 if __name__ == "__main__":
