@@ -18,6 +18,8 @@ work; the baseline was 3.9 s: build 2.0 s, numpy write 0.2 s, save 1.7 s):
   from the array's own buffer, and the folded model is built with zero initialisers before its
   weights are set — see the ratio recorded in ``extra_info``.
 """
+import shutil
+
 import numpy as np
 import pytest
 
@@ -53,3 +55,4 @@ def test_vgg16_conversion_vs_build_write_save(benchmark, side_by_side, tmp_path)
           f"{info['baseline_s']:.2f} s, ratio {info['ratio']:.2f}")
     assert result.manifest["totals"]["parameters"] == model.count_params()
     assert result.fold_check["max_relative_error"] < 1e-3
+    shutil.rmtree(tmp_path)                     # 2 GB of VGG16 weights and models
