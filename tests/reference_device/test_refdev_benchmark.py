@@ -14,6 +14,9 @@ and a pass took 0.34 s against 0.16 s on one thread (2.0-3.4 × predict); they a
 another order than the measuring workers' single thread, so the device's numbers depended on the
 host.  The device now runs every pass on one BLAS thread (threadpoolctl), which is what the
 measuring workers always did: same numbers everywhere, and ~1 × predict here.
+
+Ratios measured on ResNet-50 (median of 5 rounds per run), before → after: 3.90, 6.93 →
+1.05, 1.19, 1.14 (MobileNet: 1.03, 2.56 → 0.50, 0.53, 0.60).
 """
 import numpy as np
 import pytest
