@@ -164,16 +164,15 @@ class _Plan:
                 if isinstance(out, (list, tuple)):
                     continue
                 self.layer_outputs.append((layer.name, self._add((layer.name, 0), out)))
-        self.sub_model = self.forward = None
+        self.sub_model = None
         if self.outputs:
-            # One sub-model per (model, outputs), kept while the model lives and traced once, so
-            # repeated captures with the same model do not trace again.
+            # One sub-model per (model, outputs), kept while the model lives: predict_on_batch
+            # traces it once, so repeated captures with the same model do not trace again.
             cache = _SUB_MODELS.setdefault(model, {})
             key = tuple(self.index)
             if key not in cache:
-                sub_model = keras.Model(model.inputs, self.outputs)
-                cache[key] = (sub_model, _traced_forward(sub_model))
-            self.sub_model, self.forward = cache[key]
+                cache[key] = keras.Model(model.inputs, self.outputs)
+            self.sub_model = cache[key]
 
     def _add(self, key, tensor=None):
         if key not in self.index:
@@ -196,33 +195,10 @@ class _Plan:
             return []
         dtype = self.sub_model.inputs[0].dtype
         x = batch.astype("float16" if "float16" in str(dtype) else np.float32)
-        out = self.forward(x)
+        out = self.sub_model.predict_on_batch(x)
         if not isinstance(out, (list, tuple)):
             out = [out]
         return [np.asarray(o, dtype=np.float32) for o in out]
-
-
-def _traced_forward(sub_model):
-    """The sub-model's inference pass, called per batch of images.
-
-    On TensorFlow it is traced once into a graph and called directly: ``predict_on_batch`` runs
-    the same graph (same kernels, so bit-identical outputs) but adds Keras's per-call data
-    handling and output conversion, which for ResNet-50's 90 outputs costs as much as the pass
-    itself.  Other backends keep ``predict_on_batch``.
-    """
-    if _keras().backend.backend() != "tensorflow":
-        return sub_model.predict_on_batch
-    import tensorflow as tf
-
-    @tf.function(autograph=False)
-    def graph(x):
-        return sub_model(x, training=False)
-
-    def forward(x):
-        out = graph(tf.constant(x))
-        return [o.numpy() for o in out] if isinstance(out, (list, tuple)) else out.numpy()
-
-    return forward
 
 
 def _fit_shape(act: np.ndarray, shape):

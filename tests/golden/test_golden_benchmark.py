@@ -6,21 +6,22 @@ baseline is ``model.predict`` on the same 8 preprocessed images in one batch; th
 path the suite takes inside ``validation.stream.measure_shard`` (one :class:`GoldenRunner`, then
 ``records(image)`` image by image) and ``capture_golden`` writing a store.  Goal ≤ 1.5.
 
-Where the time went (cProfile, one thread): before, ``predict_on_batch`` of the converted
-ResNet-50's 90-output sub-model took 2.7 × the plain model's ``predict_on_batch`` — Keras's
-per-call data handling and the conversion of 90 outputs, not the graph: the same graph called as
-a traced ``tf.function`` costs what the plain model does, with bit-identical outputs (checked
-against ``predict_on_batch`` for batches of 1, 2 and 3, on 1 and 2 threads, for the default
-model, MobileNet and ResNet-50).  Batching images inside a shard was not used: TensorFlow's
-kernels give other bits for a batch of 8 than for one image (282 of 564 tensors differed), so
-per-image results would depend on the shard.  The rest of a record (loading and resizing the
-image, preprocessing, NaN checks) is ~10% of the pass.  ``capture_golden`` also writes every
-tensor of every image: 40 MB per ResNet-50 image, 0.5 s of HDF5 writes for the 8 images (the
-disk's ~0.7 GB/s) against 0.5 s of Keras, so it stays above 1.5 × ``predict`` here.
+Where the time went (one thread, interleaved timings): a record costs Keras's pass of the
+multi-output sub-model plus ~10% (loading and resizing the image, preprocessing, NaN checks).
+The sub-model itself takes 1.85 × the plain model's pass on the converted ResNet-50 (90 outputs)
+and 2.7 × on MobileNet (57): every output is materialised in the plain layout instead of staying
+inside oneDNN's fused, blocked kernels.  ``predict_on_batch`` adds nothing measurable on top (a
+traced ``tf.function`` of the same graph took the same time, with the same bits, so it was not
+kept).  Batching images inside a shard was not used either: TensorFlow's kernels give other bits
+for a batch of 8 than for one image (282 of 564 tensors differed), so per-image results would
+depend on the shard.  ``capture_golden`` also writes every tensor of every image: 40 MB per
+ResNet-50 image, 0.5 s of HDF5 writes for the 8 images (the disk's ~0.7 GB/s) against 0.5 s of
+Keras, so it stays above 1.5 × ``predict`` here.
 
 Ratios measured (median of 3 rounds per run, 2-core machine shared with other work), before →
-after: the runner image by image 1.55, 1.77 → 1.30, 1.49, 1.38; ``capture_golden`` 2.33, 2.33 →
-2.02, 2.95, 1.50.
+after this branch: the runner image by image 1.55, 1.77, 1.14 → 1.30, 1.49, 1.38, 1.46 (no
+change beyond noise: nothing in the golden path got faster); ``capture_golden`` 2.33, 2.33, 2.21
+→ 2.02, 1.50, 2.30.
 """
 import json
 import os
