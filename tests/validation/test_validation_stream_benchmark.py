@@ -23,8 +23,9 @@ Where a measured image's time went (ResNet-50, one thread, cProfile of ``measure
 before: the reference device 0.18 s, the error statistics of its 93 tensors 0.18 s (float64
 copies, a boolean-mask copy of every golden tensor, |diff| and the golden's |x| taken twice),
 Keras 0.11 s (``predict_on_batch`` of the 90-output sub-model 0.086 s), loading the image
-0.01 s.  After: the statistics make each pass once (same sums on the same arrays, bit-identical),
-Keras runs as a traced graph.  On a cluster the images kept as the worst were measured again in
+0.01 s.  After: the statistics make each pass once (same sums on the same arrays, bit-identical)
+and the device runs on one BLAS thread (tests/reference_device/test_refdev_benchmark.py).  On a
+cluster the images kept as the worst were measured again in
 one task, so one worker did that tail alone; they are now a task each.  And a Dask worker
 measured an image ~1.7 × slower than the controller did: Dask starts its workers with
 ``MALLOC_TRIM_THRESHOLD_``, which turns off glibc's adaptive mmap threshold, so every array over
