@@ -16,7 +16,12 @@ work; the baseline was 3.9 s: build 2.0 s, numpy write 0.2 s, save 1.7 s):
   everything else (Keras graph → IR, passes, Swift, manifest) 0.3 s;
 * after: the kernels are transposed tile by tile (0.3 s instead of 1.5 s), written and hashed
   from the array's own buffer, and the folded model is built with zero initialisers before its
-  weights are set — see the ratio recorded in ``extra_info``.
+  weights are set.  What is left: hashing the 528 MB of weight files for the manifest, the
+  folded-model check and saving the folded model, each about as long as the baseline's save.
+
+Ratios measured (median of 3 rounds per run), before → after: 2.12, 1.71, 2.06, 2.28 →
+1.28, 1.40, 1.44, 1.75, 1.98 (CPU time: 2.27, 2.30 → 1.51, 1.43).  The weight files and the
+manifest stay byte-identical (tests/core/test_core_zoo_digests.py).
 """
 import shutil
 
@@ -50,7 +55,7 @@ def test_vgg16_conversion_vs_build_write_save(benchmark, side_by_side, tmp_path)
 
     result = side_by_side.run(benchmark, conversion,
                               lambda: build_write_save(entry, tmp_path / "baseline"))
-    info = side_by_side.record(benchmark, goal=1.5, before="1.75")
+    info = side_by_side.record(benchmark, goal=1.5, before="1.71-2.28")
     print(f"\nVGG16: conversion {info['target_s']:.2f} s, build + write + save "
           f"{info['baseline_s']:.2f} s, ratio {info['ratio']:.2f}")
     assert result.manifest["totals"]["parameters"] == model.count_params()
