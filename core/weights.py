@@ -25,8 +25,9 @@ def weight_file_name(model_name: str, layer: str, kind: str) -> str:
     return f"{model_name}-{layer}.{kind}.bin"
 
 
-def to_bytes(array) -> bytes:
-    return np.ascontiguousarray(array, dtype="<f4").tobytes()
+def to_bytes(array) -> memoryview:
+    """The array's raw little-endian float32 bytes, without a copy when it already is that."""
+    return memoryview(np.ascontiguousarray(array, dtype="<f4")).cast("B")
 
 
 def write_weights(graph, param_dir) -> list:

@@ -20,7 +20,8 @@ tests/core/test_core_passes.py (test_forge_same_conv_window_*).
 """
 import numpy as np
 
-from .numerics import F32, padded_window_source, round_f16_, swift_divide, window_start
+from .numerics import (F32, padded_window_source, round_f16_, swift_divide, transposed,
+                       window_start)
 from .params import ACTIVATION, NAME, USE_BIAS, ir_neuron, xy
 from .registry import forge_op
 from .signature import INT, PAIR, Param, Signature, enum
@@ -79,7 +80,10 @@ class Convolution(WindowOp):
         return (output.channels, ky, kx, inputs.channels)                  # OHWI
 
     def weight_files(self, node, input_shape):
-        return self.with_biases(node, node.weights["kernel"].transpose(3, 0, 1, 2), "OHWI")
+        kernel = node.weights["kernel"]                                  # (kH, kW, in, out)
+        kh, kw, cin, cout = kernel.shape
+        ohwi = transposed(kernel.reshape(-1, cout)).reshape(cout, kh, kw, cin)
+        return self.with_biases(node, ohwi, "OHWI")
 
     def keras_output_axis(self, node):
         return -1

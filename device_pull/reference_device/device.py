@@ -13,6 +13,8 @@ out); a Collect writes no file of its own but one per input (image ``k``); an in
 Concat also triggers the fork's concat-slicing on the *Collect* (its quirk is reproduced, see
 :meth:`ReferenceDevice._dump_collect`).
 """
+import functools
+
 import numpy as np
 
 from core.forge_ops import ForgeOpError
@@ -24,6 +26,20 @@ from .params import parse_fault, read_parameters
 from .swift import BuilderProgram, parse_builder
 
 F16 = np.float16
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()        # made once: making one costs ~0.5 ms
+
+
+def _one_blas_thread():
+    """One BLAS thread for a pass: a matrix product split over several threads sums in another
+    order, so the device's numbers would depend on the host's cores (and a busy host makes
+    threaded BLAS slower, not faster)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 class Storage:
@@ -159,7 +175,7 @@ class ReferenceDevice:
             raise ReferenceDeviceError("the input texture must be an 8-bit RGB(A) HxWx3/4 image")
         self._texture = rgba8
         self._resized = False
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"), _one_blas_thread():
             return self._forward(dump)
 
     def forward_image(self, hwc: np.ndarray, dump: str = "none") -> dict:

@@ -1,0 +1,121 @@
+"""Measured validation runs in a process of their own, for the streaming benchmarks.
+
+``python stream_probe.py memory CACHE IMAGES``: prepares the run of the embedded default model on
+the images of the folder IMAGES through the suite's own pipeline (conversion cached in CACHE,
+then the streaming measurement, in this process) and prints JSON: images measured and kept,
+seconds, the process's peak RSS, and the bytes on disk of the measurement's artifacts
+(measurements JSON, golden and device stores of the kept images) and of the whole cache.
+
+``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the images,
+each round measured in this process (``workers=1``) and then on a local Dask cluster of 2 worker
+processes (``validation.stream.local_cluster``) started and warmed before the rounds; prints
+JSON: the seconds of each, the CPU seconds they used (this process and the workers), the
+cluster's start, and whether the two measurements are identical.  Run it with
+``validation.stream``'s WORKER_ENV: TensorFlow sums in another order on more threads, so this
+process gives the workers' numbers only when it runs TensorFlow on one thread as they do.
+"""
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set since it started, in KB: VmHWM, whose count starts anew
+    at exec (ru_maxrss also keeps the peak of the process it was forked from, here pytest's)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def memory(cache: Path, images: Path) -> dict:
+    from core.contracts import read
+    from validation.measurements import Measurements
+    from validation.pipeline import Pipeline, Settings
+
+    pipeline = Pipeline(Settings(model="default", cache_dir=str(cache), images=[str(images)],
+                                 workers=1))
+    pipeline.convert()
+    rss_converted = peak_rss_kb()
+    start = time.perf_counter()
+    prepared = pipeline.prepare()
+    seconds = time.perf_counter() - start
+    artifacts = (prepared.measurements_path, prepared.golden_path, prepared.device_path)
+    measured = read(Measurements, prepared.measurements_path)
+    return {"images": len(prepared.image_paths), "kept": len(measured.kept),
+            "measured": len(measured.predictions), "seconds": seconds,
+            "peak_rss_kb": peak_rss_kb(),
+            "rss_after_conversion_kb": rss_converted,
+            "measurement_bytes": sum(p.stat().st_size for p in artifacts),
+            "cache_bytes": folder_bytes(cache)}
+
+
+def _metrics(measurement) -> str:
+    tally = measurement.tally
+    return repr((sorted((name, t.acc.result(), t.problems) for name, t in tally.tensors.items()),
+                 sorted(tally.predictions.items()), sorted(tally.kept), tally.unreadable))
+
+
+def scaling(cache: Path, images: Path, rounds: int) -> dict:
+    import psutil
+    from dask.distributed import Client
+
+    from core.manifest import load_manifest
+    from imagesets.images import list_images
+    from validation import stream
+    from validation.pipeline import Pipeline, Settings
+
+    paths = list_images(images)
+    manifest_path = Pipeline(Settings(model="mobilenet", cache_dir=str(cache))).convert()
+    builder = manifest_path.parent / load_manifest(manifest_path)["builder"]["file"]
+    spec = stream.Spec(str(manifest_path),
+                       str(Pipeline.original_model_path(manifest_path.parent.parent)),
+                       builder_path=str(builder), param_dir=str(manifest_path.parent))
+    one_s, two_s, one_cpu_s, two_cpu_s, identical, workers = [], [], [], [], True, set()
+    start = time.perf_counter()
+    with stream.local_cluster(2) as cluster, Client(cluster) as client:
+        stream.measure(spec, paths[:4], scheduler=cluster.scheduler_address, progress=False)
+        cluster_start_s = time.perf_counter() - start
+        stream.measure(spec, paths[:2], workers=1, progress=False)
+        processes = [psutil.Process()] + [psutil.Process(pid) for pid in
+                                          client.run(os.getpid).values()]
+        for _ in range(rounds):
+            cpu = cpu_seconds(processes)
+            one = stream.measure(spec, paths, workers=1, progress=False)
+            one_cpu_s.append(cpu_seconds(processes) - cpu)
+            cpu = cpu_seconds(processes)
+            two = stream.measure(spec, paths, scheduler=cluster.scheduler_address, progress=False)
+            two_cpu_s.append(cpu_seconds(processes) - cpu)
+            one_s.append(one.seconds)
+            two_s.append(two.seconds)
+            identical &= _metrics(one) == _metrics(two)
+            workers.add(two.workers)
+    return {"images": len(paths), "one_worker_s": one_s, "two_workers_s": two_s,
+            "one_worker_cpu_s": one_cpu_s, "two_workers_cpu_s": two_cpu_s,
+            "cluster_start_s": cluster_start_s, "identical": identical,
+            "workers": sorted(workers)}
+
+
+def cpu_seconds(processes) -> float:
+    """CPU time (user + system) the processes have used so far."""
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "memory":
+        result = memory(Path(args[0]), Path(args[1]))
+    else:
+        result = scaling(Path(args[0]), Path(args[1]), int(args[2]))
+    print(json.dumps(result))
