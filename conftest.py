@@ -42,7 +42,8 @@ def pytest_addoption(parser):
                          "tensors (default 8); the metrics always cover every image")
     group.addoption("--workers", type=int, default=None, metavar="N",
                     help="measure on a local Dask cluster of N worker processes (default: one "
-                         "per core; 1 = everything in this process, for debugging)")
+                         "per core; 0 = in this process, for debugging; sets of at most 16 "
+                         "images are always measured in this process)")
     group.addoption("--scheduler", default=None, metavar="ADDRESS",
                     help="measure on an existing Dask cluster (e.g. tcp://10.0.0.5:8786); its "
                          "workers must reach the cache folder and the images at the same paths")

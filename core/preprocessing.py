@@ -63,18 +63,29 @@ def family_steps(family: str, channels: int, model: str) -> list:
         "1-channel (grayscale) input")
 
 
+def apply_step(x: np.ndarray, step) -> np.ndarray:
+    """One manifest preprocessing step (typed or its JSON) on float32 images (..., H, W, C), with
+    Forge's arithmetic in float32: the one numpy form golden capture, seeding and tests share."""
+    from core.manifest import preprocessing_step
+
+    step = preprocessing_step(step)
+    if step.op == "swap_channels":
+        x = x[..., list(step.permute)]
+    elif step.op == "subtract_mean":
+        x = x * np.float32(step.scale) - np.asarray(step.mean, np.float32)
+    elif step.op == "linear":
+        x = np.float32(step.a) * x + np.float32(step.b)
+    elif step.op == "channel_affine":
+        x = x * np.asarray(step.scale, np.float32) + np.asarray(step.offset, np.float32)
+    elif step.op == "gray":
+        from core.forge_ops.kernels.rgb2gray import luminance255   # Forge's RGB2Gray
+
+        x = luminance255(x)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def apply_steps(x: np.ndarray, steps: list) -> np.ndarray:
-    """The steps on float32 images (..., H, W, C) after the gray step, as Keras would see them."""
+    """All the steps, in order: what Keras sees."""
     for step in steps:
-        op = step["op"]
-        if op == "swap_channels":
-            x = x[..., list(step["permute"])]
-        elif op == "subtract_mean":
-            x = x * np.float32(step["scale"]) - np.asarray(step["mean"], np.float32)
-        elif op == "linear":
-            x = np.float32(step["a"]) * x + np.float32(step["b"])
-        elif op == "channel_affine":
-            x = x * np.asarray(step["scale"], np.float32) + np.asarray(step["offset"], np.float32)
-        else:
-            raise ValueError(f"preprocessing step {op!r} has no numpy form here")
+        x = apply_step(x, step)
     return np.asarray(x, dtype=np.float32)

@@ -25,6 +25,7 @@ import numpy as np
 
 from imagesets.images import image_key, image_size, list_images, load_bgr_texture, load_rgb01
 from core.manifest import ManifestError, TensorEntry, as_manifest, load_manifest, preprocessing_step
+from core.preprocessing import apply_step
 from stores.store import StoreWriter
 
 PRECISIONS = ("float32", "float16")
@@ -45,20 +46,7 @@ def preprocess_steps(rgb01: np.ndarray, steps: list) -> list:
             step = preprocessing_step(step)
         except ManifestError as exc:
             raise GoldenError(f"manifest preprocessing step {k}: {exc}") from None
-        op = step.op
-        if op == "swap_channels":
-            x = x[..., list(step.permute)]
-        elif op == "subtract_mean":
-            x = x * np.float32(step.scale) - np.asarray(step.mean, np.float32)
-        elif op == "linear":
-            x = np.float32(step.a) * x + np.float32(step.b)
-        elif op == "channel_affine":
-            x = x * np.asarray(step.scale, np.float32) + np.asarray(step.offset, np.float32)
-        elif op == "gray":
-            from core.forge_ops.kernels.rgb2gray import luminance255   # Forge's RGB2Gray
-
-            x = luminance255(x)
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = apply_step(x, step)
         out.append(x)
     return out
 

@@ -10,10 +10,14 @@ detector's boxes are decoded and paired per image as well (:mod:`validation.dete
 
 Images are split into shards, each a Dask task (:func:`measure_shard`): on a local cluster sized
 to the machine by default, on an existing cluster with ``scheduler=ADDRESS`` (its workers must
-reach the cache folder and the images under the same paths, e.g. a shared file system), or in
-this process with ``workers=1``.  A failed task is retried; an image that cannot be read is
-reported, never dropped.  Shard tallies merge exactly, so the measurement — and the verdicts
-judged from it — are the same bit for bit whatever the number of workers or shards.
+reach the cache folder and the images under the same paths, e.g. a shared file system).  Sets of
+at most ``SMALL_SET`` images are measured in this process whatever ``workers`` says (a cluster
+would cost more than it saves), and so is any set with ``workers=0`` (for debugging; TensorFlow
+then runs on this process's threads, so the last bits of Keras's activations may differ from
+the workers').  A failed task is retried; an image that cannot be read is
+reported, never dropped.  Shard tallies merge exactly and every worker runs TensorFlow and BLAS
+on one thread, so the measurement — and the verdicts judged from it — are the same bit for bit
+whatever the number of workers or shards.
 """
 import math
 import os
@@ -28,7 +32,7 @@ from core.manifest import TensorEntry
 
 PROBLEM_SAMPLES = 3          # images named per tensor and kind of problem (the rest are counted)
 RETRIES = 2                  # a shard whose worker died is run again this many times
-SMALL_SET = 16               # without --workers, sets this small are measured in this process
+SMALL_SET = 16               # sets this small are measured in this process
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
               "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -306,15 +310,16 @@ def local_cluster(workers: int):
 
 
 class _Runner:
-    """Runs shards here (``workers=1``) or on Dask, with a progress bar over the images."""
+    """Runs shards here (``in_process``) or on Dask, with a progress bar over the images."""
 
-    def __init__(self, workers=None, scheduler=None, progress=True, log=None):
+    def __init__(self, workers=None, scheduler=None, progress=True, log=None, in_process=False):
         self.workers, self.scheduler, self.progress = workers, scheduler, progress
+        self.in_process = in_process and scheduler is None
         self.log = log or (lambda msg: None)
         self.client = self.cluster = None
 
     def __enter__(self):
-        if self.scheduler is None and self.workers == 1:
+        if self.in_process:
             return self
         from dask.distributed import Client
 
@@ -363,16 +368,16 @@ class _Runner:
 
 def measure(spec: Spec, image_paths, *, runs=None, keep: int = 8, workers=None, scheduler=None,
             progress=True, log=None) -> Measurement:
-    """Measure every image; keep the activations of at most ``keep`` images (see the module).
+    """Measure every image; keep the activations of at most ``keep`` images (see the module);
+    ``workers``: processes of a local cluster (None: one per core; 0: this process).
     ``runs``: ``{image key: DumpRun}`` of a phone dump folder (else the reference device)."""
     items = _keys(image_paths)
     if not items:
         raise MeasureError("no images to measure")
-    if workers is None and scheduler is None and len(items) <= SMALL_SET:
-        workers = 1               # starting a cluster would cost more than it saves
     start = time.perf_counter()
     first = first_to_keep(items, keep)
-    with _Runner(workers, scheduler, progress, log) as runner:
+    with _Runner(workers, scheduler, progress, log,
+                 in_process=workers == 0 or len(items) <= SMALL_SET) as runner:
         size = shard_size(len(items), runner.size)
         shards = [items[i:i + size] for i in range(0, len(items), size)]
         tally = runner.run(spec, shards, first, "measuring", runs)

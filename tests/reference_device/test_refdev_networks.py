@@ -13,6 +13,8 @@ import pytest
 from device_pull.reference_device import ReferenceDevice
 from refdev_support import convert
 from core.manifest import load_manifest
+from core.preprocessing import apply_steps
+from golden import preprocess_steps
 
 pytestmark = pytest.mark.slow
 
@@ -37,22 +39,6 @@ def network_image(width, height, folder: Path) -> Path:
     return path
 
 
-def preprocess(rgb01, steps, upto=None):
-    x = rgb01.astype(np.float32)
-    for k, st in enumerate(steps):
-        if upto is not None and k > upto:
-            break
-        if st["op"] == "swap_channels":
-            x = x[..., st["permute"]]
-        elif st["op"] == "subtract_mean":
-            x = x * st["scale"] - np.asarray(st["mean"], np.float32)
-        elif st["op"] == "linear":
-            x = st["a"] * x + st["b"]
-        else:
-            raise AssertionError(st)
-    return x
-
-
 def keras_references(spec, manifest, rgb01):
     from core.kerasenv import keras
     from core.zoo import load_model
@@ -63,7 +49,7 @@ def keras_references(spec, manifest, rgb01):
                      if t.reference and t.reference.kind == "keras"]
     layers = sorted({t.reference.layer for t in keras_tensors})
     probe = keras.Model(model.inputs, [model.get_layer(n).output for n in layers])
-    x = preprocess(rgb01, manifest.preprocessing.steps)
+    x = apply_steps(rgb01, manifest.preprocessing.steps)
     values = probe.predict(x[None], verbose=0)
     if len(layers) == 1:
         values = [values]
@@ -72,14 +58,14 @@ def keras_references(spec, manifest, rgb01):
 
 def expected(t, refs, rgb01, steps):
     r = t.reference
-    if r["kind"] == "image":
+    if r.kind == "image":
         return rgb01
-    if r["kind"] == "preprocessing":
-        return preprocess(rgb01, steps, upto=r["step"])
-    if r["kind"] == "keras":
-        v = refs[r["layer"]]
-        if r.get("affine"):
-            v = r["affine"][0] * v + r["affine"][1]
+    if r.kind == "preprocessing":
+        return preprocess_steps(rgb01, steps)[r.step]
+    if r.kind == "keras":
+        v = refs[r.layer]
+        if r.affine:
+            v = r.affine[0] * v + r.affine[1]
         return v
     return None
 
@@ -133,9 +119,9 @@ def test_network_matches_keras(spec, tmp_path_factory):
     assert not failures, f"{spec}: " + "; ".join(failures[:10])
 
     out = manifest.output
-    if out.get("kind") == "classifier":
+    if out.kind == "classifier":
         by_name = {t.name: t for t in manifest.tensors}
-        ref_t = by_name[out["tensor"]]
+        ref_t = by_name[out.tensor]
         got = result["output"].astype(np.float32).reshape(-1)
         want = np.asarray(expected(ref_t, refs, rgb01, steps), np.float32).reshape(-1)
         top_want = list(np.argsort(-want, kind="stable")[:5])
@@ -144,9 +130,9 @@ def test_network_matches_keras(spec, tmp_path_factory):
         k = max(1, sum(want[i] > 1e-4 for i in top_want))
         assert list(np.argsort(-got, kind="stable")[:k]) == top_want[:k]
         # ... and the full top-5 of the logits that feed the softmax.
-        logits_t = by_name.get((ref_t.get("inputs") or [None])[0])
-        if logits_t and logits_t.get("dump_file") and logits_t.get("reference"):
-            lg = np.asarray(dumps[logits_t["dump_file"]][0], np.float32).reshape(-1)
+        logits_t = by_name.get((ref_t.inputs or [None])[0])
+        if logits_t and logits_t.dump_file and logits_t.reference:
+            lg = np.asarray(dumps[logits_t.dump_file][0], np.float32).reshape(-1)
             lw = np.asarray(expected(logits_t, refs, rgb01, steps), np.float32).reshape(-1)
             assert list(np.argsort(-lg, kind="stable")[:5]) == list(np.argsort(-lw, kind="stable")[:5])
 

@@ -7,7 +7,7 @@ seconds, the process's peak RSS, and the bytes on disk of the measurement's arti
 (measurements JSON, golden and device stores of the kept images) and of the whole cache.
 
 ``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the images,
-each round measured in this process (``workers=1``) and then on a local Dask cluster of 2 worker
+each round measured in this process (``workers=0``) and then on a local Dask cluster of 2 worker
 processes (``validation.stream.local_cluster``) started and warmed before the rounds; prints
 JSON: the seconds of each, the CPU seconds they used (this process and the workers), the
 cluster's start, and whether the two measurements are identical.  Run it with
@@ -45,7 +45,7 @@ def memory(cache: Path, images: Path) -> dict:
     from validation.pipeline import Pipeline, Settings
 
     pipeline = Pipeline(Settings(model="default", cache_dir=str(cache), images=[str(images)],
-                                 workers=1))
+                                 workers=0))
     pipeline.convert()
     rss_converted = peak_rss_kb()
     start = time.perf_counter()
@@ -78,7 +78,7 @@ def scaling(cache: Path, images: Path, rounds: int) -> dict:
 
     paths = list_images(images)
     manifest_path = Pipeline(Settings(model="mobilenet", cache_dir=str(cache))).convert()
-    builder = manifest_path.parent / load_manifest(manifest_path)["builder"]["file"]
+    builder = manifest_path.parent / load_manifest(manifest_path).builder.file
     spec = stream.Spec(str(manifest_path),
                        str(Pipeline.original_model_path(manifest_path.parent.parent)),
                        builder_path=str(builder), param_dir=str(manifest_path.parent))
@@ -87,12 +87,12 @@ def scaling(cache: Path, images: Path, rounds: int) -> dict:
     with stream.local_cluster(2) as cluster, Client(cluster) as client:
         stream.measure(spec, paths[:4], scheduler=cluster.scheduler_address, progress=False)
         cluster_start_s = time.perf_counter() - start
-        stream.measure(spec, paths[:2], workers=1, progress=False)
+        stream.measure(spec, paths[:2], workers=0, progress=False)
         processes = [psutil.Process()] + [psutil.Process(pid) for pid in
                                           client.run(os.getpid).values()]
         for _ in range(rounds):
             cpu = cpu_seconds(processes)
-            one = stream.measure(spec, paths, workers=1, progress=False)
+            one = stream.measure(spec, paths, workers=0, progress=False)
             one_cpu_s.append(cpu_seconds(processes) - cpu)
             cpu = cpu_seconds(processes)
             two = stream.measure(spec, paths, scheduler=cluster.scheduler_address, progress=False)

@@ -101,7 +101,10 @@ DEEP = {
                   ("conv_dw_13", "weights")],
     "resnet50": [("conv2_block1_1_conv", "weights"), ("conv3_block4_2_conv", "biases"),
                  ("conv5_block3_3_conv", "weights")],
-    "inception_v3": [("conv2d_3", "weights"), ("conv2d_40", "biases"), ("conv2d_93", "weights")],
+    # Biases × 1.02 move a layer's output by 2 % × |bias| / |output|: for Inception's conv2d_40
+    # that is 0.37 % (a local error of 7.5 float16 ulps), under the 16-ulp local budget — so its
+    # middle case scales the weights.
+    "inception_v3": [("conv2d_3", "weights"), ("conv2d_40", "weights"), ("conv2d_93", "weights")],
 }
 CASES = [pytest.param(model, layer, kind, id=f"{model}-{layer}-{kind}")
          for model, layers in DEEP.items() for layer, kind in layers]

@@ -6,13 +6,13 @@ procedural images drawn like the embedded default model's training set (``traini
 measured by the reference device.
 
 * Scaling (MobileNet, seeded weights; ``stream_probe.py scaling``): each round measures 32 images
-  in one process (``workers=1``), then on a local Dask cluster of 2 worker processes started (and
+  in one process (``workers=0``), then on a local Dask cluster of 2 worker processes started (and
   warmed: Keras, the device and the manifest loaded) before the rounds, so the ratio is the
   steady-state throughput a long run gets; the cluster's start is recorded apart, and so are the
   CPU seconds both used (``cpu_ratio``: what distributing costs, whatever share of the cores the
   machine gives).  The process
   runs with the workers' environment (one thread each): TensorFlow sums in another order on more
-  threads, so only then does ``workers=1`` give the workers' numbers, and only then is "1 worker"
+  threads, so only then does ``workers=0`` give the workers' numbers, and only then is "1 worker"
   one core's throughput.  Goal: 2 workers ≥ 1.6 × the
   throughput of 1.  The default model is too small to show it: it measures an image in ~4 ms, less
   than a Dask task's round trip.

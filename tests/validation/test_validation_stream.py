@@ -1,0 +1,98 @@
+"""Image sets spread over Dask workers: the verdicts do not depend on how many workers measured
+them, and a worker that dies mid-run loses no image.
+
+Both run the embedded default model on procedural images drawn like its training set
+(``training.shapes_net.write_samples``), more than ``validation.stream.SMALL_SET`` of them so the
+measurement really goes to a cluster.
+"""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from validation.testing import SuiteRunner
+
+pytestmark = pytest.mark.slow
+
+# what changes between two runs of the same measurement: the command line and how long it took
+VARYING = ("command", "performance")
+
+
+def labelled_shapes(folder: Path, count: int) -> tuple:
+    """``count`` labelled images of the default model's 8 classes: (images folder, labels)."""
+    from training.shapes_net import write_samples
+
+    write_samples(folder, per_class=count // 8)
+    return folder / "images", folder / "labels.json"
+
+
+def test_two_workers_judge_exactly_what_one_worker_does(tmp_path):
+    images, labels = labelled_shapes(tmp_path / "set", 240)
+    results = {}
+    for workers in (1, 2):
+        work = tmp_path / f"workers-{workers}"
+        work.mkdir()
+        run = SuiteRunner(tmp_path / f"cache-{workers}")(
+            "--model", "default", "--images", images, "--labels", labels,
+            "--workers", workers, "-q", cwd=work)
+        assert "Traceback" not in run.output, run.output[-3000:]
+        results[workers] = run.results
+    one, two = ({k: v for k, v in r.items() if k not in VARYING} for r in results.values())
+    assert len(one["images"]) == 240 and one["unreadable_images"] == {}
+    assert one["accuracy"]["device"]["images"] == 240
+    assert json.dumps(one, sort_keys=True) == json.dumps(two, sort_keys=True)
+
+
+def die_after_first_shard(marker: str):
+    """A worker plugin: the first worker to finish a shard dies at once (its result is lost with
+    it), once per cluster (a marker file, created atomically, says it happened and by which
+    process).  Built in a function so that Dask ships the class itself to the workers."""
+    from dask.distributed import WorkerPlugin
+
+    class DieAfterFirstShard(WorkerPlugin):
+        def transition(self, key, start, finish, **kwargs):
+            if finish != "memory" or "measure_shard" not in str(key):
+                return
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os._exit(1)
+
+    return DieAfterFirstShard()
+
+
+def _tallied(measurement) -> str:
+    tally = measurement.tally
+    return repr((sorted((name, t.acc.result(), t.problems) for name, t in tally.tensors.items()),
+                 sorted(tally.predictions.items()), sorted(tally.kept), tally.unreadable))
+
+
+def test_a_worker_killed_mid_run_loses_no_image(tmp_path):
+    from dask.distributed import Client
+
+    from core.manifest import load_manifest
+    from imagesets.images import list_images
+    from validation import stream
+    from validation.pipeline import Pipeline, Settings
+
+    images, _ = labelled_shapes(tmp_path / "set", 64)
+    paths = list_images(images)
+    manifest_path = Pipeline(Settings(model="default", cache_dir=str(tmp_path / "cache"))).convert()
+    spec = stream.Spec(str(manifest_path),
+                       str(Pipeline.original_model_path(manifest_path.parent.parent)),
+                       builder_path=str(manifest_path.parent / load_manifest(manifest_path)
+                                        .builder.file),
+                       param_dir=str(manifest_path.parent))
+    marker = tmp_path / "killed"
+    with stream.local_cluster(2) as cluster, Client(cluster) as client:
+        address = cluster.scheduler_address
+        undisturbed = stream.measure(spec, paths, scheduler=address, progress=False)
+        client.register_plugin(die_after_first_shard(str(marker)))
+        disturbed = stream.measure(spec, paths, scheduler=address, progress=False)
+    assert marker.is_file(), "no worker died: the test did not test anything"
+    assert len(disturbed.tally.predictions) == len(paths) and not disturbed.tally.unreadable
+    assert _tallied(disturbed) == _tallied(undisturbed)
