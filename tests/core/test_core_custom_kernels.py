@@ -81,7 +81,8 @@ def test_gelu_twin_matches_keras(shape):
     np.testing.assert_allclose(gelu(x), expected, rtol=0, atol=2e-6)
     out = kernel_for_swift("GELUKernel").run(x, {}, shape)
     assert out.shape == shape
-    np.testing.assert_allclose(out, expected, rtol=2 ** -10, atol=2 ** -22)
+    # float16 rounding, plus what Keras's own erf may differ by (2e-6 under Keras 2)
+    np.testing.assert_allclose(out, expected, rtol=2 ** -10, atol=4e-6)
 
 
 @pytest.mark.parametrize("shape", EDGE_SHAPES[1:])
