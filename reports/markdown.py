@@ -84,7 +84,8 @@ def _agreement(results) -> str:
     a = results.accuracy.agreement
     if a is None:
         return "not judged"
-    return f"{fmt.percent(a.top1)} / {fmt.percent(a.top5)}"
+    ties = f" ({results.accuracy.near_ties} near ties out)" if results.accuracy.near_ties else ""
+    return f"{fmt.percent(a.top1)} / {fmt.percent(a.top5)}{ties}"
 
 
 def _speed(results) -> str:

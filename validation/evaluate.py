@@ -77,3 +77,4 @@ class Prediction:
     label: Optional[int]
     keras: Optional[list]          # top-5 class indices
     device: Optional[list]
+    keras_gap: Optional[float] = None     # Keras's top-1 score minus its second

@@ -194,12 +194,18 @@ def _topk(rows, side) -> Optional[TopK]:
     return _share(hits1, hits5, len(usable))
 
 
+def near_tie(row, tie_margin: Optional[float]) -> bool:
+    """Keras's top two scores are within twice the output's max_abs budget: the device may move
+    each by that much, so either order is within budget and the image cannot judge agreement."""
+    return (tie_margin is not None and row.keras_gap is not None
+            and row.keras_gap <= 2 * tie_margin)
+
+
 def _agreement(rows) -> Optional[TopK]:
-    both = [r for r in rows if r.keras and r.device]
-    if not both:
+    if not rows:
         return None
-    return _share(sum(1 for r in both if r.keras[0] == r.device[0]),
-                  sum(1 for r in both if set(r.keras[:5]) == set(r.device[:5])), len(both))
+    return _share(sum(1 for r in rows if r.keras[0] == r.device[0]),
+                  sum(1 for r in rows if set(r.keras[:5]) == set(r.device[:5])), len(rows))
 
 
 def _threshold_check(name, value, threshold, passes, describe) -> Check:
@@ -210,8 +216,11 @@ def _threshold_check(name, value, threshold, passes, describe) -> Check:
                  threshold=threshold, reason=describe)
 
 
-def judge_accuracy(rows: list, output_kind: str, weights: str, thresholds: dict) -> Accuracy:
-    """Top-1/top-5 against labels (device, Keras) and device/Keras agreement, with their checks."""
+def judge_accuracy(rows: list, output_kind: str, weights: str, thresholds: dict,
+                   tie_margin: Optional[float] = None) -> Accuracy:
+    """Top-1/top-5 against labels (device, Keras) and device/Keras agreement, with their checks.
+    ``tie_margin``: the output tensor's max_abs budget; images whose Keras top two are closer
+    than twice it are near ties, left out of the agreement (and counted)."""
     labelled = sum(1 for r in rows if r.label is not None)
     names = ("device_top1", "device_top5", "device_vs_keras_top1", "device_vs_keras_top5",
              "agreement_top1", "agreement_top5")
@@ -252,21 +261,27 @@ def judge_accuracy(rows: list, output_kind: str, weights: str, thresholds: dict)
                 name, dv, drop, drop is not None and dv >= kv - drop - 1e-9,
                 f"device {k} {dv:.3f}, Keras {kv:.3f}"
                 + (f", allowed drop {drop}" if drop is not None else "")))
-    agreement = _agreement(rows)
+    both = [r for r in rows if r.keras and r.device]
+    decisive = [r for r in both if not near_tie(r, tie_margin)]
+    ties = len(both) - len(decisive)
+    tie_note = (f"; {ties} near tie(s) left out: Keras's top two scores closer than 2 × the "
+                f"output's max_abs budget {tie_margin:.3g}" if ties else "")
+    agreement = _agreement(decisive)
     for k in ("top1", "top5"):
         name = f"agreement_{k}"
         if agreement is None:
-            checks.append(Check(name=name, verdict="not_judged",
-                                reason="no image has both device and Keras outputs"))
+            why = ("no image has both device and Keras outputs" if not both
+                   else f"no image decides it{tie_note}")
+            checks.append(Check(name=name, verdict="not_judged", reason=why))
             continue
         value, lim = getattr(agreement, k), thresholds.get(f"min_agreement_{k}")
         what = "top-1 class" if k == "top1" else "top-5 set"
         checks.append(_threshold_check(
             name, value, lim, lim is not None and value >= lim - 1e-9,
             f"device and Keras give the same {what} on {value:.3f} of {agreement.images} image(s)"
-            + (f", minimum {lim}" if lim is not None else "")))
+            + (f", minimum {lim}" if lim is not None else "") + tie_note))
     return Accuracy(images=len(rows), labelled=labelled, device=device, keras=keras,
-                    agreement=agreement, checks=checks)
+                    agreement=agreement, checks=checks, near_ties=ties)
 
 
 # -- box agreement ------------------------------------------------------------------------------
@@ -448,6 +463,12 @@ def overall(results: Results) -> tuple:
     return "pass", f"all {judged} judged tensors within budget" + tail
 
 
+def output_budget(tensors: list, name: str) -> Optional[float]:
+    """The output tensor's max_abs budget, when it was judged against one."""
+    t = next((t for t in tensors if t.name == name), None)
+    return t.budget.max_abs if t is not None and t.budget is not None else None
+
+
 def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: Manifest,
               budget_file: BudgetFile, facts: dict, baseline_path=None,
               baseline_doc=None, baseline_note: Optional[str] = None,
@@ -471,7 +492,8 @@ def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: 
             tensors, {step.tensor for step in manifest.preprocessing.steps if step.tensor}),
         first_data_problem=first_data_problem(tensors),
         worst_tensor=worst_tensor(tensors),
-        accuracy=judge_accuracy(predictions, kind, facts["weights"], budget_file.accuracy),
+        accuracy=judge_accuracy(predictions, kind, facts["weights"], budget_file.accuracy,
+                                output_budget(tensors, manifest.output.tensor)),
         performance=judge_performance(run_log, facts["device"], budget_file.performance),
         baseline=BaselineComparison(verdict="not_judged", path=None, reason="pending"),
         unreadable_images=dict(unreadable or {}), verdict="not_judged", verdict_reason="pending",

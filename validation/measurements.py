@@ -15,7 +15,7 @@ from validation.evaluate import Comparison, Prediction, Problem, comparable, not
 from validation.verdicts import Metrics
 from core.manifest import Manifest
 
-FORMAT = "keras2metal.measurements/1"
+FORMAT = "keras2metal.measurements/2"
 
 
 @component
@@ -43,6 +43,7 @@ class TensorMeasure:
 class ImagePrediction:
     keras: Optional[list[int]]
     device: Optional[list[int]]
+    keras_gap: Optional[float] = None      # Keras's top-1 score minus its second
 
 
 @component
@@ -105,8 +106,8 @@ def from_tally(measurement, manifest: Manifest, run: RunFacts) -> Measurements:
         model=manifest.name, manifest_sha256=manifest_hash(manifest),
         images={k: tally.images[k] for k in keys},
         unreadable=dict(sorted(tally.unreadable.items())), tensors=tensors,
-        predictions={k: ImagePrediction(keras=tally.predictions[k][0],
-                                        device=tally.predictions[k][1])
+        predictions={k: ImagePrediction(**dict(zip(("keras", "device", "keras_gap"),
+                                                   tally.predictions[k])))
                      for k in keys if k in tally.predictions},
         run=run, kept=dict(sorted(measurement.kept_because.items())), shards=measurement.shards,
         workers=measurement.workers, seconds=measurement.seconds,
@@ -155,5 +156,5 @@ def box_counts(m: Measurements) -> dict:
 
 
 def predictions(m: Measurements, labels: dict) -> list:
-    return [Prediction(key, labels.get(key), p.keras, p.device)
+    return [Prediction(key, labels.get(key), p.keras, p.device, p.keras_gap)
             for key, p in m.predictions.items()]

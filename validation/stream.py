@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from validation.detections import Detector
 from validation.metrics import Accumulator, top_k
 from core.manifest import TensorEntry
@@ -194,7 +196,8 @@ def _measure_image(ctx, tally, key, path, keep, runs):
     _tally_local(ctx, tally, key, golden, device)
     keras_top5 = _top5(golden.get(ctx.output))
     device_top5 = _top5(device.get(ctx.output)) if device else None
-    tally.predictions[key] = (keras_top5, device_top5 or log_top5)
+    tally.predictions[key] = (keras_top5, device_top5 or log_top5,
+                              _top_gap(golden.get(ctx.output)))
     _tally_boxes(ctx, tally, key, golden, device)
     if key in keep:
         tally.kept[key] = (golden, device)
@@ -211,6 +214,14 @@ def _top5(record):
         return None
     data, status, _ = record[:3]
     return top_k(data, 5) if status == "ok" and data is not None and data.size else None
+
+
+def _top_gap(record) -> Optional[float]:
+    """Keras's top-1 score minus its second: how far the device may move them before they swap."""
+    if record is None or record[1] != "ok" or record[0] is None or record[0].size < 2:
+        return None
+    top = np.sort(np.asarray(record[0], dtype=np.float64).reshape(-1))[-2:]
+    return float(top[1] - top[0]) if np.isfinite(top).all() else None
 
 
 def _tally_image(ctx: _Context, tally: Tally, key: str, golden: dict, device: Optional[dict]):

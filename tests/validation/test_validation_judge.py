@@ -114,6 +114,35 @@ def test_accuracy_needs_labels_device_outputs_and_trained_weights():
     assert all(c.verdict == "not_judged" for c in detector.checks)
 
 
+def test_a_near_tie_within_the_output_budget_is_left_out_of_the_agreement():
+    """ResNet101 with seeded weights: Keras gives 0.365 and 0.296 to its top two classes, the
+    device (within its 0.158 max_abs budget) swaps them.  That swap is no evidence of a bug."""
+    thresholds = {"min_agreement_top1": 1.0, "min_agreement_top5": None}
+    swapped = Prediction("tie", None, [976, 595, 380, 124, 310], [595, 976, 380, 124, 310],
+                         keras_gap=0.069)
+    decided = Prediction("clear", None, [3, 1, 2, 4, 5], [3, 1, 2, 4, 5], keras_gap=0.6)
+    acc = judge_accuracy([swapped, decided], "classifier", "random", thresholds, tie_margin=0.158)
+    checks = {c.name: c for c in acc.checks}
+    assert acc.near_ties == 1 and acc.agreement.images == 1 and acc.agreement.top1 == 1.0
+    assert checks["agreement_top1"].verdict == "pass"
+    assert "1 near tie(s) left out" in checks["agreement_top1"].reason
+
+    # the same swap with a tighter budget, or a wider Keras margin, is a real disagreement
+    for margin, gap in ((0.03, 0.069), (0.158, 0.4)):
+        swapped.keras_gap = gap
+        acc = judge_accuracy([swapped], "classifier", "random", thresholds, tie_margin=margin)
+        assert acc.near_ties == 0
+        assert {c.name: c.verdict for c in acc.checks}["agreement_top1"] == "fail"
+
+    # no budget on the output: nothing is a tie; only ties: not judged, never passed
+    swapped.keras_gap = 0.069
+    strict = judge_accuracy([swapped], "classifier", "random", thresholds, tie_margin=None)
+    assert {c.name: c.verdict for c in strict.checks}["agreement_top1"] == "fail"
+    only_ties = judge_accuracy([swapped], "classifier", "random", thresholds, tie_margin=0.158)
+    check = next(c for c in only_ties.checks if c.name == "agreement_top1")
+    assert check.verdict == "not_judged" and "no image decides it" in check.reason
+
+
 def test_fps_is_judged_only_on_a_phone():
     thresholds = {"min_fps": 10.0, "max_latency_s": None}
     reference = judge_performance({"latency_s": {"mean": 0.03, "min": 0.02, "max": 0.04},
