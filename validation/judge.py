@@ -195,8 +195,9 @@ def _topk(rows, side) -> Optional[TopK]:
 
 
 def near_tie(row, tie_margin: Optional[float]) -> bool:
-    """Keras's top two scores are within twice the output's max_abs budget: the device may move
-    each by that much, so either order is within budget and the image cannot judge agreement."""
+    """Keras's top two scores are within twice the output's measured max_abs error, and that
+    error is within budget: the device moved each score by up to that much, legitimately, so
+    either order is within budget and the image cannot judge agreement."""
     return (tie_margin is not None and row.keras_gap is not None
             and row.keras_gap <= 2 * tie_margin)
 
@@ -219,8 +220,9 @@ def _threshold_check(name, value, threshold, passes, describe) -> Check:
 def judge_accuracy(rows: list, output_kind: str, weights: str, thresholds: dict,
                    tie_margin: Optional[float] = None) -> Accuracy:
     """Top-1/top-5 against labels (device, Keras) and device/Keras agreement, with their checks.
-    ``tie_margin``: the output tensor's max_abs budget; images whose Keras top two are closer
-    than twice it are near ties, left out of the agreement (and counted)."""
+    ``tie_margin``: the output tensor's measured max_abs error when it passes its budget (else
+    None); images whose Keras top two are closer than twice it are near ties, left out of the
+    agreement (and counted)."""
     labelled = sum(1 for r in rows if r.label is not None)
     names = ("device_top1", "device_top5", "device_vs_keras_top1", "device_vs_keras_top5",
              "agreement_top1", "agreement_top5")
@@ -265,7 +267,8 @@ def judge_accuracy(rows: list, output_kind: str, weights: str, thresholds: dict,
     decisive = [r for r in both if not near_tie(r, tie_margin)]
     ties = len(both) - len(decisive)
     tie_note = (f"; {ties} near tie(s) left out: Keras's top two scores closer than 2 × the "
-                f"output's max_abs budget {tie_margin:.3g}" if ties else "")
+                f"output's max_abs error {tie_margin:.3g}, which is within its budget"
+                if ties else "")
     agreement = _agreement(decisive)
     for k in ("top1", "top5"):
         name = f"agreement_{k}"
@@ -463,10 +466,11 @@ def overall(results: Results) -> tuple:
     return "pass", f"all {judged} judged tensors within budget" + tail
 
 
-def output_budget(tensors: list, name: str) -> Optional[float]:
-    """The output tensor's max_abs budget, when it was judged against one."""
+def tie_margin(tensors: list, name: str) -> Optional[float]:
+    """How far the device moved the output's scores, when that is within budget (an output over
+    budget, or not judged, leaves no room for ties)."""
     t = next((t for t in tensors if t.name == name), None)
-    return t.budget.max_abs if t is not None and t.budget is not None else None
+    return t.metrics.max_abs if t is not None and t.verdict == "pass" and t.metrics else None
 
 
 def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: Manifest,
@@ -493,7 +497,7 @@ def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: 
         first_data_problem=first_data_problem(tensors),
         worst_tensor=worst_tensor(tensors),
         accuracy=judge_accuracy(predictions, kind, facts["weights"], budget_file.accuracy,
-                                output_budget(tensors, manifest.output.tensor)),
+                                tie_margin(tensors, manifest.output.tensor)),
         performance=judge_performance(run_log, facts["device"], budget_file.performance),
         baseline=BaselineComparison(verdict="not_judged", path=None, reason="pending"),
         unreadable_images=dict(unreadable or {}), verdict="not_judged", verdict_reason="pending",

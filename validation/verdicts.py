@@ -198,8 +198,8 @@ class Accuracy:
     agreement: Optional[TopK]
     checks: list[Check]
     boxes: Optional[BoxAgreement] = None      # detectors
-    # images left out of the agreement: Keras's top two classes are closer than the output's
-    # budget lets the device move them, so either order is within budget
+    # images left out of the agreement: Keras's top two classes are closer than twice the
+    # output's measured error, itself within budget, so either order is within budget
     near_ties: int = 0
 
 
