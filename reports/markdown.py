@@ -147,7 +147,7 @@ def layer_row(t) -> dict:
     if t.verdict == "data_problem":
         verdict += f" ({t.problems[0].kind})"
     if t.blame:
-        verdict += " (culprit)" if t.blame == "culprit" else " (inherits)"
+        verdict += f" ({t.blame})"
     return {
         "#": str(t.index), "tensor": fmt.code(t.name), "Keras layer": fmt.code(t.keras_layer),
         "shape": fmt.shape(t.shape), "range": fmt.value_range(m.range) if m else fmt.NA,
@@ -345,7 +345,8 @@ def build_report(results_paths, out_md, plots_dir=None, date=None, title=TITLE) 
               "tensor over its budget whose inputs are all within theirs — or, where each layer was "
               "also replayed on its own inputs, the first whose own (local) error is over its local "
               "budget; a layer over its cumulative budget with its own error within budget "
-              "inherits.", "",
+              "inherits; one whose inputs all pass and whose error stays within the absolute caps "
+              "amplifies (passes).", "",
               "## Regressions", ""] + _regressions(all_results) + [""]
 
     for (res, path), slug in zip(loaded, slugs):

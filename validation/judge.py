@@ -115,7 +115,28 @@ def judge_tensors(comparisons: list, budget_file: BudgetFile) -> list:
         t.verdict = "fail" if violations else "pass"
         t.reason = _violations_text(violations)
         judge_local(t, c, budget_file)
+        if amplifies(t, inputs, budget_file.rule):
+            t.verdict, t.blame = "pass", "amplifies"
+            t.reason = (f"{_violations_text(violations)}, only by amplifying its inputs' error: "
+                        "every input passes, its own (local) error is within its budget "
+                        f"{fmt(t.local.budget)}, and it stays within the absolute caps")
     return results
+
+
+def amplifies(t: TensorResult, inputs: list, rule: dict) -> bool:
+    """Over its cumulative budget, but with evidence that nothing is wrong here or before: every
+    judged input passes, its own error passes its local check, no NaN/Inf, and its error stays
+    within the absolute caps (``cap_rel``, ``cap_max``).  The default rule's gains are those of
+    the seed networks; a layer that mixes a 1×1 vector into values that largely cancel (the
+    excitation convolution of squeeze-and-excitation) amplifies its inputs' largest error
+    further, as Keras would amplify any perturbation of them."""
+    if t.blame != "inherits" or not inputs or any(i.verdict != "pass" for i in inputs):
+        return False
+    m = t.metrics
+    if m is None or m.nan_inf or not m.golden_max_abs:
+        return False
+    return (_finite(m.rel_error) <= rule["cap_rel"]
+            and _finite(m.max_abs) / m.golden_max_abs <= rule["cap_max"])
 
 
 def judge_local(t: TensorResult, c, budget_file: BudgetFile) -> None:

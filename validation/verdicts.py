@@ -111,7 +111,9 @@ class TensorResult:
     local: Optional[LocalCheck] = None
     # "culprit": its own (local) error breaks its budget; "inherits": over its cumulative
     # budget with a local error within budget — the error came from the layers before it
-    blame: Optional[Literal["culprit", "inherits"]] = None
+    # "amplifies": passes although over its cumulative budget, because every input passes, its
+    # local error passes and it stays within the absolute caps (validation.judge.amplifies)
+    blame: Optional[Literal["culprit", "inherits", "amplifies"]] = None
     no_local_check: Optional[str] = None                # why it has no device-input replay
 
 
@@ -337,6 +339,11 @@ def verdict_lines(results: Results) -> list:
         lines.append(f"numerics: {r.count('fail')} tensor(s) over budget")
     elif r.count("pass"):
         lines.append(f"first divergence: none among the {r.count('pass')} judged tensors")
+    amplifying = [t.name for t in r.tensors if t.blame == "amplifies"]
+    if amplifying:
+        lines.append(f"  {len(amplifying)} tensor(s) over their cumulative budget pass as amplifying "
+                     f"their passing inputs' error (own error within budget, within the caps): "
+                     f"{', '.join(amplifying[:5])}" + (", ..." if len(amplifying) > 5 else ""))
     else:
         lines.append("numerics: NOT JUDGED — no tensor could be compared")
     dp = r.first_data_problem

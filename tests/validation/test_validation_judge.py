@@ -76,6 +76,40 @@ def test_run_without_any_compared_tensor_is_not_a_pass():
     assert "NOT JUDGED" in "\n".join(verdict_lines(nothing))
 
 
+def _replayed(comparison, local_rel):
+    comparison.local = {"device": _metrics(local_rel)}
+    return comparison
+
+
+def test_amplifying_passing_inputs_within_the_caps_passes_and_says_so():
+    """MobileNetV3Large's expanded_conv_14_squeeze_excite_conv_1: 2.1x over its max_abs budget,
+    inputs passing, own error a tenth of an ulp: amplification, not a defect."""
+    def run(input_rel, rel, local_rel=5e-5):
+        comparisons = [_cmp("squeeze", 0, [], rel=input_rel),
+                       _replayed(_cmp("excite", 1, ["squeeze"], rel=rel), local_rel)]
+        return judge_tensors(comparisons, BudgetFile())[1]
+
+    amplified = run(1e-3, 0.05)          # budget 16 ε + 2·1e-3 ≈ 0.0098; caps 0.25 / 0.5
+    assert amplified.verdict == "pass" and amplified.blame == "amplifies"
+    assert "only by amplifying its inputs' error" in amplified.reason
+    assert amplified.violations                   # the excess stays on record
+
+    beyond_caps = run(1e-3, 0.3)
+    assert beyond_caps.verdict == "fail" and beyond_caps.blame == "inherits"
+    failing_input = run(0.3, 0.35)
+    assert failing_input.verdict == "fail" and failing_input.blame == "inherits"
+    own_error = run(1e-3, 0.05, local_rel=0.05)
+    assert own_error.verdict == "fail" and own_error.blame == "culprit"
+
+    results = judge_run(comparisons=[_cmp("squeeze", 0, [], rel=1e-3),
+                                     _replayed(_cmp("excite", 1, ["squeeze"], rel=0.05), 5e-5)],
+                        predictions=[], run_log={}, manifest=MANIFEST, budget_file=BudgetFile(),
+                        facts=FACTS)
+    assert results.first_divergence is None
+    assert "1 tensor(s) over their cumulative budget pass as amplifying" in \
+        "\n".join(verdict_lines(results))
+
+
 def _pred(label, keras, device):
     return Prediction("img", label, keras, device)
 
