@@ -44,6 +44,7 @@ def coverage_dir(tmp_path_factory):
 
 def keep_for_the_table(model, run, suite_cache, coverage_dir):
     """The run's results file and its conversion's manifest, named after the model."""
+    assert Path(run.results_path).is_file(), f"no results written:\n{run.output[-4000:]}"
     shutil.copy(run.results_path, coverage_dir / f"{model}.results.json")
     manifests = sorted((Path(suite_cache)).glob(f"{model}-*/Parameters/*.manifest.json"),
                        key=lambda p: p.stat().st_mtime)
