@@ -170,6 +170,19 @@ def _register_custom_layers():
         pass
 
 
+def unregistered_application_layers() -> dict:
+    """Layers Keras 2's keras.applications defines without registering them (ConvNeXt's
+    LayerScale and StochasticDepth): a saved ConvNeXt names them and Keras 2 cannot load it
+    without being told where they live.  Keras 3 registers its own."""
+    if KERAS3:
+        return {}
+    import sys
+
+    module = sys.modules[keras.applications.ConvNeXtTiny.__module__]
+    return {name: getattr(module, name) for name in ("LayerScale", "StochasticDepth")
+            if hasattr(module, name)}
+
+
 def load_model_file(path, *, unsafe: bool = False):
     """Load a .keras or .h5 model; safe mode unless ``unsafe`` (Lambda layers need it)."""
     path = Path(path)
@@ -182,7 +195,7 @@ def load_model_file(path, *, unsafe: bool = False):
     if reason:
         raise ConversionError(reason)
     _register_custom_layers()
-    kwargs = {"compile": False}
+    kwargs = {"compile": False, "custom_objects": unregistered_application_layers()}
     if path.suffix == ".keras" or KERAS3:
         kwargs["safe_mode"] = not unsafe
     try:

@@ -3,6 +3,7 @@ writes, and says so by name instead of failing deep inside its deserialiser."""
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from core_helpers import small_model
 
@@ -35,3 +36,18 @@ def test_a_keras3_file_loads_under_keras3_and_is_refused_by_name_under_keras2(tm
     assert main([str(KERAS3_FILE), "--param_dir", str(tmp_path / "P"), "--src_out_dir",
                  str(tmp_path / "S"), "--model_dir", str(tmp_path / "M")]) == 2
     assert re.search("keras2metal: error: .*" + REFUSAL, capsys.readouterr().err)
+
+
+@pytest.mark.skipif(KERAS3, reason="Keras 3 registers ConvNeXt's layers itself")
+def test_keras2_loads_a_saved_model_with_convnexts_unregistered_layers(tmp_path):
+    from core.zoo import unregistered_application_layers
+
+    layers = unregistered_application_layers()
+    assert set(layers) == {"LayerScale", "StochasticDepth"}
+    inputs = keras.Input((4, 4, 8), name="image")
+    scaled = layers["LayerScale"](0.5, 8, name="scale")(keras.layers.Conv2D(8, 1)(inputs))
+    model = keras.Model(inputs, scaled, name="convnext_like")
+    model.save(str(tmp_path / "convnext_like.h5"))
+    loaded = load_model_file(tmp_path / "convnext_like.h5")
+    x = np.random.default_rng(0).normal(size=(1, 4, 4, 8)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
