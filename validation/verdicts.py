@@ -339,13 +339,13 @@ def verdict_lines(results: Results) -> list:
         lines.append(f"numerics: {r.count('fail')} tensor(s) over budget")
     elif r.count("pass"):
         lines.append(f"first divergence: none among the {r.count('pass')} judged tensors")
+    else:
+        lines.append("numerics: NOT JUDGED — no tensor could be compared")
     amplifying = [t.name for t in r.tensors if t.blame == "amplifies"]
     if amplifying:
         lines.append(f"  {len(amplifying)} tensor(s) over their cumulative budget pass as amplifying "
                      f"their passing inputs' error (own error within budget, within the caps): "
                      f"{', '.join(amplifying[:5])}" + (", ..." if len(amplifying) > 5 else ""))
-    else:
-        lines.append("numerics: NOT JUDGED — no tensor could be compared")
     dp = r.first_data_problem
     if dp:
         lines.append(f"DATA PROBLEMS: {r.count('data_problem')} tensor(s) cannot be compared; "
