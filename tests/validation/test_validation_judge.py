@@ -106,8 +106,10 @@ def test_amplifying_passing_inputs_within_the_caps_passes_and_says_so():
                         predictions=[], run_log={}, manifest=MANIFEST, budget_file=BudgetFile(),
                         facts=FACTS)
     assert results.first_divergence is None
-    assert "1 tensor(s) over their cumulative budget pass as amplifying" in \
-        "\n".join(verdict_lines(results))
+    header = "\n".join(verdict_lines(results))
+    assert "1 tensor(s) over their cumulative budget pass as amplifying" in header
+    assert "first divergence: none among the 2 judged tensors" in header
+    assert "NOT JUDGED" not in header
 
 
 def _pred(label, keras, device):
