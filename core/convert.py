@@ -20,7 +20,6 @@ from core.swift import builder_source, custom_kernel_sources
 from core.weights import write_weights
 
 
-
 @dataclass
 class ConversionResult:
     graph: object
