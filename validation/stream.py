@@ -194,10 +194,10 @@ def _measure_image(ctx, tally, key, path, keep, runs):
         tally.latencies.append(latency)
     _tally_image(ctx, tally, key, golden, device)
     _tally_local(ctx, tally, key, golden, device)
-    keras_top5 = _top5(golden.get(ctx.output))
-    device_top5 = _top5(device.get(ctx.output)) if device else None
-    tally.predictions[key] = (keras_top5, device_top5 or log_top5,
-                              _top_gap(golden.get(ctx.output)))
+    keras_scores = _scores(golden.get(ctx.output))
+    device_top5 = _top5(_scores(device.get(ctx.output))) if device else None
+    tally.predictions[key] = (_top5(keras_scores), device_top5 or log_top5,
+                              _top_gap(keras_scores))
     _tally_boxes(ctx, tally, key, golden, device)
     if key in keep:
         tally.kept[key] = (golden, device)
@@ -209,18 +209,23 @@ def _tally_boxes(ctx, tally, key, golden, device):
         tally.boxes[key] = ctx.detector.count(golden, device)
 
 
-def _top5(record):
+def _scores(record):
+    """An output record's values, when it has usable ones."""
     if record is None:
         return None
     data, status, _ = record[:3]
-    return top_k(data, 5) if status == "ok" and data is not None and data.size else None
+    return data if status == "ok" and data is not None and data.size else None
 
 
-def _top_gap(record) -> Optional[float]:
+def _top5(scores):
+    return top_k(scores, 5) if scores is not None else None
+
+
+def _top_gap(scores) -> Optional[float]:
     """Keras's top-1 score minus its second: how far the device may move them before they swap."""
-    if record is None or record[1] != "ok" or record[0] is None or record[0].size < 2:
+    if scores is None or scores.size < 2:
         return None
-    top = np.sort(np.asarray(record[0], dtype=np.float64).reshape(-1))[-2:]
+    top = np.sort(np.asarray(scores, dtype=np.float64).reshape(-1))[-2:]
     return float(top[1] - top[0]) if np.isfinite(top).all() else None
 
 
