@@ -4,6 +4,7 @@ They are registered here, at the root, so pytest knows them from any directory a
 test path; every option has a default, so the unit tests under ``tests/`` (plain ``pytest``)
 never need them.  The suite itself lives in ``validation/`` (see validation/README.md).
 """
+from core.preprocessing import FAMILIES
 
 
 def pytest_addoption(parser):
@@ -15,6 +16,10 @@ def pytest_addoption(parser):
                     help="as for keras2metal; default: trained for the embedded model, random "
                          "for zoo models, the file's own weights for model files")
     group.addoption("--seed", type=int, default=0, help="seed of --weights random (default 0)")
+    group.addoption("--preprocessing", default=None, choices=list(FAMILIES), metavar="FAMILY",
+                    help="input preprocessing of a model file, as given to keras2metal "
+                         f"({', '.join(FAMILIES)}; zoo models know their own; default none): the "
+                         "suite converts with it, so it must match the conversion on the phone")
     group.addoption("--device-dump", default=None, metavar="DIR",
                     help="dump folder copied off the phone; without it the reference device runs "
                          "the converted network")

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from core.errors import ConversionError
+from core.preprocessing import FAMILIES
 from core.zoo import ZOO, zoo_entry
 
 DESCRIPTION = """\
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--name", help="Forge model name: weight-file prefix and builder class "
                         "(default: the zoo name, e.g. resnet_50, or the file's stem)")
-    parser.add_argument("--preprocessing", choices=["caffe", "tf", "torch", "raw", "yolo", "none"],
+    parser.add_argument("--preprocessing", choices=list(FAMILIES),
                         help="input preprocessing of a model file (zoo models know their own): "
                              "caffe = BGR minus ImageNet means, tf = scale to [-1, 1], torch = "
                              "ImageNet mean and std per channel, raw = 0..255 (the model "

@@ -36,7 +36,8 @@ class SuiteState:
     def settings(self) -> Settings:
         return Settings(
             model=self.option("--model") or "default", weights=self.option("--weights"),
-            seed=self.option("--seed") or 0, images=self.option("--images"),
+            seed=self.option("--seed") or 0, preprocessing=self.option("--preprocessing"),
+            images=self.option("--images"),
             labels=self.option("--labels"), limit=self.option("--limit"),
             sample=self.option("--sample"), sample_seed=self.option("--sample-seed") or 0,
             keep_activations=self.option("--keep-activations"),
