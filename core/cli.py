@@ -103,7 +103,7 @@ class ResolvedModel(NamedTuple):
 
 def _sidecar_heads(model_path, model) -> Optional[list]:
     """The detection heads yad2k recorded next to a converted Darknet model, if any."""
-    from core.yolo import HeadSpec, YoloError, heads_from_meta
+    from core.yolo import YoloError, heads_from_meta
     from core.yolo.detect import load_meta, output_shapes, sidecar_path
 
     try:
