@@ -42,6 +42,13 @@ GRAY_FAMILIES = {
 }
 
 
+# The tensors the preprocessing steps of some family put in a builder: a dump of one the
+# manifest has not was made by a conversion with other preprocessing.
+PREPROCESSING_TENSORS = frozenset(step["tensor"] for steps in (*FAMILIES.values(),
+                                                                *GRAY_FAMILIES.values(), [GRAY])
+                                  for step in steps)
+
+
 def family_steps(family: str, channels: int, model: str) -> list:
     """The preprocessing steps of ``family`` for a model input of ``channels`` channels."""
     if family not in FAMILIES:

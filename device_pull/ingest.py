@@ -74,6 +74,7 @@ from pathlib import Path
 import numpy as np
 
 from core.manifest import TensorEntry, as_manifest, load_manifest, manifest_hash
+from core.preprocessing import PREPROCESSING_TENSORS
 from imagesets.images import IMAGE_EXTENSIONS, ImageError, image_size, list_images
 from stores.store import StoreWriter
 
@@ -610,13 +611,32 @@ def _image_attrs(run: DumpRun) -> dict:
 
 
 def _stale_reason(run: DumpRun, manifest):
+    """Why the run's dumps come from another conversion than ``manifest``'s, or None: the run
+    log's manifest hash when it has one, else dumps of preprocessing tensors the manifest has not
+    (the ``input_scale`` of a conversion made with other preprocessing; other unknown files, such
+    as an app's own debug dumps, are only reported as ignored)."""
     logged = run.run_log.get("manifest_sha256")
+    if not logged:
+        return _foreign_tensors_reason(run, manifest)
     ours = manifest_hash(manifest)
-    if not logged or logged == ours:
+    if logged == ours:
         return None
     where = manifest.path or f"manifest of {manifest.name!r}"
     return (f"{run.run_log_path}: the app ran a conversion with manifest hash {str(logged)[:12]}, "
             f"{where} has {ours[:12]}: these dumps come from another conversion; {RECONVERT}")
+
+
+def _foreign_tensors_reason(run: DumpRun, manifest):
+    known = {t.name for t in manifest.tensors}
+    foreign = sorted(f"{manifest.name}-{name}.floats" for name in PREPROCESSING_TENSORS - known
+                     if (run.folder / f"{manifest.name}-{name}.floats").is_file())
+    if not foreign:
+        return None
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    where = manifest.path or f"the manifest of {manifest.name!r}"
+    return (f"{run.folder}: {shown} {'is a dump' if len(foreign) == 1 else 'are dumps'} of "
+            f"preprocessing that {where} does not have: these dumps come from a conversion of "
+            f"{manifest.name!r} with other preprocessing (--preprocessing); {RECONVERT}")
 
 
 class _RunReader:

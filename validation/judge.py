@@ -49,8 +49,9 @@ FIXES = {
                       "the app with the new builder and weights, and re-run it",
     "wrong_model": "the files carry another model's prefix: validate them with that model, or "
                    "run the app with this one",
-    "stale_conversion": "the dump was made with another conversion (its manifest hash differs): "
-                        "re-run the app with this build's builder and weights",
+    "stale_conversion": "the dump was made with another conversion (its manifest hash differs, "
+                        "or it holds tensors this conversion has not): re-run the app with this "
+                        "build's builder and weights",
     "nan_inf": "NaN/Inf in the device's values: if the copy is complete, float16 overflowed at "
                "or before this layer (values beyond ±65504); check the value range of the "
                "Keras layer and rescale it",
@@ -510,7 +511,8 @@ def judge_run(*, comparisons: list, predictions: list, run_log: dict, manifest: 
     results = Results(
         **facts,
         input_size=[manifest.input.height, manifest.input.width],
-        totals=Totals(layers=t.layers, tensors=t.tensors, parameters=t.parameters),
+        totals=Totals(layers=t.layers, tensors=t.tensors, parameters=t.parameters,
+                      converter_parameters=t.converter_parameters),
         budget_file=budget_file.path,
         tensors=tensors,
         first_divergence=first_divergence(

@@ -366,3 +366,29 @@ def test_a_stale_conversion_marks_every_tensor(default_conversion, reference_run
             {"ok", "not_compared"}
         assert list(store.run_attrs()["stale_conversion"]) == ["circle_00"]
     assert report.statuses["stale_conversion"] == len(manifest.tensors)
+
+
+def test_dumps_of_tensors_this_conversion_has_not_are_another_conversion(
+        default_conversion, reference_runs, tmp_path):
+    """Without a run log there is no manifest hash; a dump of a preprocessing tensor the
+    manifest has not (here the ``input_normalize`` a conversion with --preprocessing torch adds)
+    still tells that the app ran another conversion (an unknown file of another name is only
+    reported as ignored: test_ingest_dumps)."""
+    manifest_path, manifest = default_conversion
+    folder = documents_folder(reference_runs["circle_00"], tmp_path / "Documents", run_log=False)
+    extra = folder / f"{MODEL}-input_normalize.floats"
+    shutil.copy(dump_path(folder, "stem_conv"), extra)
+    report = ingest_dump(folder, manifest_path, tmp_path / "d.h5", image="circle_00.png")
+    assert report.statuses["stale_conversion"] == len(manifest.tensors)
+    with Store(tmp_path / "d.h5") as store:
+        key = store.images()[0]
+        _, status, reason = store.tensor(key, "stem_conv")
+        assert status == "stale_conversion"
+        assert reason == (f"{folder}: {extra.name} is a dump of preprocessing that "
+                          f"{manifest_path} does not have: these dumps come from a conversion "
+                          f"of {MODEL!r} with other preprocessing (--preprocessing); convert "
+                          "again and rebuild the app (or validate with the manifest the app was "
+                          "built from)")
+    extra.unlink()                    # the same folder without it is this conversion's run
+    report = ingest_dump(folder, manifest_path, tmp_path / "clean.h5", image="circle_00.png")
+    assert not report.problems and "stale_conversion" not in report.statuses
