@@ -163,8 +163,10 @@ def run(args) -> int:
                      source=source, keep_activations=args.keep_activations,
                      verify=not args.quick_run, heads=heads)
     totals = result.manifest.totals
+    added = (f" ({totals.converter_parameters:,} of them in layers the converter adds)"
+             if totals.converter_parameters else "")
     print(f"{name}: {totals.layers} layers, {totals.tensors} tensors, "
-          f"{totals.parameters:,} parameters")
+          f"{totals.parameters:,} parameters{added}")
     if result.fold_check:
         check = result.fold_check
         if check["verified"]:

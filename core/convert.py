@@ -10,7 +10,7 @@ from pathlib import Path
 from core import passes
 from core.atomic import atomic_path, inside, write_text
 from core.errors import ConversionError
-from core.folded import build_folded_model, verify_folded
+from core.folded import build_folded_model, converter_added_nodes, verify_folded
 from core.frontend import keras_to_ir
 from core.kerasenv import KERAS_VERSION, keras
 from core.contracts import dumps
@@ -42,6 +42,18 @@ def convert_graph(model, name: str, family: str, keep_activations: bool = False)
     pipeline = passes.default_pipeline()
     pipeline.set_options("fuse_activations", keep_activations=keep_activations)
     return pipeline.run(graph)
+
+
+def _reconcile_parameters(model, totals, fold_check: dict) -> None:
+    """The weight files hold the folded Keras model's parameters, no more and no fewer, apart
+    from those of the layers the converter adds."""
+    from_keras = totals.parameters - totals.converter_parameters
+    if from_keras != fold_check["keras_params_folded"]:
+        raise ConversionError(
+            f"model {model.name!r}: the weight files hold {from_keras:,} parameters of Keras "
+            f"layers ({totals.parameters:,} in all, {totals.converter_parameters:,} of layers the "
+            f"converter adds) but the folded Keras model has {fold_check['keras_params_folded']:,}"
+            "; a layer's weights were lost or written twice — please report it with the model")
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -114,7 +126,10 @@ def convert(model, *, name: str, family: str, param_dir, src_out_dir, model_dir=
     manifest = build_manifest(
         graph, weight_entries, builder_class=class_name,
         builder_file=_relative(builder_path, param_dir), source=source, output_kind=output_kind,
-        folded_model=_relative(folded_path, param_dir) if folded_path else None, heads=heads)
+        folded_model=_relative(folded_path, param_dir) if folded_path else None, heads=heads,
+        converter_nodes=converter_added_nodes(graph, model))
+    if fold_check:
+        _reconcile_parameters(model, manifest.totals, fold_check)
     write_text(manifest_path, dumps(manifest))
     manifest.path = str(manifest_path)
     return ConversionResult(graph, manifest, manifest_path, builder_path, folded_path,

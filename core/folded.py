@@ -140,14 +140,34 @@ def verify_folded(model, folded, family: str, seed: int = 1) -> dict:
     return {"max_abs_error": max_abs, "max_relative_error": max_abs / scale,
             "float32_noise": noise, "tolerance": tolerance,
             "verified": tolerance <= UNVERIFIABLE,
-            "output_max_abs": scale, "keras_params_original": int(model.count_params()),
-            "keras_params_folded": int(folded.count_params())}
+            "output_max_abs": scale, "keras_params_original": parameter_count(model),
+            "keras_params_folded": parameter_count(folded)}
 
 
-def float32_noise(model, x, original, scale: float, seed: int) -> float:
-    """How far the model's own outputs move (relative to their largest value) when its input
-    moves by a few float32 ulps: the float32 rounding differences it amplifies."""
-    rng = np.random.default_rng(seed)
-    nudged = (x * (1.0 + NOISE_NUDGE * rng.standard_normal(x.shape))).astype(np.float32)
-    moved = _outputs(model(nudged, training=False))
-    return max(float(np.max(np.abs(a - b))) for a, b in zip(original, moved)) / scale
+def layer_parameter_count(layer) -> int:
+    """What the device's weight files must hold of a Keras layer: its weights, less
+    Normalization's ``count`` (state recording how many samples ``adapt`` saw, which computes
+    nothing), plus the mean and variance of a Normalization built with them as constants (Keras
+    keeps those out of its weights, the device loads them like any other)."""
+    count = sum(int(np.prod(v.shape)) for v in layer.weights
+                if v.name.split("/")[-1].split(":")[0] != "count")
+    if type(layer).__name__ == "Normalization" and not layer.weights:
+        count += int(np.size(layer.mean)) + int(np.size(layer.variance))
+    return int(count)
+
+
+def parameter_count(model) -> int:
+    return sum(layer_parameter_count(layer) for layer in _layers(model))
+
+
+def converter_added_nodes(graph, model) -> set:
+    """Weighted nodes that stand for no Keras parameters: layers the converter adds (the
+    ImageNet normalisation run as a 1x1 layer, NASNet's channel padding)."""
+    with_parameters = {layer.name for layer in _layers(model) if layer_parameter_count(layer)}
+    return {node.name for node in graph.nodes
+            if node.weights and not with_parameters.intersection(node.keras_layers)}
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield from _layers(layer) if hasattr(layer, "layers") else [layer]

@@ -307,6 +307,10 @@ class Totals:
     layers: int
     tensors: int
     parameters: int
+    # of ``parameters``, those of layers the converter adds and Keras does not have (the ImageNet
+    # normalisation run as a 1x1 layer, NASNet's channel padding): the rest are the folded Keras
+    # model's, which ``convert`` checks
+    converter_parameters: int = 0
 
 
 @component
@@ -451,8 +455,9 @@ def _outputs(graph, names, output_kind, heads) -> Optional[list]:
 
 
 def build_manifest(graph, weight_entries, *, builder_class, builder_file, source, output_kind,
-                   folded_model=None, heads=None) -> Manifest:
-    """``heads``: the detection head of each output (:class:`DetectionHead` fields), or None."""
+                   folded_model=None, heads=None, converter_nodes=frozenset()) -> Manifest:
+    """``heads``: the detection head of each output (:class:`DetectionHead` fields), or None;
+    ``converter_nodes``: the weighted nodes of layers the converter adds (not Keras's)."""
     names = forge_tensor_names(graph)
     weights_by_layer = {}
     for entry in weight_entries:
@@ -481,7 +486,9 @@ def build_manifest(graph, weight_entries, *, builder_class, builder_file, source
         "tensors": tensors,
         "weights": weight_entries,
         "totals": {"layers": layers, "tensors": len(tensors),
-                   "parameters": int(sum(e["count"] for e in weight_entries))},
+                   "parameters": int(sum(e["count"] for e in weight_entries)),
+                   "converter_parameters": int(sum(e["count"] for e in weight_entries
+                                                   if e["layer"] in converter_nodes))},
         "outputs": _outputs(graph, names, output_kind, heads),
     }
     kernels = custom_kernel_layers(graph)

@@ -244,6 +244,7 @@ class Totals:
     layers: int
     tensors: int
     parameters: int
+    converter_parameters: int = 0     # of ``parameters``: layers the converter adds to Keras's
 
 
 @contract(FORMAT, "write it again with `pytest validation ... --results FILE`")

@@ -97,6 +97,47 @@ def test_torch_family_is_keras_torch_mode():
     np.testing.assert_allclose(ours, densenet.preprocess_input(rgb8.copy()), rtol=1e-5, atol=1e-5)
 
 
+def test_parameter_totals_are_the_folded_keras_counts_plus_the_layers_the_converter_adds(
+        converted):
+    """The weight files hold the folded Keras model's parameters (a Normalization's mean and
+    variance count, whether weights or constants; its sample ``count`` does not), and a layer the
+    converter adds (the ImageNet normalisation of torch-mode preprocessing, a 1x1 layer) is
+    counted apart."""
+    conv_parameters = 3 * 3 * 3 * 4 + 4
+    constants = build(lambda x: L.Conv2D(4, 3, name="conv")(
+        L.Normalization(mean=[0.4, 0.5, 0.6], variance=[0.05, 0.08, 0.1], name="norm")(x)),
+        family="raw")
+    adapted = build(lambda x: L.Conv2D(4, 3, name="conv")(L.Normalization(name="norm")(x)),
+                    family="raw")
+    for model, keras_count in ((constants, conv_parameters), (adapted, conv_parameters + 7)):
+        result = converted(model, name=f"net{keras_count}", family="raw")
+        totals, check = result.manifest.totals, result.fold_check
+        assert totals.converter_parameters == 0
+        assert totals.parameters == check["keras_params_folded"] == conv_parameters + 3 + 3
+        assert model.count_params() == keras_count
+
+    torch = build(lambda x: L.Conv2D(4, 3, name="conv")(x), family="torch")
+    result = converted(torch, name="torchnet", family="torch")
+    totals = result.manifest.totals
+    assert totals.converter_parameters == 3 + 3       # per-channel scale and offset as a 1x1 layer
+    assert totals.parameters - totals.converter_parameters == \
+        result.fold_check["keras_params_folded"] == torch.count_params()
+
+
+def test_a_lost_weight_file_is_a_conversion_error_naming_the_counts(converted, monkeypatch):
+    import core.convert
+    real = core.convert.build_manifest
+
+    def losing_one(graph, weight_entries, **kwargs):
+        return real(graph, weight_entries[1:], **kwargs)
+
+    monkeypatch.setattr(core.convert, "build_manifest", losing_one)
+    model = build(lambda x: L.Conv2D(4, 3, name="conv")(x))
+    with pytest.raises(ConversionError, match=r"parameters of Keras layers .* but the folded "
+                                              r"Keras model has 112; .* lost or written twice"):
+        converted(model)
+
+
 def test_activations_mps_has_no_single_neuron_for():
     model = build(lambda x: L.Activation("gelu", name="g")(
         L.Conv2D(8, 1, activation="swish", name="s")(
