@@ -18,11 +18,15 @@ from validation_helpers import SAMPLE_IMAGE
 
 SMALLEST = ["resnet50v2", "mobilenetv2", "mobilenetv3small", "densenet121", "nasnetmobile",
             "efficientnetb0", "efficientnetv2b0", "convnexttiny"]
+# The largest members need 10-13 GB each (golden activations of every layer at 600x600 for
+# EfficientNetB7): with ``-n 2 --dist loadgroup`` they run one after another on one worker.
+LARGE = pytest.mark.xdist_group("large")
 REST = ["vgg19", "resnet101", "resnet152", "resnet101v2", "resnet152v2", "mobilenetv3large",
-        "densenet169", "densenet201", "nasnetlarge",
-        *(f"efficientnetb{k}" for k in range(1, 8)),
+        "densenet169", "densenet201", pytest.param("nasnetlarge", marks=LARGE),
+        *(f"efficientnetb{k}" for k in range(1, 6)),
+        *(pytest.param(f"efficientnetb{k}", marks=LARGE) for k in (6, 7)),
         "efficientnetv2b1", "efficientnetv2b2", "efficientnetv2b3", "efficientnetv2s",
-        "convnextsmall", "convnextbase"]
+        "convnextsmall", pytest.param("convnextbase", marks=LARGE)]
 
 
 @pytest.fixture(scope="session")
