@@ -125,7 +125,7 @@ def verify_folded(model, folded, family: str, seed: int = 1) -> dict:
     """Largest output difference of folded vs original on a seeded batch (over every output),
     absolute and relative, and the tolerance it is held to: ``FOLD_TOLERANCE``, or, when the
     difference is larger than that, ``NOISE_MARGIN`` × the model's own float32 noise if that is
-    larger still (a network that amplifies rounding — deep seeded EfficientNets move their output
+    larger still (a network that amplifies rounding — a chaotic one can move its output
     by 1e-4 for an input nudge of 2⁻²⁰ — shows folding's exact algebra as more than 1e-3 of
     difference).  The noise costs one more forward pass, so it is measured only then."""
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
