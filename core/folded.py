@@ -144,6 +144,15 @@ def verify_folded(model, folded, family: str, seed: int = 1) -> dict:
             "keras_params_folded": parameter_count(folded)}
 
 
+def float32_noise(model, x, original, scale: float, seed: int) -> float:
+    """How far the model's own outputs move (relative to their largest value) when its input
+    moves by a few float32 ulps: the float32 rounding differences it amplifies."""
+    rng = np.random.default_rng(seed)
+    nudged = (x * (1.0 + NOISE_NUDGE * rng.standard_normal(x.shape))).astype(np.float32)
+    moved = _outputs(model(nudged, training=False))
+    return max(float(np.max(np.abs(a - b))) for a, b in zip(original, moved)) / scale
+
+
 def layer_parameter_count(layer) -> int:
     """What the device's weight files must hold of a Keras layer: its weights, less
     Normalization's ``count`` (state recording how many samples ``adapt`` saw, which computes
