@@ -4,7 +4,6 @@ manifests, for the custom kernels).  ``python -m reports coverage FILES... --rea
 rewrites the table between the README's coverage markers; nothing here judges anything.
 """
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 

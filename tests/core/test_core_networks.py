@@ -1,5 +1,4 @@
 """The eight networks of the original tool convert end to end (slow: whole models)."""
-import json
 
 import numpy as np
 import pytest
