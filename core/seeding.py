@@ -12,11 +12,14 @@ squeeze-and-excitation gates) as tame on a photograph as trained ones are.  The 
 spans scales, as natural images do (blocky noise at two cell sizes and two 1/f "pink" noise
 images), so BatchNorm statistics are not fitted to one texture; calibrated on one texture, a
 photo's activations grew ~2,000-fold through EfficientNetB4 and a 1e-3 input nudge moved its
-last block by 85%.  And a residual branch added to an identity shortcut ends at a quarter of the
-spread of its shortcut's signal (its BatchNorm's gamma and beta, or its last kernel, scaled by
+last block by 85%.  And a residual branch starts at a quarter of the spread it would otherwise
+have (its last BatchNorm's gamma and beta, or its last kernel, scaled by
 ``RESIDUAL_BRANCH_SCALE``), as in trained residual networks, where each block adds a correction
 to the stream rather than a second signal of the same size; the nudge then moves the last block
-by ~5%.
+by ~5%.  The rule looks at an Add's two ends only: a branch ending in a BatchNorm or kernel added
+to a shortcut that does not (an activation's or an earlier Add's output) is damped; where both
+ends are such layers (a projected shortcut, or the first residual block after one without) or
+the model scales the branch itself (Inception-ResNet, ConvNeXt), nothing is.
 """
 import numpy as np
 
@@ -107,9 +110,8 @@ def _feeds_softmax(call, consumers) -> bool:
 
 
 def _residual_branch_ends(calls) -> set:
-    """Names of the layers (a BatchNorm or a kernel layer) that end a residual branch added to
-    an identity shortcut; shortcuts that are themselves projected (both ends of that kind) or
-    branches already scaled by the model (Inception-ResNet, ConvNeXt) are left as they are."""
+    """Names of the layers (a BatchNorm or a kernel layer) that end one side of a two-input Add
+    whose other side does not end in such a layer (see module doc)."""
     producers = {tensor: call for call in calls for tensor in call.outputs}
 
     def producer(tensor):
