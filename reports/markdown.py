@@ -37,10 +37,10 @@ VERDICT_WORDS = {"pass": "pass", "fail": "**FAIL**", "data_problem": "**data pro
                  "not_judged": "not judged"}
 
 
-def _parameters(totals) -> str:
+def _added(totals) -> str:
+    """Of the parameters, those of layers the converter adds to the Keras model's (if any)."""
     added = totals.converter_parameters
-    return fmt.integer(totals.parameters) + (
-        f" ({fmt.integer(added)} in layers the converter adds)" if added else "")
+    return f" ({fmt.integer(added)} in layers the converter adds)" if added else ""
 
 
 def _slug(text: str) -> str:
@@ -115,7 +115,7 @@ def summary_row(results) -> dict:
         "agreement top-1/top-5": _agreement(results),
         "layers": fmt.integer(results.totals.layers),
         "tensors": fmt.integer(results.totals.tensors),
-        "parameters": _parameters(results.totals),
+        "parameters": fmt.integer(results.totals.parameters) + _added(results.totals),
         "worst tensor": _worst(results),
         "first divergence": _first(results),
         "first data problem": _first_problem(results),
@@ -363,7 +363,7 @@ def build_report(results_paths, out_md, plots_dir=None, date=None, title=TITLE) 
                   f"{fmt.cell(res.weights)}, seed {res.seed}, {len(res.images)} image(s)",
                   f"- totals: {fmt.integer(res.totals.layers)} layers, "
                   f"{fmt.integer(res.totals.tensors)} tensors, "
-                  f"{_parameters(res.totals)} parameters",
+                  f"{fmt.integer(res.totals.parameters)} parameters{_added(res.totals)}",
                   f"- budget file: {fmt.code(res.budget_file) if res.budget_file else 'none'}",
                   ""]
         if plots_dir is not None:

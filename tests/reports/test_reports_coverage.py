@@ -39,6 +39,16 @@ def test_rows_join_results_and_manifests_per_keras_version(tmp_path):
     assert "| ResNet | resnet50 | 224x224 |" in table and "not run here" in table
 
 
+def test_parameters_show_the_folded_keras_count_and_what_the_converter_adds(tmp_path):
+    results = make_results(model="densenet_121", parameters=7_971_374)
+    results = dataclasses.replace(
+        results, environment=dict(results.environment, keras="3.15.1"),
+        totals=dataclasses.replace(results.totals, converter_parameters=6))
+    write_results(tmp_path / "d.json", results)
+    table = coverage_table(coverage_rows([tmp_path / "d.json"]))
+    assert "| 7,971,368 + 6 added |" in table
+
+
 def test_readme_is_rewritten_between_the_markers_only(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{BEGIN}\nold table\n{END}\noutro\n")

@@ -83,6 +83,21 @@ def test_no_baseline_and_reference_device_speed_are_not_claimed(tmp_path):
     assert "fps" not in summary_row(load_results(path))["speed"]
 
 
+def test_parameters_of_layers_the_converter_adds_are_shown_apart(tmp_path):
+    import dataclasses
+
+    results = make_results(parameters=7_971_374)
+    added = dataclasses.replace(results, totals=dataclasses.replace(results.totals,
+                                                                   converter_parameters=6))
+    path = write_results(tmp_path / "r.json", added)
+    text = build_report([path], tmp_path / "r.md")
+    assert "7,971,374 parameters (6 in layers the converter adds)" in text
+    assert summary_row(load_results(path))["parameters"] == \
+        "7,971,374 (6 in layers the converter adds)"
+    plain = write_results(tmp_path / "p.json", results)
+    assert summary_row(load_results(plain))["parameters"] == "7,971,374"
+
+
 def test_long_tables_collapse_to_failing_and_worst(tmp_path):
     data = make_results(n=FULL_TABLE_LIMIT + 20, fail_at=40)
     text = layer_tables(load_results(write_results(tmp_path / "r.json", data)))
