@@ -7,7 +7,7 @@ original computes.
 import numpy as np
 
 from core.forge_ops import op_for
-from core.kerasenv import keras
+from core.kerasenv import keras, variable_name
 from core.kerasgraph import input_ids, layer_calls, output_ids
 from core.seeding import calibration_batch
 
@@ -159,7 +159,7 @@ def layer_parameter_count(layer) -> int:
     nothing), plus the mean and variance of a Normalization built with them as constants (Keras
     keeps those out of its weights, the device loads them like any other)."""
     count = sum(int(np.prod(v.shape)) for v in layer.weights
-                if v.name.split("/")[-1].split(":")[0] != "count")
+                if variable_name(v) != "count")
     if type(layer).__name__ == "Normalization" and not layer.weights:
         count += int(np.size(layer.mean)) + int(np.size(layer.variance))
     return int(count)

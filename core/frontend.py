@@ -8,7 +8,7 @@ import numpy as np
 from core.errors import ConversionError
 from core.forge_ops import kernel_for_swift
 from core.ir import Graph, Node, keras_layer_source
-from core.kerasenv import KERAS3, keras
+from core.kerasenv import KERAS3, keras, variable_name
 from core.kerasgraph import input_ids, layer_calls, output_ids
 
 HANDLERS = {}
@@ -40,7 +40,7 @@ class Context:
         raise ConversionError(f"layer {self.name!r} ({self.call.class_name}): {what}; {fix}")
 
     def weights(self) -> dict:
-        return {v.name.split("/")[-1].split(":")[0]: np.asarray(w, dtype=np.float32)
+        return {variable_name(v): np.asarray(w, dtype=np.float32)
                 for v, w in zip(self.layer.weights, self.layer.get_weights())}
 
     def node(self, op, inputs=None, name=None, keras_output=True, **attrs) -> Node:

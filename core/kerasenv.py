@@ -18,6 +18,12 @@ KERAS_VERSION = keras.__version__
 KERAS3 = int(KERAS_VERSION.split(".")[0]) >= 3
 
 
+def variable_name(variable) -> str:
+    """A layer weight's own name (``kernel``, ``moving_mean``): Keras 3 names it so, Keras 2
+    ``layer/kernel:0``."""
+    return variable.name.split("/")[-1].split(":")[0]
+
+
 def register_serializable(package: str):
     """Decorator registering a custom layer for safe (de)serialisation under either Keras."""
     if KERAS3:

@@ -23,7 +23,7 @@ the model scales the branch itself (Inception-ResNet, ConvNeXt), nothing is.
 """
 import numpy as np
 
-from core.kerasenv import keras
+from core.kerasenv import keras, variable_name
 from core.kerasgraph import layer_calls
 from core.preprocessing import FAMILIES, GRAY_FAMILIES, apply_steps
 
@@ -185,7 +185,7 @@ def _batchnorm_from_statistics(layer, x, rng, scale: float = 1.0):
         "moving_mean": mean + rng.normal(0.0, 0.1, mean.shape) * np.sqrt(var + 1e-6),
         "moving_variance": var * rng.uniform(0.7, 1.3, var.shape) + 1e-3,
     }
-    layer.set_weights([values[v.name.split("/")[-1].split(":")[0]].astype(np.float32)
+    layer.set_weights([values[variable_name(v)].astype(np.float32)
                        for v in layer.weights])
 
 
@@ -194,7 +194,7 @@ def _normalization_from_statistics(layer, x):
     axes = tuple(range(x.ndim - 1))
     values = {"mean": x.mean(axis=axes), "variance": x.var(axis=axes) + 1e-3,
               "count": np.asarray(x.size // x.shape[-1])}
-    layer.set_weights([values[v.name.split("/")[-1].split(":")[0]].reshape(tuple(v.shape))
+    layer.set_weights([values[variable_name(v)].reshape(tuple(v.shape))
                        .astype(np.float32) for v in layer.weights])
     layer.finalize_state()             # the layer computes with what its weights now hold
 
