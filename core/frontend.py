@@ -9,7 +9,7 @@ from core.errors import ConversionError
 from core.forge_ops import kernel_for_swift
 from core.ir import Graph, Node, keras_layer_source
 from core.kerasenv import KERAS3, keras, variable_name
-from core.kerasgraph import input_ids, layer_calls, output_ids
+from core.kerasgraph import INFERENCE_IDENTITIES, input_ids, layer_calls, output_ids
 
 HANDLERS = {}
 
@@ -407,8 +407,7 @@ def zero_padding(ctx: Context):
     return [ctx.node("ZeroPadding", tblr=(top, bottom, left, right))]
 
 
-@handler("Flatten", "Reshape", "Dropout", "SpatialDropout2D", "GaussianNoise",
-         "GaussianDropout", "AlphaDropout", "ActivityRegularization", "StochasticDepth")
+@handler("Flatten", "Reshape", *sorted(INFERENCE_IDENTITIES))
 def identity(ctx: Context):
     node = ctx.node("Identity")
     node.attrs["keras_class"] = ctx.call.class_name

@@ -17,6 +17,10 @@ import tensorflow as tf
 from core.errors import ConversionError
 from core.kerasenv import keras
 
+# Layers that pass their input through unchanged at inference (training-time regularisers).
+INFERENCE_IDENTITIES = frozenset({"Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
+                                  "AlphaDropout", "ActivityRegularization", "StochasticDepth"})
+
 
 @dataclass
 class LayerCall:

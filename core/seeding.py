@@ -24,13 +24,12 @@ the model scales the branch itself (Inception-ResNet, ConvNeXt), nothing is.
 import numpy as np
 
 from core.kerasenv import keras, variable_name
-from core.kerasgraph import layer_calls
+from core.kerasgraph import INFERENCE_IDENTITIES, layer_calls
 from core.preprocessing import FAMILIES, GRAY_FAMILIES, apply_steps
 
 KERNEL_LAYERS = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "Conv2DTranspose"}
 LOGIT_SPREAD = 4.0
 RESIDUAL_BRANCH_SCALE = 0.25
-PASS_THROUGH_LAYERS = {"Dropout", "StochasticDepth", "SpatialDropout2D"}
 
 
 def _blocky_noise(rng, shape, cell: int) -> np.ndarray:
@@ -116,7 +115,7 @@ def _residual_branch_ends(calls) -> set:
 
     def producer(tensor):
         call = producers.get(tensor)
-        while call is not None and call.class_name in PASS_THROUGH_LAYERS:
+        while call is not None and call.class_name in INFERENCE_IDENTITIES:
             call = producers.get(call.inputs[0])
         return call
 
