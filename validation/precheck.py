@@ -126,6 +126,9 @@ class Coverage:
     undumped: int                # tensors without a Keras counterpart, computed
     partial_sum_bounds: int
     weight_files: int
+    # weighted tensors whose pre-activation and partial sums could not be recomputed (no Keras
+    # layer holds their weights: layers the converter adds, normalisation folded from the input)
+    not_bounded: list[str] = field(default_factory=list)
 
 
 @contract(FORMAT, "run `python -m validation precheck MODEL --json FILE` again")
@@ -169,8 +172,13 @@ def summary_line(precheck: Precheck) -> str:
 
 
 def _coverage_text(c: Coverage) -> str:
-    return (f"{c.tensors} activations, {c.pre_activations} pre-activations, {c.undumped} undumped "
+    text = (f"{c.tensors} activations, {c.pre_activations} pre-activations, {c.undumped} undumped "
             f"tensors, {c.partial_sum_bounds} partial-sum bounds, {c.weight_files} weight files")
+    if c.not_bounded:
+        shown = ", ".join(c.not_bounded[:3]) + (", ..." if len(c.not_bounded) > 3 else "")
+        text += (f"; not bounded: {len(c.not_bounded)} weighted tensor(s) with no Keras layer "
+                 f"holding their weights ({shown})")
+    return text
 
 
 def report_lines(precheck: Precheck) -> list:
@@ -431,7 +439,7 @@ def largest(measured: list) -> list:
     return out
 
 
-def build_precheck(model: str, images: list, measured: list) -> Precheck:
+def build_precheck(model: str, images: list, measured: list, not_bounded=()) -> Precheck:
     """The contract from the measured quantities, findings in topological order."""
     findings = [f for m in measured for f in findings_of(m)]
     overflowing = {m.entry.name for m in measured if m.role in LAYER_VALUES and m.spread.over}
@@ -445,7 +453,7 @@ def build_precheck(model: str, images: list, measured: list) -> Precheck:
                        pre_activations=roles.count("pre-activation"),
                        undumped=roles.count("undumped"),
                        partial_sum_bounds=roles.count("partial sums"),
-                       weight_files=roles.count("weights"))
+                       weight_files=roles.count("weights"), not_bounded=list(not_bounded))
     return Precheck(model=model, images=list(images), thresholds=Thresholds(), checked=checked,
                     largest=largest(measured), findings=findings)
 
@@ -499,7 +507,8 @@ def measure_weights(manifest: Manifest) -> list:
 def run_precheck(manifest: Manifest, golden_path, model, image_paths) -> Precheck:
     """The pre-check of a converted model: golden activations, what the device computes but
     nobody dumps (from ``model``, the original Keras model, on ``image_paths``), weight files."""
-    from validation.undumped import measure_undumped, plan_weighted_layers, surroundings
+    from validation.undumped import (measure_undumped, plan_weighted_layers, surroundings,
+                                     unbounded_tensors)
 
     plan = plan_weighted_layers(model, manifest)
     measure_undumped(model, manifest, image_paths, plan)
@@ -511,7 +520,8 @@ def run_precheck(manifest: Manifest, golden_path, model, image_paths) -> Prechec
             around.setdefault(m.entry.name, Surroundings()).value_max = m.spread.max_abs
     for m in measured:
         m.around = around.get(m.entry.name, m.around)
-    return build_precheck(manifest.name, [Path(p).name for p in image_paths], measured)
+    return build_precheck(manifest.name, [Path(p).name for p in image_paths], measured,
+                          unbounded_tensors(model, manifest))
 
 
 def kept_images(prepared) -> list:

@@ -114,7 +114,11 @@ def keras_layer(model, entry, name: str):
                             f"{name!r}; is the manifest from another model? {RERUN}") from None
 
 
-def _kernel_layer(model, entry) -> object:
+def _kernel_layer(model, entry) -> Optional[object]:
+    """The Keras layer holding a weighted tensor's kernel (or its standalone BatchNorm), or None
+    when none does: a layer the converter adds (NASNet's channel padding) or a per-channel affine
+    folded from the input path (a Normalization, the ImageNet normalisation), whose input is not
+    any Keras layer's (see :func:`unbounded_tensors`)."""
     layers = [keras_layer(model, entry, n) for n in entry.keras_layers or []]
     for layer in layers:
         if type(layer).__name__ in KERNEL_CLASSES:
@@ -122,9 +126,14 @@ def _kernel_layer(model, entry) -> object:
     for layer in layers:
         if type(layer).__name__ == "BatchNormalization":
             return layer
-    raise PrecheckError(f"tensor {entry.name!r} ({entry.forge_type}) covers Keras layers "
-                        f"{entry.keras_layers}, none of which holds its weights; is the "
-                        f"manifest from another model? {RERUN}")
+    return None
+
+
+def unbounded_tensors(model, manifest) -> list:
+    """Weighted tensors whose accumulators are not recomputed here (no Keras layer holds their
+    weights); their golden activations and weight files are still checked."""
+    return [entry.name for entry in manifest.tensors
+            if entry.op.accumulator is not None and _kernel_layer(model, entry) is None]
 
 
 def fused_activation(model, entry, kernel_layer) -> Optional[tuple]:
@@ -167,6 +176,8 @@ def plan_weighted_layers(model, manifest) -> list:
         if accumulator is None:
             continue
         layer = _kernel_layer(model, entry)
+        if layer is None:
+            continue
         cls, config = type(layer).__name__, layer.get_config()
         strides = tuple(int(s) for s in np.broadcast_to(config.get("strides", 1), 2))
         padding = str(config.get("padding", "valid")).upper()

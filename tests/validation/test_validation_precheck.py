@@ -12,7 +12,7 @@ from precheck_models import late_norm_net, overflow_net
 from validation.pipeline import Pipeline, Settings
 from validation.precheck import (BITS_LOST_BUDGET, FLOAT16_MAX, SMALLEST_NORMAL,
                                  SUBNORMAL_SHARE_LIMIT, Precheck, Spread, cached_precheck,
-                                 describe)
+                                 describe, summary_line)
 from validation_helpers import DEFAULT_IMAGES, SAMPLE_IMAGE
 
 FEW_IMAGES = [str(p) for p in sorted(DEFAULT_IMAGES.glob("*_00.png"))[:2]]
@@ -205,6 +205,30 @@ def test_overflow_before_an_unfoldable_batchnorm_says_move_it(suite_cache, tmp_p
 
 
 # -- what the device computes but Keras does not show ----------------------------------------
+
+def test_a_layer_the_converter_adds_is_named_as_not_bounded(suite_cache, tmp_path):
+    """torch-mode preprocessing runs the ImageNet normalisation as a 1x1 layer no Keras layer
+    holds the weights of: the pre-check still runs, and says which tensor it could not bound."""
+    from core.kerasenv import keras
+    from core.seeding import seeded_init
+
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
+    outputs = keras.layers.Dense(4, activation="softmax", name="predictions")(
+        keras.layers.GlobalAveragePooling2D(name="pool")(x))
+    model = keras.Model(inputs, outputs, name="torch_net")
+    seeded_init(model, 0, "torch")
+    path = tmp_path / "torch_net.keras"
+    model.save(path)
+    _, prepared, precheck = precheck_of(str(path), suite_cache, FEW_IMAGES[:1],
+                                        preprocessing="torch")
+    assert [describe(f) for f in precheck.findings] == []
+    assert precheck.checked.not_bounded == ["input_normalize"]
+    assert precheck.checked.partial_sum_bounds == 2                     # conv and predictions
+    assert summary_line(precheck).startswith("float16 pre-check: clean (")
+    assert "not bounded: 1 weighted tensor(s) with no Keras layer holding their weights " \
+           "(input_normalize)" in summary_line(precheck)
+
 
 def test_pre_activations_and_logits_are_what_keras_computes(suite_cache):
     """stem_conv covers Keras [stem_conv, stem_bn, stem_relu]: its pre-activation, computed from
