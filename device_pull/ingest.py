@@ -98,6 +98,7 @@ RECOPY = "copy the Documents folder again"
 RERUN = "re-run the app with this build (debug: true) and copy the Documents folder again"
 RECONVERT = ("convert again and rebuild the app (or validate with the manifest the app was built "
              "from)")
+UNKNOWN_DEVICE = "unknown"       # the device of a run whose run log (and the caller) names none
 
 
 class IngestError(ValueError):
@@ -896,7 +897,7 @@ def run_attrs_of(runs: list, device) -> dict:
     devices = sorted({str(log["device"]) for log in logs if log.get("device")})
     if len(devices) > 1:
         common["device"] = ", ".join(devices)
-    common["device"] = common.get("device") or device or "unknown"
+    common["device"] = common.get("device") or device or UNKNOWN_DEVICE
     latencies = [v for log in logs for v in _latencies(log.get("latency_s"))]
     if latencies:
         lat = np.array(latencies)

@@ -323,8 +323,11 @@ def tensor_counts(results: Results) -> str:
 def verdict_lines(results: Results) -> list:
     """The verdict as printed at the top and the end of a pytest run (and atop the report)."""
     r = results
+    from device_pull.ingest import UNKNOWN_DEVICE
+
+    where = "a device no run log names" if r.device == UNKNOWN_DEVICE else f"the {r.device}"
     lines = [f"keras2metal validation: {r.model} ({r.source_model}, weights {r.weights}, seed "
-             f"{r.seed}) on the {r.device}, {len(r.images)} image(s); " + tensor_counts(r)]
+             f"{r.seed}) on {where}, {len(r.images)} image(s); " + tensor_counts(r)]
     fd = r.first_divergence
     if fd:
         covered = (f", covering Forge layers {', '.join(fd.forge_layers)}"

@@ -98,6 +98,15 @@ def test_parameters_of_layers_the_converter_adds_are_shown_apart(tmp_path):
     assert summary_row(load_results(plain))["parameters"] == "7,971,374"
 
 
+def test_the_header_names_the_device_or_says_none_was_named():
+    from device_pull.ingest import UNKNOWN_DEVICE
+    from validation.verdicts import verdict_lines
+
+    assert ") on the iPhone X, " in verdict_lines(make_results(device="iPhone X"))[0]
+    assert ") on a device no run log names, " in \
+        verdict_lines(make_results(device=UNKNOWN_DEVICE))[0]
+
+
 def test_long_tables_collapse_to_failing_and_worst(tmp_path):
     data = make_results(n=FULL_TABLE_LIMIT + 20, fail_at=40)
     text = layer_tables(load_results(write_results(tmp_path / "r.json", data)))
