@@ -126,8 +126,8 @@ class Coverage:
     undumped: int                # tensors without a Keras counterpart, computed
     partial_sum_bounds: int
     weight_files: int
-    # weighted tensors whose pre-activation and partial sums could not be recomputed (no Keras
-    # layer holds their weights: layers the converter adds, normalisation folded from the input)
+    # weighted tensors whose pre-activation and partial sums are not recomputed (no Keras kernel
+    # or BatchNorm holds their weights: layers the converter adds, normalisations)
     not_bounded: list[str] = field(default_factory=list)
 
 
@@ -176,8 +176,8 @@ def _coverage_text(c: Coverage) -> str:
             f"tensors, {c.partial_sum_bounds} partial-sum bounds, {c.weight_files} weight files")
     if c.not_bounded:
         shown = ", ".join(c.not_bounded[:3]) + (", ..." if len(c.not_bounded) > 3 else "")
-        text += (f"; not bounded: {len(c.not_bounded)} weighted tensor(s) with no Keras layer "
-                 f"holding their weights ({shown})")
+        text += (f"; not bounded: {len(c.not_bounded)} weighted tensor(s) with no Keras kernel "
+                 f"or BatchNorm behind them ({shown})")
     return text
 
 

@@ -116,9 +116,9 @@ def keras_layer(model, entry, name: str):
 
 def _kernel_layer(model, entry) -> Optional[object]:
     """The Keras layer holding a weighted tensor's kernel (or its standalone BatchNorm), or None
-    when none does: a layer the converter adds (NASNet's channel padding) or a per-channel affine
-    folded from the input path (a Normalization, the ImageNet normalisation), whose input is not
-    any Keras layer's (see :func:`unbounded_tensors`)."""
+    when none does: a layer the converter adds (NASNet's channel padding, the ImageNet
+    normalisation), a Normalization folded from the input path, a LayerNormalization kernel
+    (see :func:`unbounded_tensors`)."""
     layers = [keras_layer(model, entry, n) for n in entry.keras_layers or []]
     for layer in layers:
         if type(layer).__name__ in KERNEL_CLASSES:
@@ -130,8 +130,8 @@ def _kernel_layer(model, entry) -> Optional[object]:
 
 
 def unbounded_tensors(model, manifest) -> list:
-    """Weighted tensors whose accumulators are not recomputed here (no Keras layer holds their
-    weights); their golden activations and weight files are still checked."""
+    """Weighted tensors whose accumulators are not recomputed here (no Keras kernel or BatchNorm
+    holds their weights); their golden activations and weight files are still checked."""
     return [entry.name for entry in manifest.tensors
             if entry.op.accumulator is not None and _kernel_layer(model, entry) is None]
 

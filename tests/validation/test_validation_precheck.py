@@ -207,8 +207,8 @@ def test_overflow_before_an_unfoldable_batchnorm_says_move_it(suite_cache, tmp_p
 # -- what the device computes but Keras does not show ----------------------------------------
 
 def test_a_layer_the_converter_adds_is_named_as_not_bounded(suite_cache, tmp_path):
-    """torch-mode preprocessing runs the ImageNet normalisation as a 1x1 layer no Keras layer
-    holds the weights of: the pre-check still runs, and says which tensor it could not bound."""
+    """torch-mode preprocessing runs the ImageNet normalisation as a 1x1 layer with no Keras
+    layer behind it: the pre-check still runs, and says which tensor it could not bound."""
     from core.kerasenv import keras
     from core.seeding import seeded_init
 
@@ -226,7 +226,7 @@ def test_a_layer_the_converter_adds_is_named_as_not_bounded(suite_cache, tmp_pat
     assert precheck.checked.not_bounded == ["input_normalize"]
     assert precheck.checked.partial_sum_bounds == 2                     # conv and predictions
     assert summary_line(precheck).startswith("float16 pre-check: clean (")
-    assert "not bounded: 1 weighted tensor(s) with no Keras layer holding their weights " \
+    assert "not bounded: 1 weighted tensor(s) with no Keras kernel or BatchNorm behind them " \
            "(input_normalize)" in summary_line(precheck)
 
 
