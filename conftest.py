@@ -25,7 +25,7 @@ def pytest_addoption(parser):
                          "the converted network")
     group.addoption("--fault", default=None, metavar="KIND:LAYER",
                     help="reference device only: inject a conversion fault into one layer "
-                         "(transpose, stride, bias, garbage) to see the suite catch it")
+                         "(transpose, stride, bias, garbage, scale, shift) to see the suite catch it")
     group.addoption("--images", nargs="+", default=None, metavar="DIR|FILES",
                     help="images to run: folders (read recursively) and/or files (default: the "
                          "model's built-in sample images)")

@@ -140,11 +140,18 @@ def _use(t) -> str:
 
 
 def _local(t) -> str:
-    """The layer's own error (the larger of its replays) / its local budget."""
+    """The layer's own error (the larger of its replays) / its local budget, and the same for
+    its per-channel offset."""
     if t.local is None:
         return fmt.NA
-    worst = max(v for v in (t.local.device_rel_error, t.local.golden_rel_error) if v is not None)
-    return f"{fmt.err(worst)} / {fmt.err(t.local.budget)}"
+    local = t.local
+    worst = max(v for v in (local.device_rel_error, local.golden_rel_error) if v is not None)
+    text = f"{fmt.err(worst)} / {fmt.err(local.budget)}"
+    offsets = [v for v in (local.device_offset_rel_error, local.golden_offset_rel_error)
+               if v is not None]
+    if offsets and local.offset_budget is not None:
+        text += f"; offset {fmt.err(max(offsets))} / {fmt.err(local.offset_budget)}"
+    return text
 
 
 def layer_row(t) -> dict:

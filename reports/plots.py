@@ -74,6 +74,15 @@ def error_by_depth(results, path, title: str = None) -> Path:
     if np.isfinite(local_budget).any():
         bottom.step(depth, local_budget, where="mid", color="tab:orange", linestyle="--",
                     linewidth=1.2, label="local budget", zorder=1)
+    offsets = _shown([t.local.device_offset_rel_error if t.local else None for t in tensors],
+                     LOCAL_FLOOR)
+    offset_budget = np.array([t.local.offset_budget if t.local and t.local.offset_budget
+                              else np.nan for t in tensors], float)
+    if np.isfinite(offset_budget).any():
+        bottom.scatter(depth, offsets, s=10, marker="x", color="tab:cyan", zorder=2,
+                       label="its per-channel offset (device's inputs)")
+        bottom.step(depth, offset_budget, where="mid", color="tab:cyan", linestyle=":",
+                    linewidth=1.2, label="local offset budget", zorder=1)
     culprits = np.array([t.blame == "culprit" for t in tensors], dtype=bool)
     if culprits.any():
         worst = _shown([max(v for v in (t.local.device_rel_error, t.local.golden_rel_error)

@@ -73,7 +73,7 @@ def repro(args) -> int:
     from validation.repro import ReproError, replay_reproducer
 
     try:
-        error = replay_reproducer(args.folder)
+        errors = replay_reproducer(args.folder)
     except (ReproError, ValueError, OSError) as exc:
         print(f"ERROR: repro: {exc}", file=sys.stderr)
         return 2
@@ -81,11 +81,14 @@ def repro(args) -> int:
     from pathlib import Path
 
     info = json.loads((Path(args.folder) / "reproducer.json").read_text())
-    budget = info["local_budget"]
-    verdict = "REPRODUCES the divergence" if error > budget else "does not reproduce it"
-    print(f"{info['model']} / {info['tensor']} on the reference device: relative error {error:.4g} "
-          f"against Keras (local budget {budget:.4g}): {verdict}")
-    return 1 if error > budget else 0
+    budget, offset_budget = info["local_budget"], info.get("local_offset_budget")
+    reproduces = errors.breaks(budget, offset_budget)
+    offset = "" if offset_budget is None or errors.offset is None else (
+        f", per-channel offset {errors.offset:.4g} (local offset budget {offset_budget:.4g})")
+    verdict = "REPRODUCES the divergence" if reproduces else "does not reproduce it"
+    print(f"{info['model']} / {info['tensor']} on the reference device: relative error "
+          f"{errors.relative:.4g} against Keras (local budget {budget:.4g}){offset}: {verdict}")
+    return 1 if reproduces else 0
 
 
 def main(argv=None) -> int:

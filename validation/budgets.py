@@ -100,7 +100,8 @@ SUBNORMAL_SPACING = 2.0 ** -24       # float16's absolute spacing below 2**-14
 BUDGET_DIR = Path(__file__).resolve().parent / "budgets"
 
 DEFAULT_RULE = {"a": 16.0, "b": 32.0, "g": 2.0, "g_max": 3.0, "g_softmax": 8.0, "c_logits": 4.0,
-                "cap_rel": 0.25, "cap_max": 0.5, "floor": 1e-6, "local_a": 16.0}
+                "cap_rel": 0.25, "cap_max": 0.5, "floor": 1e-6, "local_a": 16.0,
+                "local_offset_a": 2.0}
 # A threshold left at None is not judged (the run says so); none of these defaults can only pass.
 DEFAULT_ACCURACY = {"min_device_top1": None, "min_device_top5": None, "max_top1_drop": 0.0,
                     "max_top5_drop": 0.0, "min_agreement_top1": 1.0, "min_agreement_top5": None,
@@ -280,6 +281,20 @@ def local_budget(metrics: dict, forge_type: str, rule: dict) -> float:
     plus, for a softmax, the float16 rounding of its logits (as in the cumulative rule)."""
     logits = _logits_term(metrics, rule) if _rounds_logits(forge_type) else 0.0
     return rule["local_a"] * _rounding(metrics) + logits
+
+
+def local_offset_budget(metrics: dict, forge_type: str, rule: dict, positions: int) -> float:
+    """The per-channel offset a layer may add on its own (validation.metrics ``offset_rel_error``).
+
+    Noise within the local budget averages out of a channel's mean over its ``positions`` (H·W ×
+    images: ``local_a·ε/√positions``); ``local_offset_a`` roundings allow for rounding that does not
+    average out: a region of equal values rounds alike (at most one rounding, ε), and float16
+    copies of the bias and weights, which MPS may make, shift a channel by about one more.  A
+    2 % bias error in a layer gives an offset of 5–35 ε in the seed networks, but a relative
+    error that can stay under ``local_a`` (Inception-V3's first convolution: 6.7 ε)."""
+    logits = _logits_term(metrics, rule) if _rounds_logits(forge_type) else 0.0
+    noise = rule["local_a"] / math.sqrt(max(positions, 1))
+    return (rule["local_offset_a"] + noise) * _rounding(metrics) + logits
 
 
 def apply_overrides(budget: TensorBudget, name: str, budget_file: BudgetFile) -> TensorBudget:

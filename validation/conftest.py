@@ -92,9 +92,10 @@ def _write_outputs(config, st):
         from validation.repro import ReproError, write_reproducer
 
         try:
-            written = write_reproducer(st.prepared, evaluation.results, base / repro)
+            written = write_reproducer(st.prepared, evaluation.results, base / repro,
+                                       evaluation.budget_file)
             st.notes.append(f"reproducer of {written.tensor} written: {written.folder} (local "
-                            f"error {written.local_error:.4g} on image {written.image}; run it "
+                            f"error {written.local.relative:.4g} on image {written.image}; run it "
                             f"here with `python -m validation repro {written.folder}`)")
         except ReproError as exc:
             st.notes.append(f"--repro: nothing written: {exc}")

@@ -27,7 +27,8 @@ from typing import Optional
 
 from core.manifest import Manifest, as_manifest
 from validation import baseline as baselines
-from validation.budgets import BudgetFile, apply_overrides, default_budget, local_budget
+from validation.budgets import BudgetFile, apply_overrides, default_budget, local_budget, \
+    local_offset_budget
 from validation.divergence import covered_layers, first_divergence, judged_inputs
 from validation.precheck import Precheck, describe
 from validation.verdicts import (Accuracy, BaselineComparison, BoxAgreement, Check, DataProblem,
@@ -92,7 +93,8 @@ def judge_tensors(comparisons: list, budget_file: BudgetFile) -> list:
             t.reason = c.not_comparable_reason
             continue
         if c.metrics is not None:
-            t.metrics = Metrics(**{k: c.metrics[k] for k in Metrics.__dataclass_fields__})
+            t.metrics = Metrics(**{k: c.metrics[k] for k in Metrics.__dataclass_fields__
+                                   if k in c.metrics})
         if c.problems:
             t.verdict = "data_problem"
             t.problems = [DataProblem(kind=p.kind, image=p.image, reason=p.reason,
@@ -141,25 +143,49 @@ def amplifies(t: TensorResult, inputs: list, rule: dict) -> bool:
 
 
 def judge_local(t: TensorResult, c, budget_file: BudgetFile) -> None:
-    """Local error against its budget: the culprit is the layer whose *own* error is too large;
-    a tensor over its cumulative budget whose own error is within budget inherits."""
+    """Local error against its budget: the culprit is the layer whose *own* error is too large —
+    in all (``rel_error``) or in its per-channel offset, which rounding noise averages out of; a
+    tensor over its cumulative budget whose own error is within budget inherits."""
     t.no_local_check = c.no_recipe
     if not c.local:
         return
+    rule = budget_file.rule
     rels = {kind: m["rel_error"] for kind, m in c.local.items()}
-    limit = local_budget(c.metrics, c.forge_type, budget_file.rule)
+    offsets = {kind: m["offset_rel_error"] for kind, m in c.local.items()
+               if m.get("offset_rel_error") is not None}
+    limit = local_budget(c.metrics, c.forge_type, rule)
+    positions = min((m["positions"] for m in c.local.values() if m.get("positions")), default=0)
+    offset_limit = (local_offset_budget(c.metrics, c.forge_type, rule, positions)
+                    if offsets else None)
     broken = [kind for kind, rel in rels.items() if not math.isfinite(rel) or rel > limit]
+    shifted = [kind for kind, off in offsets.items() if kind not in broken and off > offset_limit]
     t.local = LocalCheck(device_rel_error=rels.get("device"), golden_rel_error=rels.get("golden"),
-                         budget=limit, verdict="fail" if broken else "pass", covers=c.covers)
-    if broken:
-        what = " and ".join(f"{LOCAL_WORDS[k]} {fmt(rels[k])}" for k in broken)
+                         budget=limit, verdict="fail" if broken or shifted else "pass",
+                         covers=c.covers, device_offset_rel_error=offsets.get("device"),
+                         golden_offset_rel_error=offsets.get("golden"), offset_budget=offset_limit)
+    if broken or shifted:
+        what = [f"{LOCAL_WORDS[k]} {fmt(rels[k])}" for k in broken]
+        what += [f"{LOCAL_WORDS[k]} {fmt(rels[k])} with a per-channel offset of "
+                 f"{fmt(offsets[k])}" for k in shifted]
+        over = [f"the local budget {fmt(limit)}"] if broken else []
+        over += [f"the local offset budget {fmt(offset_limit)}"] if shifted else []
         t.verdict, t.blame = "fail", "culprit"
-        t.reason = (f"its own (local) error is {what}, over the local budget {fmt(limit)}: this "
-                    "layer computes differently from Keras" + (f"; {t.reason}" if t.reason else ""))
+        t.reason = (f"its own (local) error is {' and '.join(what)}, over {' and '.join(over)}: "
+                    f"this layer computes differently from Keras{_offset_hint(rels, offsets)}"
+                    + (f"; {t.reason}" if t.reason else ""))
     elif t.verdict == "fail":
         t.blame = "inherits"
         t.reason += (f"; inherited: its own (local) error {fmt(max(rels.values()))} is within "
                      f"its budget {fmt(limit)}")
+
+
+def _offset_hint(rels: dict, offsets: dict) -> str:
+    """Why, when the error is mostly a constant shift of each channel (≥ 70 % of it)."""
+    if any(math.isfinite(rels[k]) and rels[k] > 0 and off >= 0.7 * rels[k]
+           for k, off in offsets.items()):
+        return (" by a constant per channel: its bias differs (a BatchNorm's beta or moving mean "
+                "folded wrongly, or a bias file of another layer)")
+    return ""
 
 
 LOCAL_WORDS = {"device": "Keras on the device's inputs vs the device",

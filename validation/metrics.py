@@ -11,7 +11,12 @@ Per tensor, over all images (every element of every image counts once):
 * ``range``     — [min, max] of the golden values; ``golden_rms`` and ``golden_max_abs``;
 * ``nan_inf``   — NaN/Inf values in the device tensor (the error metrics use finite elements);
 * the per-image relative error's distribution: ``rel_error_p50/p90/p99`` and the
-  largest (``rel_error_worst`` in image ``worst_image``), so a budget can be judged on a quantile.
+  largest (``rel_error_worst`` in image ``worst_image``), so a budget can be judged on a quantile;
+* given the tensor's channel count (local errors), ``offset_rel_error`` — the part of the error
+  that is a constant per channel, ‖channel means of device − golden over every image‖ (each
+  counted at every one of the ``positions``, H·W × images) / ‖golden‖₂.  A wrong bias or
+  BatchNorm shift is all offset; rounding noise averages out of a channel mean, to about
+  rel_error / √positions, so the more images, the smaller an offset that stands out.
 
 Images are measured one at a time (:func:`image_partials`) and folded into an
 :class:`Accumulator` *exactly*: float sums are kept as integers in units of 2⁻¹⁰⁷⁴ (every finite
@@ -40,8 +45,9 @@ def _value(total: int) -> float:
     return total / _ONE               # int / int is correctly rounded
 
 
-def image_partials(golden, device) -> dict:
-    """The sums, extremes and counts of one image's pair of arrays (float64 partials).
+def image_partials(golden, device, channels: int = 0) -> dict:
+    """The sums, extremes and counts of one image's pair of arrays (float64 partials); with
+    ``channels`` (HWC arrays, channels last) also each channel's sum of device − golden.
 
     Measuring costs as much as running the reference device, so each pass over the data is made
     once.  The squared norms come first: both finite means every value is (a NaN or ±inf makes
@@ -68,6 +74,8 @@ def image_partials(golden, device) -> dict:
             g_sq, d_sq = float(np.dot(g, g)), float(np.dot(d, d))
     diff = d - g
     sum_sq = float(np.dot(diff, diff))
+    channel_sums = (diff.reshape(-1, channels).sum(axis=0)
+                    if channels and g.size == np.size(golden) and g.size % channels == 0 else None)
     abs_diff = np.abs(diff, out=diff)
     g_min = float(gf.min()) if gf.size else math.inf
     g_max = float(gf.max()) if gf.size else -math.inf
@@ -77,7 +85,8 @@ def image_partials(golden, device) -> dict:
             "g_only_sq": g_sq if gf is g else float(np.dot(gf, gf)),
             "max_abs": float(abs_diff.max()) if abs_diff.size else 0.0,
             "g_min": g_min, "g_max": g_max,
-            "g_max_abs": max(abs(g_min), abs(g_max)) if gf.size else 0.0}
+            "g_max_abs": max(abs(g_min), abs(g_max)) if gf.size else 0.0,
+            "channel_sums": channel_sums}
 
 
 def _rel(sum_sq: float, g_sq: float) -> float:
@@ -115,9 +124,13 @@ class Accumulator:
         self.count = self.g_count = self.nan_inf = self.golden_nan_inf = self.images = 0
         self.hist = np.zeros(HIST_BINS, np.int64)
         self.worst = None                 # (per-image relative error, image)
+        # each channel's sum of device - golden, exact as the sums (None until an image brings
+        # them; False once one could not: NaN/Inf, or no channel count)
+        self.channel_sums = None
+        self.positions = 0
 
-    def add(self, golden, device, image: str = "") -> None:
-        self.add_partials(image_partials(golden, device), image)
+    def add(self, golden, device, image: str = "", channels: int = 0) -> None:
+        self.add_partials(image_partials(golden, device, channels), image)
 
     def add_partials(self, p: dict, image: str = "") -> None:
         for k in SUMS:
@@ -128,6 +141,9 @@ class Accumulator:
         for k in ("count", "g_count", "nan_inf", "golden_nan_inf"):
             setattr(self, k, getattr(self, k) + p[k])
         self.images += 1
+        sums = p["channel_sums"]
+        self._add_channel_sums(False if sums is None else [_exact(v) for v in sums.tolist()],
+                               p["count"] // len(sums) if sums is not None else 0)
         rel = _rel(p["sum_sq"], p["g_sq"]) if p["count"] else math.inf
         self.hist[_bin(rel)] += 1
         self._worse((rel, image))
@@ -158,7 +174,22 @@ class Accumulator:
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.hist += other.hist
         self._worse(other.worst)
+        if other.channel_sums is not None:
+            self._add_channel_sums(other.channel_sums, other.positions)
         return self
+
+    def _add_channel_sums(self, sums, positions: int) -> None:
+        if self.channel_sums is False or sums is False or (
+                self.channel_sums is not None and len(self.channel_sums) != len(sums)):
+            self.channel_sums = False
+            return
+        self.channel_sums = (list(sums) if self.channel_sums is None
+                             else [a + b for a, b in zip(self.channel_sums, sums)])
+        self.positions += positions
+
+    def _offset_rel_error(self, g_sq: float) -> float:
+        means_sq = sum(_value(v) ** 2 for v in self.channel_sums) / self.positions
+        return _rel(means_sq, g_sq)
 
     def quantile(self, q: float) -> float:
         """Upper bound of the q-quantile of the per-image relative error (within 12%)."""
@@ -192,6 +223,8 @@ class Accumulator:
             "rel_error_p50": self.quantile(0.5), "rel_error_p90": self.quantile(0.9),
             "rel_error_p99": self.quantile(0.99),
             "rel_error_worst": worst_rel, "worst_image": worst_image,
+            **({"offset_rel_error": self._offset_rel_error(s["g_sq"]),
+                "positions": self.positions} if self.channel_sums and self.positions else {}),
         }
 
 

@@ -24,7 +24,7 @@ says so.
 """
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -34,6 +34,7 @@ from core.atomic import write_bytes, write_text
 from core.convert import camel_builder_name
 from core.forge_ops.neurons import Neuron
 from core.manifest import Manifest
+from validation.budgets import local_offset_budget
 
 TOLERANCE_WORD = "local budget"
 
@@ -43,12 +44,33 @@ class ReproError(RuntimeError):
 
 
 @dataclass
+class LocalErrors:
+    """A one-image local error: relative, and its per-channel offset part (validation.metrics)."""
+    relative: float
+    offset: Optional[float]
+
+    @staticmethod
+    def of(expected, got) -> "LocalErrors":
+        from validation.metrics import Accumulator
+
+        acc = Accumulator()
+        acc.add(expected, got, channels=np.shape(expected)[-1] if np.ndim(expected) == 3 else 0)
+        m = acc.result()
+        return LocalErrors(m["rel_error"], m.get("offset_rel_error"))
+
+    def breaks(self, budget: float, offset_budget: Optional[float]) -> bool:
+        return self.relative > budget or (self.offset is not None and offset_budget is not None
+                                          and self.offset > offset_budget)
+
+
+@dataclass
 class Reproducer:
     folder: Path
     tensor: str
     image: str
-    local_error: float           # Keras on the device's input vs the device, on that image
+    local: LocalErrors           # Keras on the device's input vs the device, on that image
     budget: float
+    offset_budget: Optional[float]
     builder: Optional[Path]      # None: the culprit reads several tensors
 
 
@@ -60,12 +82,6 @@ def slices(hwc: np.ndarray) -> np.ndarray:
     padded = np.zeros((h, w, -(-c // 4) * 4), np.float32)
     padded[:, :, :c] = hwc
     return np.ascontiguousarray(padded.reshape(h, w, -1, 4).transpose(2, 0, 1, 3))
-
-
-def _relative(expected, got) -> float:
-    e, g = np.asarray(expected, np.float64).ravel(), np.asarray(got, np.float64).ravel()
-    norm = np.linalg.norm(e)
-    return float(np.linalg.norm(g - e) / norm) if norm else float(np.linalg.norm(g))
 
 
 def _neurons(arguments: dict) -> list:
@@ -103,11 +119,33 @@ def builder_source(class_name: str, model_name: str, input_shape, calls: list,
     return "\n".join(lines)
 
 
+def _channel_of_slice_index(output_shape) -> tuple:
+    """(Swift expression of element ``i``'s channel in MPSImage's slice order, channel count)."""
+    h, w, c = output_shape
+    if c < 3:
+        return f"i % {c}", c
+    return f"(i / {h * w * 4}) * 4 + i % 4", -(-c // 4) * 4
+
+
 def xctest_source(class_name: str, builder_class: str, input_shape, output_shape,
-                  budget: float) -> str:
+                  budget: float, offset_budget: Optional[float]) -> str:
     """An XCTest running the one-layer network with the fork's API and comparing its output
-    with Keras's (relative error against the layer's local budget)."""
+    with Keras's: relative error against the layer's local budget, and the error's per-channel
+    offset against its offset budget."""
     h, w, c = input_shape
+    channel, channels = _channel_of_slice_index(output_shape)
+    positions = output_shape[0] * output_shape[1]
+    offset = [] if offset_budget is None else [
+        f"    var sums = [Float](repeating: 0, count: {channels})",
+        "    for i in 0..<expected.count {",
+        f"      sums[{channel}] += got[i] - expected[i]",
+        "    }",
+        "    var offset: Float = 0",
+        f"    for sum in sums {{ offset += sum * sum / {positions}.0 }}",
+        "    let offsetRelative = (offset / max(norm, Float.leastNormalMagnitude)).squareRoot()",
+        f"    print(\"per-channel offset \\(offsetRelative) (local offset budget "
+        f"{offset_budget:.6g})\")",
+        f"    XCTAssertLessThanOrEqual(offsetRelative, {offset_budget:.6g})"]
     return "\n".join([
         "//", f"//  {class_name}.swift", "//",
         "//  Runs the reproducer on the phone: add it to the ForgeTests target with",
@@ -140,11 +178,13 @@ def xctest_source(class_name: str, builder_class: str, input_shape, output_shape
         "    let relative = (error / max(norm, Float.leastNormalMagnitude)).squareRoot()",
         f"    print(\"relative error \\(relative) (local budget {budget:.6g})\")",
         f"    XCTAssertLessThanOrEqual(relative, {budget:.6g})",
+        *offset,
         "  }", "}", ""])
 
 
-def write_reproducer(prepared, results, out_dir) -> Reproducer:
-    """Write the reproducer of ``results``' first divergence into ``out_dir``."""
+def write_reproducer(prepared, results, out_dir, budget_file) -> Reproducer:
+    """Write the reproducer of ``results``' first divergence into ``out_dir``, with the local
+    budgets of ``budget_file`` (the run's) for its one image."""
     from core.contracts import dumps
     from core.zoo import load_model_file
     from device_pull.reference_device import ReferenceDevice
@@ -175,6 +215,11 @@ def write_reproducer(prepared, results, out_dir) -> Reproducer:
         raise ReproError(f"{fd.tensor}: the kept image {image!r} has no usable device input for "
                          "it; keep more images (--keep-activations)")
     got = device[fd.tensor][0]
+    local = LocalErrors.of(want, got)
+    budget = culprit.local.budget
+    offset_budget = None if local.offset is None or culprit.metrics is None else \
+        local_offset_budget(asdict(culprit.metrics), culprit.forge_type, budget_file.rule,
+                            int(np.prod(np.shape(want)[:2])))
     out = Path(out_dir)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -216,25 +261,25 @@ def write_reproducer(prepared, results, out_dir) -> Reproducer:
         tests_class = builder_class[:-len("Builder")] + "Tests"
         write_text(out / f"{tests_class}.swift",
                    xctest_source(tests_class, builder_class,
-                                 source.shape, want.shape, culprit.local.budget))
-    local = _relative(want, got)
+                                 source.shape, want.shape, budget, offset_budget))
     fault = prepared.settings.fault
     write_text(out / "reproducer.json", json.dumps({
         "model": manifest.name, "tensor": fd.tensor, "keras_layer": fd.keras_layer,
         "forge_layers": layers, "image": image, "input_tensor": recipe.sources[0].tensor,
         # a swapped window cannot be written into weights: the replay injects it again
         "fault": fault if fault and fault.startswith("stride:") else None,
-        "local_error": local, "local_budget": culprit.local.budget,
+        "local_error": local.relative, "local_budget": budget,
+        "local_offset_error": local.offset, "local_offset_budget": offset_budget,
         "builder": builder_path.name if builder_path else None}, indent=1) + "\n")
-    write_text(out / "README.md", _readme(manifest.name, fd, layers, image, local,
-                                          culprit.local.budget, builder_path))
+    write_text(out / "README.md", _readme(manifest.name, fd, layers, image, local, budget,
+                                          offset_budget, builder_path))
     write_text(out / "results-excerpt.json", dumps(culprit))
-    return Reproducer(out, fd.tensor, image, local, culprit.local.budget, builder_path)
+    return Reproducer(out, fd.tensor, image, local, budget, offset_budget, builder_path)
 
 
-def replay_reproducer(folder) -> float:
-    """Run a written reproducer on the reference device: the relative error of its output
-    against ``expected.floats`` (it shows the divergence when over the local budget)."""
+def replay_reproducer(folder) -> LocalErrors:
+    """Run a written reproducer on the reference device: the local errors of its output against
+    ``expected.floats`` (it shows the divergence when one is over its budget)."""
     from device_pull.reference_device import ReferenceDevice
 
     folder = Path(folder)
@@ -246,16 +291,21 @@ def replay_reproducer(folder) -> float:
     source = np.fromfile(folder / "input.floats", "<f4")
     s = device.model.input.shape
     out = device.forward_image(source.reshape(s.height, s.width, s.channels))["output"]
-    expected = np.fromfile(folder / "expected.floats", "<f4")
-    return _relative(expected, np.asarray(out, np.float32))
+    expected = np.fromfile(folder / "expected.floats", "<f4").reshape(np.shape(out))
+    return LocalErrors.of(expected, np.asarray(out, np.float32))
 
 
-def _readme(model, fd, layers, image, local, budget, builder) -> str:
+def _readme(model, fd, layers, image, local: LocalErrors, budget, offset_budget,
+            builder) -> str:
+    offset = "" if offset_budget is None else (
+        f", of which a per-channel offset of {local.offset:.4g} (local offset budget "
+        f"{offset_budget:.4g}: a constant shift of each channel, as a wrong bias makes)")
     lines = [f"# Reproducer: {model} / {fd.tensor}", "",
              f"The first layer whose own error breaks its local budget: Forge layer(s) "
              f"{', '.join(f'`{n}`' for n in layers)} (Keras layer `{fd.keras_layer}`).  On image "
              f"`{image}`, Keras run on the input the device gave this layer differs from the "
-             f"device's output by {local:.4g} (relative; local budget {budget:.4g}).", "",
+             f"device's output by {local.relative:.4g} (relative; local budget {budget:.4g})"
+             f"{offset}.", "",
              f"Typical causes: {fd.hint}", ""]
     if builder is None:
         lines += ["The layer reads several tensors, and a Forge network has one input image, so "

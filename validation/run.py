@@ -27,6 +27,7 @@ class Evaluation:
     results: Results
     baseline_path: Path
     baseline_doc: object          # the Baseline --update-baseline writes
+    budget_file: BudgetFile       # the budgets the run was judged by
 
 
 def budget_candidates(settings, manifest) -> list:
@@ -96,7 +97,8 @@ def evaluate_run(prepared, *, budget_path=None, baseline_path=None, command: str
                         manifest=manifest, budget_file=budget_file, facts=facts,
                         baseline_path=path, baseline_doc=doc, baseline_note=note,
                         unreadable=m.unreadable, precheck=precheck, boxes=box_counts(m))
-    return Evaluation(results, path, baselines.build(results, budget_file.baseline["metrics"]))
+    return Evaluation(results, path, baselines.build(results, budget_file.baseline["metrics"]),
+                      budget_file)
 
 
 __all__ = ["evaluate_run", "Evaluation"]

@@ -119,6 +119,7 @@ class _Context:
         self.manifest = load_manifest(spec.manifest_path)
         self.golden = GoldenRunner(load_model_file(spec.keras_model_path), self.manifest)
         self.comparable = {e.name for e in self.manifest.tensors if _comparable(e)}
+        self.channels = {e.name: e.shape[2] for e in self.manifest.tensors if e.shape}
         self.output = self.manifest.output.tensor
         self.detector = Detector.of(self.manifest)
         self.device = None
@@ -258,13 +259,14 @@ def _tally_local(ctx: _Context, tally: Tally, key: str, golden: dict, device: Op
         for name, expected in ctx.recipes.replay(device).items():
             data, status = device[name][0], device[name][1]
             if status == "ok" and data is not None and data.size == expected.size:
-                tally.tensor(name).local_device.add(expected, data, key)
+                tally.tensor(name).local_device.add(expected, data, key, ctx.channels.get(name, 0))
     if ctx.device is not None:
         given = {n: rec[0] for n, rec in golden.items() if rec[1] == "ok" and rec[0] is not None}
         replayed = ctx.device.replay(given)
         for name in ctx.comparable:
             if name in replayed and name in given and replayed[name].size == given[name].size:
-                tally.tensor(name).local_golden.add(given[name], replayed[name], key)
+                tally.tensor(name).local_golden.add(given[name], replayed[name], key,
+                                                    ctx.channels.get(name, 0))
 
 
 # -- the controller side -----------------------------------------------------------------------

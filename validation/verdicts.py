@@ -23,7 +23,7 @@ device shows, never as a verdict of its own.
 from dataclasses import field
 from typing import Literal, Optional
 
-from core.contracts import component, contract, read
+from core.contracts import component, contract, omitted_when_none, read
 from validation.precheck import Precheck, summary_line
 
 FORMAT = "keras2metal.results/2"
@@ -65,6 +65,11 @@ class Metrics:
     rel_error_p99: Optional[float] = None
     rel_error_worst: Optional[float] = None
     worst_image: Optional[str] = None
+    # local errors only: the per-channel offset part of rel_error, and the positions (H·W) each
+    # channel mean of an image averages over
+    offset_rel_error: Optional[float] = None
+    positions: Optional[int] = None
+    _omit = omitted_when_none("offset_rel_error", "positions")
 
 
 @component
@@ -86,12 +91,17 @@ class DataProblem:
 class LocalCheck:
     """The layer's own error (validation.replay), held to a budget that does not grow with depth:
     Keras on the device's inputs vs the device, and — on the reference device — the MPS kernels
-    on Keras's inputs vs Keras."""
+    on Keras's inputs vs Keras.  The offset part of each error (a constant per channel, as a
+    wrong bias or BatchNorm shift makes) has a budget of its own: rounding noise averages out of
+    it."""
     device_rel_error: Optional[float]
     golden_rel_error: Optional[float]
     budget: float
     verdict: Literal["pass", "fail"]
     covers: list[str] = field(default_factory=list)    # Forge layers checked with this tensor
+    device_offset_rel_error: Optional[float] = None
+    golden_offset_rel_error: Optional[float] = None
+    offset_budget: Optional[float] = None
 
 
 @component

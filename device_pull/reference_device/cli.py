@@ -9,7 +9,8 @@ manifest hash, top-5 predictions, latency).
 
 ``--fault KIND:LAYER`` injects one known conversion bug into one layer (transpose: weights read
 with a wrong transpose; stride: (x, y) tuples swapped; bias: bias dropped; garbage: float32
-weights read as float16) so a harness can prove it flags that layer first.
+weights read as float16; scale / shift: weights / biases 2 % off, as a BatchNorm folded wrongly
+makes them) so a harness can prove it flags that layer first.
 """
 import sys
 

@@ -22,7 +22,7 @@ from core.forge_ops.numerics import to_f16
 
 from . import forge
 from .forge import ReferenceDeviceError
-from .params import parse_fault, read_parameters
+from .params import FAULT_FACTOR, parse_fault, read_parameters
 from .swift import BuilderProgram, parse_builder
 
 F16 = np.float16
@@ -93,10 +93,10 @@ class ReferenceDevice:
         t = self._first_tensor(layer)
         wc = layer.weight_count(t.input.shape, t.shape)
         bc = layer.bias_count(t.input.shape, t.shape)
-        if kind in ("transpose", "garbage") and wc == 0:
+        if kind in ("transpose", "garbage", "scale") and wc == 0:
             raise ReferenceDeviceError(f"--fault {kind}:{name}: {layer.describe()} has no weights")
-        if kind == "bias" and bc == 0:
-            raise ReferenceDeviceError(f"--fault bias:{name}: {layer.describe()} has no biases")
+        if kind in ("bias", "shift") and bc == 0:
+            raise ReferenceDeviceError(f"--fault {kind}:{name}: {layer.describe()} has no biases")
         if kind == "stride" and layer.op.window(layer.arguments) is None:
             raise ReferenceDeviceError(f"--fault stride:{name}: {layer.describe()} has no "
                                        "kernel/stride tuples (use a Conv, PointwConv, DepthwConv "
@@ -118,10 +118,13 @@ class ReferenceDevice:
                 layout = layer.weight_layout(i, o)
                 if layer.fault == "transpose":
                     w = layer.op.misread_transposed(w, layout)
+                elif layer.fault == "scale":
+                    w = w * np.float32(FAULT_FACTOR)
                 layer.weights = w.reshape(layout)
             if bc > 0:
                 b = read_parameters(self.param_dir, spec, layer, "biases", bc, self.warnings)
-                layer.biases = None if layer.fault == "bias" else b
+                layer.biases = (None if layer.fault == "bias" else
+                                b * np.float32(FAULT_FACTOR) if layer.fault == "shift" else b)
 
     def _plan(self):
         """Storage roots, read/write placements, dump decisions and when storage can be freed."""

@@ -12,7 +12,10 @@ import numpy as np
 
 from .forge import ReferenceDeviceError
 
-FAULT_KINDS = ("transpose", "stride", "bias", "garbage")
+FAULT_KINDS = ("transpose", "stride", "bias", "garbage", "scale", "shift")
+# scale / shift: the weights / biases 2 % off, as a BatchNorm folded with a wrong epsilon or
+# gamma / a wrong beta or moving mean makes them: an error as small as a conversion bug gets
+FAULT_FACTOR = 1.02
 
 
 def read_parameters(param_dir, spec, layer, kind: str, count: int, warnings: list,

@@ -8,13 +8,16 @@ from device_pull.reference_device import FAULT_KINDS
 
 FEW_IMAGES = sorted(DEFAULT_IMAGES.glob("*_00.png"))
 
+# scale / shift (weights / biases 2 % off) are the small ones: tiny_yolo's conv_14 shift (the
+# linear detection head) and the default model's stem_conv shift stay within the local budget
+# in all, and are caught by their per-channel offset
 FAULTS = {
     "default": {"transpose": "block1_pw", "stride": "stem_conv", "bias": "mix_a",
-                "garbage": "reduce_conv"},
+                "garbage": "reduce_conv", "scale": "block2_pw", "shift": "stem_conv"},
     "mobilenet": {"transpose": "conv_pw_5", "stride": "conv_dw_6", "bias": "conv_pw_3",
-                  "garbage": "conv_dw_8"},
+                  "garbage": "conv_dw_8", "scale": "conv_pw_12", "shift": "conv_pw_6"},
     "tiny_yolo": {"transpose": "conv_4", "stride": "conv_2", "bias": "conv_6",
-                  "garbage": "conv_8"},
+                  "garbage": "conv_8", "scale": "conv_10", "shift": "conv_14"},
 }
 CASES = [pytest.param(model, kind, layer, id=f"{model}-{kind}-{layer}",
                       marks=[] if model == "default" else [pytest.mark.slow])

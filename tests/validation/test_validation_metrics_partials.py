@@ -12,15 +12,20 @@ import pytest
 from validation.metrics import image_partials
 
 
-def plain_partials(golden, device) -> dict:
+def plain_partials(golden, device, channels=0) -> dict:
     g = np.asarray(golden, dtype=np.float64).reshape(-1)
     d = np.asarray(device, dtype=np.float64).reshape(-1)
     finite_g, finite_d = np.isfinite(g), np.isfinite(d)
     gf = g[finite_g]
     keep = finite_d & finite_g
+    sums = None
+    if channels and keep.all():
+        sums = np.zeros(channels)
+        for c in range(channels):
+            sums[c] = (d[c::channels] - g[c::channels]).sum()
     g, d = g[keep], d[keep]
     diff = d - g
-    return {"nan_inf": int((~finite_d).sum()), "golden_nan_inf": int((~finite_g).sum()),
+    return {"channel_sums": sums, "nan_inf": int((~finite_d).sum()), "golden_nan_inf": int((~finite_g).sum()),
             "count": int(g.size), "g_count": int(gf.size),
             "sum_abs": float(np.abs(diff).sum()), "sum_sq": float(np.dot(diff, diff)),
             "g_sq": float(np.dot(g, g)), "d_sq": float(np.dot(d, d)), "gd": float(np.dot(g, d)),
@@ -55,3 +60,16 @@ def test_partials_equal_the_plain_computation_bit_for_bit(case):
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         assert repr(got[key]) == repr(value), key          # repr: -0.0 and NaN compared too
+
+
+@pytest.mark.parametrize("case", ["finite", "device_nan_inf"])
+def test_channel_sums_are_each_channels_sum_of_the_differences(case):
+    golden, device = _pair(7, size=97 * 13)
+    if case == "device_nan_inf":
+        device[5] = np.nan                  # no offset where a value is not finite
+    got = image_partials(golden, device, channels=13)["channel_sums"]
+    expected = plain_partials(golden, device, channels=13)["channel_sums"]
+    if expected is None:
+        assert got is None
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)

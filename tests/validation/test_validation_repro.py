@@ -40,7 +40,9 @@ def _calls(source: str) -> set:
     return names
 
 
-@pytest.mark.parametrize("fault", ["transpose:block1_pw", "bias:mix_a"])
+# shift: a 2 % bias error, most of whose local error is a per-channel offset — the reproducer
+# and its XCTest check the offset against its own budget too
+@pytest.mark.parametrize("fault", ["transpose:block1_pw", "bias:mix_a", "shift:stem_conv"])
 def test_reproducer_of_an_injected_fault_reproduces_it(fault, run_suite, tmp_path):
     repro = tmp_path / "repro"
     run = run_suite("--model", "default", "--images", *FEW_IMAGES, "--fault", fault,
@@ -49,10 +51,18 @@ def test_reproducer_of_an_injected_fault_reproduces_it(fault, run_suite, tmp_pat
     layer = fault.split(":")[1]
     assert f"reproducer of {layer} written" in run.output
     info = json.loads((repro / "reproducer.json").read_text())
-    assert info["tensor"] == layer and info["local_error"] > info["local_budget"]
+    assert info["tensor"] == layer
     from validation.repro import replay_reproducer
 
-    assert replay_reproducer(repro) == pytest.approx(info["local_error"], rel=1e-3)
+    replayed = replay_reproducer(repro)
+    assert replayed.relative == pytest.approx(info["local_error"], rel=1e-3)
+    assert replayed.offset == pytest.approx(info["local_offset_error"], rel=1e-3)
+    if fault.startswith("shift:"):
+        assert info["local_offset_error"] > info["local_offset_budget"]
+        assert "XCTAssertLessThanOrEqual(offsetRelative" in \
+            next(repro.glob("*ReproTests.swift")).read_text()
+    else:
+        assert info["local_error"] > info["local_budget"]
     from validation.__main__ import main
 
     assert main(["repro", str(repro)]) == 1                      # it reproduces
