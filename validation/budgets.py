@@ -101,7 +101,7 @@ BUDGET_DIR = Path(__file__).resolve().parent / "budgets"
 
 DEFAULT_RULE = {"a": 16.0, "b": 32.0, "g": 2.0, "g_max": 3.0, "g_softmax": 8.0, "c_logits": 4.0,
                 "cap_rel": 0.25, "cap_max": 0.5, "floor": 1e-6, "local_a": 16.0,
-                "local_offset_a": 2.0}
+                "local_offset_a": 2.0, "local_offset_k": 3.0}
 # A threshold left at None is not judged (the run says so); none of these defaults can only pass.
 DEFAULT_ACCURACY = {"min_device_top1": None, "min_device_top5": None, "max_top1_drop": 0.0,
                     "max_top5_drop": 0.0, "min_agreement_top1": 1.0, "min_agreement_top5": None,
@@ -283,18 +283,28 @@ def local_budget(metrics: dict, forge_type: str, rule: dict) -> float:
     return rule["local_a"] * _rounding(metrics) + logits
 
 
-def local_offset_budget(metrics: dict, forge_type: str, rule: dict, positions: int) -> float:
-    """The per-channel offset a layer may add on its own (validation.metrics ``offset_rel_error``).
+def local_offset_budget(metrics: dict, forge_type: str, rule: dict, local: list) -> float:
+    """The per-channel offset a layer may add on its own (validation.metrics ``offset_rel_error``),
+    given its local measurements ``local`` (one per replay: rel_error, offset_rel_error and the
+    positions each channel mean averages over, H·W × images).
 
-    Noise within the local budget averages out of a channel's mean over its ``positions`` (H·W ×
-    images: ``local_a·ε/√positions``); ``local_offset_a`` roundings allow for rounding that does not
-    average out: a region of equal values rounds alike (at most one rounding, ε), and float16
-    copies of the bias and weights, which MPS may make, shift a channel by about one more.  A
-    2 % bias error in a layer gives an offset of 5–35 ε in the seed networks, but a relative
-    error that can stay under ``local_a`` (Inception-V3's first convolution: 6.7 ε)."""
+    Independent rounding noise of relative size s adds an offset of about s/√positions; s is
+    measured — the spread of the local error within each channel, √(rel² − offset²), the larger
+    of the replays — and allowed ``local_offset_k`` times.  With one position per channel there
+    is no spread to measure and the noise is taken to be the whole local budget.
+    ``local_offset_a`` roundings allow for rounding that does not average out: a region of equal
+    values rounds alike (one rounding, ε), and float16 copies of the bias and weights, which MPS
+    may make, shift a channel by about one more.  Measured on the seed networks' clean runs:
+    offsets ≤ 0.07 ε where a channel has ≥ 49 positions; a 2 % bias error: 4.8–35 ε."""
     logits = _logits_term(metrics, rule) if _rounds_logits(forge_type) else 0.0
-    noise = rule["local_a"] / math.sqrt(max(positions, 1))
-    return (rule["local_offset_a"] + noise) * _rounding(metrics) + logits
+    positions = min(m["positions"] for m in local)
+    if positions < 2:
+        noise = rule["local_a"] * _rounding(metrics)
+    else:
+        spread = max(math.sqrt(max(m["rel_error"] ** 2 - m["offset_rel_error"] ** 2, 0.0))
+                     for m in local)
+        noise = rule["local_offset_k"] * spread / math.sqrt(positions)
+    return rule["local_offset_a"] * _rounding(metrics) + noise + logits
 
 
 def apply_overrides(budget: TensorBudget, name: str, budget_file: BudgetFile) -> TensorBudget:

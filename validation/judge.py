@@ -154,9 +154,9 @@ def judge_local(t: TensorResult, c, budget_file: BudgetFile) -> None:
     offsets = {kind: m["offset_rel_error"] for kind, m in c.local.items()
                if m.get("offset_rel_error") is not None}
     limit = local_budget(c.metrics, c.forge_type, rule)
-    positions = min((m["positions"] for m in c.local.values() if m.get("positions")), default=0)
-    offset_limit = (local_offset_budget(c.metrics, c.forge_type, rule, positions)
-                    if offsets else None)
+    offset_limit = local_offset_budget(
+        c.metrics, c.forge_type, rule,
+        [m for m in c.local.values() if m.get("offset_rel_error") is not None]) if offsets else None
     broken = [kind for kind, rel in rels.items() if not math.isfinite(rel) or rel > limit]
     shifted = [kind for kind, off in offsets.items() if kind not in broken and off > offset_limit]
     t.local = LocalCheck(device_rel_error=rels.get("device"), golden_rel_error=rels.get("golden"),

@@ -48,6 +48,7 @@ class LocalErrors:
     """A one-image local error: relative, and its per-channel offset part (validation.metrics)."""
     relative: float
     offset: Optional[float]
+    measured: dict                  # the metrics they come from
 
     @staticmethod
     def of(expected, got) -> "LocalErrors":
@@ -56,7 +57,7 @@ class LocalErrors:
         acc = Accumulator()
         acc.add(expected, got, channels=np.shape(expected)[-1] if np.ndim(expected) == 3 else 0)
         m = acc.result()
-        return LocalErrors(m["rel_error"], m.get("offset_rel_error"))
+        return LocalErrors(m["rel_error"], m.get("offset_rel_error"), m)
 
     def breaks(self, budget: float, offset_budget: Optional[float]) -> bool:
         return self.relative > budget or (self.offset is not None and offset_budget is not None
@@ -219,7 +220,7 @@ def write_reproducer(prepared, results, out_dir, budget_file) -> Reproducer:
     budget = culprit.local.budget
     offset_budget = None if local.offset is None or culprit.metrics is None else \
         local_offset_budget(asdict(culprit.metrics), culprit.forge_type, budget_file.rule,
-                            int(np.prod(np.shape(want)[:2])))
+                            [local.measured])
     out = Path(out_dir)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)

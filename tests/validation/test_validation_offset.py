@@ -84,8 +84,7 @@ def test_the_judge_blames_an_offset_the_whole_error_hides():
     comparison = _comparison(own)
     rule = BudgetFile().rule
     assert own["rel_error"] < local_budget(comparison.metrics, "Conv", rule)
-    assert own["offset_rel_error"] > local_offset_budget(comparison.metrics, "Conv", rule,
-                                                         own["positions"])
+    assert own["offset_rel_error"] > local_offset_budget(comparison.metrics, "Conv", rule, [own])
     t = judge_tensors([comparison], BudgetFile())[0]
     assert t.verdict == "fail" and t.blame == "culprit" and t.local.verdict == "fail"
     assert t.local.device_offset_rel_error == own["offset_rel_error"]
@@ -95,3 +94,30 @@ def test_the_judge_blames_an_offset_the_whole_error_hides():
     t = judge_tensors([_comparison(clean)], BudgetFile())[0]
     assert t.local.verdict == "pass" and t.blame is None
     assert t.local.device_offset_rel_error < t.local.offset_budget / 10
+
+
+def test_a_classifier_heads_offset_needs_a_second_image():
+    """One position per channel and image (a 1×1 classifier head): with one image the offset
+    cannot be told from the noise (its budget is the whole local budget); from two images on,
+    the noise is measured within each channel and a bias error of 6.5 ε stands out."""
+    rng = np.random.default_rng(4)
+    bias = rng.normal(0, 1.0, 1000).astype(np.float32)
+    rule = BudgetFile().rule
+
+    def head(n):
+        pairs = []
+        for _ in range(n):
+            g = (rng.normal(0, 3.0, (1, 1, 1000)) + bias).astype(np.float32)
+            pairs.append((g, _rounded(g + np.float32(0.01) * bias)))   # ≈ 6.5 ε
+        acc = Accumulator()
+        for i, (g, d) in enumerate(pairs):
+            acc.add(g, d, f"img{i}", channels=1000)
+        own = acc.result()
+        return own, local_offset_budget(own, "Conv", rule, [own])
+
+    one, one_budget = head(1)
+    assert one["positions"] == 1 and one_budget > rule["local_a"] * EPS
+    assert one["offset_rel_error"] < one_budget
+    two, two_budget = head(2)
+    assert two["rel_error"] < local_budget(two, "Conv", rule)
+    assert two["offset_rel_error"] > two_budget
