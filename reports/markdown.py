@@ -145,12 +145,9 @@ def _local(t) -> str:
     if t.local is None:
         return fmt.NA
     local = t.local
-    worst = max(v for v in (local.device_rel_error, local.golden_rel_error) if v is not None)
-    text = f"{fmt.err(worst)} / {fmt.err(local.budget)}"
-    offsets = [v for v in (local.device_offset_rel_error, local.golden_offset_rel_error)
-               if v is not None]
-    if offsets and local.offset_budget is not None:
-        text += f"; offset {fmt.err(max(offsets))} / {fmt.err(local.offset_budget)}"
+    text = f"{fmt.err(local.worst())} / {fmt.err(local.budget)}"
+    if local.worst_offset() is not None and local.offset_budget is not None:
+        text += f"; offset {fmt.err(local.worst_offset())} / {fmt.err(local.offset_budget)}"
     return text
 
 

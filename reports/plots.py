@@ -85,8 +85,7 @@ def error_by_depth(results, path, title: str = None) -> Path:
                     linewidth=1.2, label="local offset budget", zorder=1)
     culprits = np.array([t.blame == "culprit" for t in tensors], dtype=bool)
     if culprits.any():
-        worst = _shown([max(v for v in (t.local.device_rel_error, t.local.golden_rel_error)
-                            if v is not None) if t.blame == "culprit" else None for t in tensors],
+        worst = _shown([t.local.worst() if t.blame == "culprit" else None for t in tensors],
                        LOCAL_FLOOR)
         bottom.scatter(depth[culprits], worst[culprits], s=40, facecolors="none",
                        edgecolors="tab:red", label="culprit (own error over budget)", zorder=3)

@@ -291,20 +291,19 @@ def local_offset_budget(metrics: dict, forge_type: str, rule: dict, local: list)
     Independent rounding noise of relative size s adds an offset of about s/√positions; s is
     measured — the spread of the local error within each channel, √(rel² − offset²), the larger
     of the replays — and allowed ``local_offset_k`` times.  With one position per channel there
-    is no spread to measure and the noise is taken to be the whole local budget.
+    is no spread to measure and the noise is taken to be the whole local budget.  A softmax's
+    logit rounding differs from image to image: it is part of the measured spread.
     ``local_offset_a`` roundings allow for rounding that does not average out: a region of equal
     values rounds alike (one rounding, ε), and float16 copies of the bias and weights, which MPS
     may make, shift a channel by about one more.  Measured on the seed networks' clean runs:
     offsets ≤ 0.07 ε where a channel has ≥ 49 positions; a 2 % bias error: 4.8–35 ε."""
-    logits = _logits_term(metrics, rule) if _rounds_logits(forge_type) else 0.0
     positions = min(m["positions"] for m in local)
     if positions < 2:
-        noise = rule["local_a"] * _rounding(metrics)
-    else:
-        spread = max(math.sqrt(max(m["rel_error"] ** 2 - m["offset_rel_error"] ** 2, 0.0))
-                     for m in local)
-        noise = rule["local_offset_k"] * spread / math.sqrt(positions)
-    return rule["local_offset_a"] * _rounding(metrics) + noise + logits
+        return rule["local_offset_a"] * _rounding(metrics) + local_budget(metrics, forge_type, rule)
+    spread = max(math.sqrt(max(m["rel_error"] ** 2 - m["offset_rel_error"] ** 2, 0.0))
+                 for m in local)
+    return (rule["local_offset_a"] * _rounding(metrics)
+            + rule["local_offset_k"] * spread / math.sqrt(positions))
 
 
 def apply_overrides(budget: TensorBudget, name: str, budget_file: BudgetFile) -> TensorBudget:

@@ -91,6 +91,11 @@ def judge_tensors(comparisons: list, budget_file: BudgetFile) -> list:
         by_name[c.name] = t
         if not c.comparable:
             t.reason = c.not_comparable_reason
+            if c.local:                 # a pre-activation: its own error is judged, nothing else
+                judge_local(t, c, budget_file)
+                if t.local.verdict == "pass":
+                    t.reason += (f"; its own (local) error {fmt(t.local.worst())} is "
+                                 f"within its local budget {fmt(t.local.budget)}")
             continue
         if c.metrics is not None:
             t.metrics = Metrics(**{k: c.metrics[k] for k in Metrics.__dataclass_fields__
@@ -153,9 +158,11 @@ def judge_local(t: TensorResult, c, budget_file: BudgetFile) -> None:
     rels = {kind: m["rel_error"] for kind, m in c.local.items()}
     offsets = {kind: m["offset_rel_error"] for kind, m in c.local.items()
                if m.get("offset_rel_error") is not None}
-    limit = local_budget(c.metrics, c.forge_type, rule)
+    # a tensor Keras does not expose has no golden statistics: its replay's stand in
+    metrics = c.metrics or next(iter(c.local.values()))
+    limit = local_budget(metrics, c.forge_type, rule)
     offset_limit = local_offset_budget(
-        c.metrics, c.forge_type, rule,
+        metrics, c.forge_type, rule,
         [m for m in c.local.values() if m.get("offset_rel_error") is not None]) if offsets else None
     broken = [kind for kind, rel in rels.items() if not math.isfinite(rel) or rel > limit]
     shifted = [kind for kind, off in offsets.items() if kind not in broken and off > offset_limit]

@@ -118,6 +118,12 @@ def _local(acc) -> Optional[Metrics]:
     return Metrics(**acc.result()) if acc.images else None
 
 
+def _add_local(row: Comparison, measure: TensorMeasure) -> None:
+    row.local = {kind: asdict(getattr(measure, f"local_{kind}"))
+                 for kind in ("device", "golden") if getattr(measure, f"local_{kind}")}
+    row.covers, row.no_recipe = measure.covers, measure.no_recipe
+
+
 def comparisons(m: Measurements, manifest: Manifest) -> list:
     """One :class:`~validation.evaluate.Comparison` per manifest tensor, in manifest order."""
     out = []
@@ -128,18 +134,18 @@ def comparisons(m: Measurements, manifest: Manifest) -> list:
             keras_layer=entry.keras_layer,
             comparable=comparable(entry))
         out.append(row)
+        measure = m.tensors.get(entry.name)
         if not row.comparable:
             row.not_comparable_reason = not_comparable_reason(entry)
+            if measure is not None:             # a pre-activation's own (local) error
+                _add_local(row, measure)
             continue
-        measure = m.tensors.get(entry.name)
         if measure is None or (not measure.problems and measure.metrics is None):
             row.problems.append(Problem("missing", None, "no image was measured"))
             continue
         if measure.metrics is not None:
             row.metrics = asdict(measure.metrics)
-        row.local = {kind: asdict(getattr(measure, f"local_{kind}"))
-                     for kind in ("device", "golden") if getattr(measure, f"local_{kind}")}
-        row.covers, row.no_recipe = measure.covers, measure.no_recipe
+        _add_local(row, measure)
         for sample in measure.samples:
             row.problems.append(Problem(sample.kind, sample.image, sample.reason))
         more = sum(measure.problems.values()) - len(measure.samples)

@@ -14,7 +14,11 @@ does not: it is what the layer itself adds.  Two ways to measure it, per image:
 A recipe starts from the nearest tensors *with* a Keras counterpart: a Forge layer whose input
 Keras does not expose (the depthwise half of a separable convolution, a Dense whose logits go
 straight into a softmax, a copy the converter inserted) is checked together with it, as a pair —
-the recipe ``covers`` those layers.  Tensors whose inputs lead back to the image's
+the recipe ``covers`` those layers.  A weighted layer whose activation Keras fuses but Forge runs
+as a layer of its own (a Dense's softmax, a convolution's ReLU6) also gets a recipe of its own
+when the device dumps it: its Keras layer without the activation (:func:`_pre_activation`), so
+an error in the logits is measured as one — in the logits, where the device's float16 rounding
+is a few ulps, not through the softmax, which the logits' rounding makes much less exact.  Tensors whose inputs lead back to the image's
 preprocessing without a Keras tensor between have no recipe (their cumulative error is their
 local error).
 """
@@ -86,7 +90,9 @@ class KerasRecipes:
         by_name = {t.name: t for t in manifest.tensors}
         keras_input = _keras_input_tensor(manifest)
         for entry in manifest.tensors:
-            if not isinstance(entry.reference, KerasOutput) or not entry.compare:
+            pre_activation = _pre_activation_layer(model, entry)
+            if pre_activation is None and (not isinstance(entry.reference, KerasOutput)
+                                           or not entry.compare):
                 continue
             sources, covers = _sources(entry, by_name, keras_input)
             if sources is None:
@@ -99,8 +105,9 @@ class KerasRecipes:
                 else:
                     inputs.append(_layer_output(model, s.reference.layer, s.reference.output_index))
             ref = entry.reference
-            output = _layer_output(model, ref.layer, ref.output_index)
             try:
+                output = (_pre_activation(pre_activation) if pre_activation is not None
+                          else _layer_output(model, ref.layer, ref.output_index))
                 sub = _sub_model(inputs, output)
             except ValueError as exc:
                 self.missing[entry.name] = f"no Keras sub-model from its inputs ({exc})"
@@ -108,7 +115,8 @@ class KerasRecipes:
             self.recipes[entry.name] = Recipe(
                 entry.name, [Source(s.name, s.reference.affine if isinstance(s.reference, KerasOutput)
                                     else None) for s in sources],
-                ref.affine, [c for c in covers if by_name[c].op.has_layer], sub)
+                ref.affine if ref is not None else None,
+                [c for c in covers if by_name[c].op.has_layer], sub)
 
     def replay(self, device: dict) -> dict:
         """``{tensor: Keras's output on the device's inputs}`` (in the device tensor's shape) for
@@ -142,6 +150,37 @@ class KerasRecipes:
             y = np.float32(recipe.affine[0]) * y + np.float32(recipe.affine[1])
         own = device[name][0]
         return y.reshape(np.shape(own)) if own is not None and y.size == np.size(own) else y
+
+
+# Keras layers whose kernel a Forge layer of the same arithmetic holds whole (a separable
+# convolution is split in two: its depthwise half is not the layer without its activation)
+WHOLE_KERNEL_CLASSES = ("Conv2D", "DepthwiseConv2D", "Dense")
+
+
+def _pre_activation_layer(model, entry):
+    """The Keras layer whose output *before its fused activation* the dumped tensor ``entry`` is
+    (Keras exposes only the activation's output), or None."""
+    if entry.reference is not None or not entry.dump_file or entry.op.accumulator is None \
+            or len(entry.keras_layers or []) != 1:
+        return None
+    try:
+        layer = model.get_layer(entry.keras_layers[0])
+    except ValueError:
+        return None
+    activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    if type(layer).__name__ not in WHOLE_KERNEL_CLASSES or activation == "linear":
+        return None
+    return layer
+
+
+def _pre_activation(layer):
+    """``layer``'s output before its activation, as a tensor of the model's graph: a copy of the
+    layer with a linear activation and the same weights, applied to the layer's input."""
+    config = {**layer.get_config(), "activation": "linear", "name": f"{layer.name}__pre_activation"}
+    copy = type(layer).from_config(config)
+    output = copy(layer.input)
+    copy.set_weights(layer.get_weights())
+    return output
 
 
 def _sub_model(inputs, output):

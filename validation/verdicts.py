@@ -103,6 +103,15 @@ class LocalCheck:
     golden_offset_rel_error: Optional[float] = None
     offset_budget: Optional[float] = None
 
+    def worst(self) -> float:
+        """The larger of its replays' relative errors."""
+        return max(v for v in (self.device_rel_error, self.golden_rel_error) if v is not None)
+
+    def worst_offset(self) -> Optional[float]:
+        offsets = [v for v in (self.device_offset_rel_error, self.golden_offset_rel_error)
+                   if v is not None]
+        return max(offsets) if offsets else None
+
 
 @component
 class TensorResult:
