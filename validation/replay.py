@@ -14,13 +14,13 @@ does not: it is what the layer itself adds.  Two ways to measure it, per image:
 A recipe starts from the nearest tensors *with* a Keras counterpart: a Forge layer whose input
 Keras does not expose (the depthwise half of a separable convolution, a Dense whose logits go
 straight into a softmax, a copy the converter inserted) is checked together with it, as a pair —
-the recipe ``covers`` those layers.  A weighted layer whose activation Keras fuses but Forge runs
-as a layer of its own (a Dense's softmax, a convolution's ReLU6) also gets a recipe of its own
-when the device dumps it: its Keras layer without the activation (:func:`_pre_activation`), so
-an error in the logits is measured as one — in the logits, where the device's float16 rounding
-is a few ulps, not through the softmax, which the logits' rounding makes much less exact.  Tensors whose inputs lead back to the image's
-preprocessing without a Keras tensor between have no recipe (their cumulative error is their
-local error).
+the recipe ``covers`` those layers.  A weighted layer whose activation Keras fuses but Forge
+runs as a layer of its own (a Dense's softmax, a convolution's ReLU6) also gets a recipe of its
+own when the device dumps it: its Keras layer without the activation (:func:`_pre_activation`),
+so an error in the logits is measured in the logits, where the device's float16 rounding is a
+few ulps, and not only through the softmax, which the logits' rounding makes much less exact.
+Tensors whose inputs lead back to the image's preprocessing without a Keras tensor between have
+no recipe (their cumulative error is their local error).
 """
 from dataclasses import dataclass, field
 from typing import Optional
@@ -109,7 +109,7 @@ class KerasRecipes:
                 output = (_pre_activation(pre_activation) if pre_activation is not None
                           else _layer_output(model, ref.layer, ref.output_index))
                 sub = _sub_model(inputs, output)
-            except ValueError as exc:
+            except (ValueError, AttributeError, RuntimeError) as exc:   # e.g. a shared layer
                 self.missing[entry.name] = f"no Keras sub-model from its inputs ({exc})"
                 continue
             self.recipes[entry.name] = Recipe(
