@@ -276,17 +276,19 @@ def default_budget(metrics: dict, inherited_rel: float, inherited_max: float, fo
                   cosine=1.0 - rel * rel, inherited_rel=inherited_rel, inherited_max=inherited_max)
 
 
-def local_budget(metrics: dict, forge_type: str, rule: dict) -> float:
+def local_budget(metrics: dict, forge_type: str, rule: dict, rounds_logits: bool = True) -> float:
     """The relative error a layer may add on its own (validation.replay): ``local_a`` roundings,
-    plus, for a softmax, the float16 rounding of its logits (as in the cumulative rule)."""
-    logits = _logits_term(metrics, rule) if _rounds_logits(forge_type) else 0.0
+    plus, for a softmax whose logits the replay rounds (``rounds_logits``: the logits come from a
+    layer replayed with it, or are Keras's rounded to float16), their rounding as in the
+    cumulative rule.  A softmax replayed on the device's own logits has no such term."""
+    logits = _logits_term(metrics, rule) if rounds_logits and _rounds_logits(forge_type) else 0.0
     return rule["local_a"] * _rounding(metrics) + logits
 
 
-def local_offset_budget(metrics: dict, forge_type: str, rule: dict, local: list) -> float:
+def local_offset_budget(metrics: dict, rule: dict, local: list, limit: float) -> float:
     """The per-channel offset a layer may add on its own (validation.metrics ``offset_rel_error``),
     given its local measurements ``local`` (one per replay: rel_error, offset_rel_error and the
-    positions each channel mean averages over, H·W × images).
+    positions each channel mean averages over, H·W × images) and its local budget ``limit``.
 
     Independent rounding noise of relative size s adds an offset of about s/√positions; s is
     measured — the spread of the local error within each channel, √(rel² − offset²), the larger
@@ -299,7 +301,7 @@ def local_offset_budget(metrics: dict, forge_type: str, rule: dict, local: list)
     offsets ≤ 0.07 ε where a channel has ≥ 49 positions; a 2 % bias error: 4.8–35 ε."""
     positions = min(m["positions"] for m in local)
     if positions < 2:
-        return rule["local_offset_a"] * _rounding(metrics) + local_budget(metrics, forge_type, rule)
+        return rule["local_offset_a"] * _rounding(metrics) + limit
     spread = max(math.sqrt(max(m["rel_error"] ** 2 - m["offset_rel_error"] ** 2, 0.0))
                  for m in local)
     return (rule["local_offset_a"] * _rounding(metrics)

@@ -219,8 +219,7 @@ def write_reproducer(prepared, results, out_dir, budget_file) -> Reproducer:
     local = LocalErrors.of(want, got)
     budget = culprit.local.budget
     offset_budget = None if local.offset is None or culprit.metrics is None else \
-        local_offset_budget(asdict(culprit.metrics), culprit.forge_type, budget_file.rule,
-                            [local.measured])
+        local_offset_budget(asdict(culprit.metrics), budget_file.rule, [local.measured], budget)
     out = Path(out_dir)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)

@@ -102,6 +102,9 @@ class LocalCheck:
     device_offset_rel_error: Optional[float] = None
     golden_offset_rel_error: Optional[float] = None
     offset_budget: Optional[float] = None
+    # the golden-input replay's budget where it differs from ``budget``: a softmax replayed on
+    # Keras's logits rounded to float16 is allowed their rounding, one on the device's logits not
+    golden_budget: Optional[float] = None
 
     def worst(self) -> float:
         """The larger of its replays' relative errors."""

@@ -84,7 +84,8 @@ def test_the_judge_blames_an_offset_the_whole_error_hides():
     comparison = _comparison(own)
     rule = BudgetFile().rule
     assert own["rel_error"] < local_budget(comparison.metrics, "Conv", rule)
-    assert own["offset_rel_error"] > local_offset_budget(comparison.metrics, "Conv", rule, [own])
+    limit = local_budget(comparison.metrics, "Conv", rule)
+    assert own["offset_rel_error"] > local_offset_budget(comparison.metrics, rule, [own], limit)
     t = judge_tensors([comparison], BudgetFile())[0]
     assert t.verdict == "fail" and t.blame == "culprit" and t.local.verdict == "fail"
     assert t.local.device_offset_rel_error == own["offset_rel_error"]
@@ -113,7 +114,7 @@ def test_a_classifier_heads_offset_needs_a_second_image():
         for i, (g, d) in enumerate(pairs):
             acc.add(g, d, f"img{i}", channels=1000)
         own = acc.result()
-        return own, local_offset_budget(own, "Conv", rule, [own])
+        return own, local_offset_budget(own, rule, [own], local_budget(own, "Conv", rule))
 
     one, one_budget = head(1)
     assert one["positions"] == 1 and one_budget > rule["local_a"] * EPS
