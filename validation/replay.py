@@ -18,7 +18,8 @@ the recipe ``covers`` those layers.  A weighted layer whose activation Keras fus
 runs as a layer of its own (a Dense's softmax, a convolution's ReLU6) also gets a recipe of its
 own when the device dumps it: its Keras layer without the activation (:func:`_pre_activation`),
 so an error in the logits is measured in the logits, where the device's float16 rounding is a
-few ulps, and not only through the softmax, which the logits' rounding makes much less exact.
+few ulps; the activation after it then starts from the device's logits (:func:`_activation`),
+so its own error is the softmax's alone, not the softmax's plus the logits' rounding.
 Tensors whose inputs lead back to the image's preprocessing without a Keras tensor between have
 no recipe (their cumulative error is their local error).
 """
@@ -58,7 +59,7 @@ def _keras_input_tensor(manifest: Manifest) -> Optional[str]:
     return None
 
 
-def _sources(entry, by_name: dict, keras_input: str):
+def _sources(entry, by_name: dict, keras_input: str, pre: dict):
     """(sources, covered Forge layers) of a tensor, or (None, reason)."""
     sources, covers, seen = [], [], set()
     stack = list(reversed(entry.inputs))
@@ -68,7 +69,7 @@ def _sources(entry, by_name: dict, keras_input: str):
             continue
         seen.add(name)
         t = by_name[name]
-        if isinstance(t.reference, KerasOutput) or name == keras_input:
+        if isinstance(t.reference, KerasOutput) or name == keras_input or name in pre:
             sources.append(t)
         elif t.reference is None:
             covers.append(name)
@@ -89,12 +90,19 @@ class KerasRecipes:
         self.recipes, self.missing = {}, {}
         by_name = {t.name: t for t in manifest.tensors}
         keras_input = _keras_input_tensor(manifest)
+        pre = {}         # dumped pre-activation -> (its Keras layer, the layer's linear output)
         for entry in manifest.tensors:
-            pre_activation = _pre_activation_layer(model, entry)
-            if pre_activation is None and (not isinstance(entry.reference, KerasOutput)
-                                           or not entry.compare):
+            layer = _pre_activation_layer(model, entry)
+            if layer is not None:
+                try:
+                    pre[entry.name] = (layer, _pre_activation(layer))
+                except (ValueError, AttributeError, RuntimeError) as exc:   # a shared layer
+                    self.missing[entry.name] = f"no Keras layer without its activation ({exc})"
+        for entry in manifest.tensors:
+            if entry.name not in pre and (not isinstance(entry.reference, KerasOutput)
+                                          or not entry.compare):
                 continue
-            sources, covers = _sources(entry, by_name, keras_input)
+            sources, covers = _sources(entry, by_name, keras_input, pre)
             if sources is None:
                 self.missing[entry.name] = covers          # the reason there is no recipe
                 continue
@@ -102,14 +110,23 @@ class KerasRecipes:
             for s in sources:
                 if s.name == keras_input:
                     inputs.append(model.inputs[0])
+                elif s.name in pre:
+                    inputs.append(pre[s.name][1])
                 else:
                     inputs.append(_layer_output(model, s.reference.layer, s.reference.output_index))
             ref = entry.reference
+            # the activation after a pre-activation the device dumped starts from its values
+            activated = [pre[s.name] for s in sources
+                         if s.name in pre and ref is not None and pre[s.name][0].name == ref.layer]
             try:
-                output = (_pre_activation(pre_activation) if pre_activation is not None
-                          else _layer_output(model, ref.layer, ref.output_index))
+                if entry.name in pre:
+                    output = pre[entry.name][1]
+                elif activated:
+                    output = _activation(*activated[0])
+                else:
+                    output = _layer_output(model, ref.layer, ref.output_index)
                 sub = _sub_model(inputs, output)
-            except (ValueError, AttributeError, RuntimeError) as exc:   # e.g. a shared layer
+            except (ValueError, AttributeError, RuntimeError) as exc:
                 self.missing[entry.name] = f"no Keras sub-model from its inputs ({exc})"
                 continue
             self.recipes[entry.name] = Recipe(
@@ -131,12 +148,13 @@ class KerasRecipes:
 
     def replay_one(self, name: str, device: dict):
         """Keras's output of one recipe on the device's inputs, or None when an input is not
-        usable (missing, unreadable, or not finite)."""
+        usable (missing, unreadable, or not finite; a pre-activation the manifest does not compare
+        is usable)."""
         recipe = self.recipes[name]
         values = []
         for s, keras_input in zip(recipe.sources, recipe.model.inputs):
             data, status = device[s.tensor][0], device[s.tensor][1]
-            if status != "ok" or data is None:
+            if status not in ("ok", "not_compared") or data is None:
                 return None
             x = np.asarray(data, np.float32)
             if not np.isfinite(x).all():      # NaN/Inf came from before: no local error here
@@ -181,6 +199,14 @@ def _pre_activation(layer):
     output = copy(layer.input)
     copy.set_weights(layer.get_weights())
     return output
+
+
+def _activation(layer, pre_activation):
+    """``layer``'s activation applied to its pre-activation tensor."""
+    from core.kerasenv import keras
+
+    return keras.layers.Activation(layer.activation, name=f"{layer.name}__activation")(
+        pre_activation)
 
 
 def _sub_model(inputs, output):

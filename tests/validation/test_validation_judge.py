@@ -309,3 +309,26 @@ def test_a_detectors_box_agreement_is_part_of_its_baseline():
     assert worse.verdict == "fail"
     assert (worse.regressions[0].what, worse.regressions[0].worse_by) == (
         "accuracy.boxes.agreement", "-5.0 points")
+
+
+def test_a_softmax_on_the_devices_own_logits_gets_no_logit_rounding_allowance():
+    """The device-input replay of a softmax reads the logits the device dumped, already rounded:
+    2 % noise on its probabilities breaks 16 ε.  Replayed through the Dense that makes the logits
+    (or on Keras's logits rounded to float16), their rounding is allowed for."""
+    import numpy as np
+
+    p = np.exp(np.linspace(0, -12, 100))
+    p /= p.sum()
+
+    def softmax(covers):
+        metrics = dict(measure(p, p), images=1)
+        noisy = dict(measure(p, p * (1 + 0.02 * np.cos(np.arange(100)))), images=1)
+        c = Comparison(name="prob", index=0, forge_type="Softmax", shape=[1, 1, 100], inputs=[],
+                       keras_layer="prob", comparable=True, not_comparable_reason="",
+                       metrics=metrics, local={"device": noisy}, covers=covers)
+        return judge_tensors([c], BudgetFile())[0]
+
+    own_logits = softmax([])
+    assert own_logits.blame == "culprit" and own_logits.local.budget < 17 * 2 ** -11
+    through_dense = softmax(["logits"])
+    assert through_dense.local.budget > 2 * own_logits.local.budget
