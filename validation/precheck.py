@@ -521,7 +521,7 @@ def run_precheck(manifest: Manifest, golden_path, model, image_paths) -> Prechec
     for m in measured:
         m.around = around.get(m.entry.name, m.around)
     return build_precheck(manifest.name, [Path(p).name for p in image_paths], measured,
-                          unbounded_tensors(model, manifest))
+                          unbounded_tensors(manifest, plan))
 
 
 def kept_images(prepared) -> list:

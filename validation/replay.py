@@ -29,6 +29,11 @@ from typing import Optional
 import numpy as np
 
 from core.manifest import KerasOutput, Manifest, PreprocessingStep, ResizedImage
+from validation.undumped import KERNEL_CLASSES, activation_name
+
+# record statuses whose values a replay uses: not_compared is a pre-activation the manifest does
+# not compare with Keras (its values are the device's all the same)
+USABLE = ("ok", "not_compared")
 
 
 @dataclass
@@ -148,13 +153,12 @@ class KerasRecipes:
 
     def replay_one(self, name: str, device: dict):
         """Keras's output of one recipe on the device's inputs, or None when an input is not
-        usable (missing, unreadable, or not finite; a pre-activation the manifest does not compare
-        is usable)."""
+        usable (missing, unreadable, or not finite)."""
         recipe = self.recipes[name]
         values = []
         for s, keras_input in zip(recipe.sources, recipe.model.inputs):
             data, status = device[s.tensor][0], device[s.tensor][1]
-            if status not in ("ok", "not_compared") or data is None:
+            if status not in USABLE or data is None:
                 return None
             x = np.asarray(data, np.float32)
             if not np.isfinite(x).all():      # NaN/Inf came from before: no local error here
@@ -172,7 +176,7 @@ class KerasRecipes:
 
 # Keras layers whose kernel a Forge layer of the same arithmetic holds whole (a separable
 # convolution is split in two: its depthwise half is not the layer without its activation)
-WHOLE_KERNEL_CLASSES = ("Conv2D", "DepthwiseConv2D", "Dense")
+WHOLE_KERNEL_CLASSES = tuple(c for c in KERNEL_CLASSES if c != "SeparableConv2D")
 
 
 def _pre_activation_layer(model, entry):
@@ -185,8 +189,7 @@ def _pre_activation_layer(model, entry):
         layer = model.get_layer(entry.keras_layers[0])
     except ValueError:
         return None
-    activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
-    if type(layer).__name__ not in WHOLE_KERNEL_CLASSES or activation == "linear":
+    if type(layer).__name__ not in WHOLE_KERNEL_CLASSES or activation_name(layer) is None:
         return None
     return layer
 

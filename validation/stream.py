@@ -30,6 +30,7 @@ import numpy as np
 
 from validation.detections import Detector
 from validation.metrics import Accumulator, top_k
+from validation.replay import USABLE
 from core.manifest import TensorEntry
 
 PROBLEM_SAMPLES = 3          # images named per tensor and kind of problem (the rest are counted)
@@ -258,9 +259,7 @@ def _tally_local(ctx: _Context, tally: Tally, key: str, golden: dict, device: Op
     if device is not None:
         for name, expected in ctx.recipes.replay(device).items():
             data, status = device[name][0], device[name][1]
-            # not_compared: a pre-activation the manifest does not compare with Keras
-            if status in ("ok", "not_compared") and data is not None and \
-                    data.size == expected.size:
+            if status in USABLE and data is not None and data.size == expected.size:
                 tally.tensor(name).local_device.add(expected, data, key, ctx.channels.get(name, 0))
     if ctx.device is not None:
         given = {n: rec[0] for n, rec in golden.items() if rec[1] == "ok" and rec[0] is not None}

@@ -89,7 +89,7 @@ class WeightedLayer:
         return y if bias is None else y + bias
 
 
-def _activation_name(layer) -> Optional[str]:
+def activation_name(layer) -> Optional[str]:
     """The non-linear activation a Keras layer applies, None for linear."""
     cls = type(layer).__name__
     config = layer.get_config()
@@ -129,11 +129,12 @@ def _kernel_layer(model, entry) -> Optional[object]:
     return None
 
 
-def unbounded_tensors(model, manifest) -> list:
-    """Weighted tensors whose accumulators are not recomputed here (no Keras kernel or BatchNorm
+def unbounded_tensors(manifest, plan: list) -> list:
+    """Weighted tensors the plan recomputes no accumulators for (no Keras kernel or BatchNorm
     holds their weights); their golden activations and weight files are still checked."""
+    planned = {p.entry.name for p in plan}
     return [entry.name for entry in manifest.tensors
-            if entry.op.accumulator is not None and _kernel_layer(model, entry) is None]
+            if entry.op.accumulator is not None and entry.name not in planned]
 
 
 def fused_activation(model, entry, kernel_layer) -> Optional[tuple]:
@@ -143,7 +144,7 @@ def fused_activation(model, entry, kernel_layer) -> Optional[tuple]:
     layer = keras_layer(model, entry, entry.keras_output)
     if layer is not kernel_layer and type(layer).__name__ not in ACTIVATION_CLASSES:
         return None                                  # e.g. [conv, bn]: nothing fused
-    activation = _activation_name(layer)
+    activation = activation_name(layer)
     return (activation, layer.name) if activation else None
 
 
@@ -226,7 +227,7 @@ def surroundings(model, manifest, plan: list) -> dict:
             if not entry.op.applies_activation or entry.keras_output is None:
                 break
             activation = entry.op.fixed_activation or \
-                _activation_name(keras_layer(model, entry, entry.keras_output))
+                activation_name(keras_layer(model, entry, entry.keras_output))
             following.add((activation, entry.keras_output) if activation else None)
         else:
             if len({a[0] for a in following if a}) == 1 and None not in following:

@@ -65,8 +65,8 @@ class Metrics:
     rel_error_p99: Optional[float] = None
     rel_error_worst: Optional[float] = None
     worst_image: Optional[str] = None
-    # local errors only: the per-channel offset part of rel_error, and the positions (H·W) each
-    # channel mean of an image averages over
+    # local errors only: the per-channel offset part of rel_error, and the positions (H·W ×
+    # images) each channel mean averages over
     offset_rel_error: Optional[float] = None
     positions: Optional[int] = None
     _omit = omitted_when_none("offset_rel_error", "positions")
