@@ -397,9 +397,14 @@ def as_manifest(manifest, source: str = "manifest") -> Manifest:
 
 
 def manifest_hash(manifest) -> str:
-    """sha256 of the manifest's content (keys sorted; where it was read from left out): the same
-    whichever path or process read it, so stores record it and stale ones are detected."""
+    """sha256 of what the device runs: the manifest's content (keys sorted) without where it was
+    read from or its ``source`` — how the model was named on the command line, whether the fold
+    was checked, the versions that converted it — which the weight files' sha256 and the graph
+    already pin.  The same whichever path, process or invocation produced it, so stores record
+    it, stale ones are detected, and a phone built from ``keras2metal model.keras -q`` validates
+    against the suite's own conversion of ``/abs/path/model.keras``."""
     content = to_dict(as_manifest(manifest))
+    content.pop("source", None)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 

@@ -40,6 +40,24 @@ def test_converts_a_keras_file_with_its_own_weights(tmp_path, capsys):
     assert written == model.get_layer("c").get_weights()[0].transpose(3, 0, 1, 2).tobytes()
 
 
+def test_the_manifest_hash_is_what_the_device_runs_not_how_it_was_converted(tmp_path,
+                                                                             monkeypatch):
+    """A quick conversion (-q, no fold check) of the model named by a relative path and a checked
+    one of its absolute path give the device the same network: one hash.  A weight differs:
+    another hash."""
+    path, _ = saved_model(tmp_path, lambda x: L.Conv2D(8, 3, activation="relu", name="c")(x))
+    monkeypatch.chdir(tmp_path)
+    assert main([path.name, "-q"] + outputs(tmp_path / "quick")) == 0
+    assert main([str(path)] + outputs(tmp_path / "checked")) == 0
+    quick = load_manifest(tmp_path / "quick" / "P" / "m.manifest.json")
+    checked = load_manifest(tmp_path / "checked" / "P" / "m.manifest.json")
+    assert quick.source != checked.source
+    assert manifest_hash(quick) == manifest_hash(checked)
+    data = json.loads((tmp_path / "quick" / "P" / "m.manifest.json").read_text())
+    data["weights"][0]["sha256"] = "0" * 64
+    assert manifest_hash(data) != manifest_hash(quick)
+
+
 def test_hostile_layer_names_never_escape_the_output_folder(tmp_path):
     evil = "..__evil name" if KERAS3 else "..__evil-name"  # Keras 2 forbids spaces
     path, _ = saved_model(tmp_path, lambda x: L.Dense(3, name=evil)(
