@@ -447,7 +447,8 @@ class Pipeline:
         try:
             measurement = stream.measure(spec, self.image_paths, runs=runs,
                                          keep=self.s.keep_activations, workers=self.s.workers,
-                                         scheduler=self.s.scheduler, progress=self.s.progress)
+                                         scheduler=self.s.scheduler, progress=self.s.progress,
+                                         scratch=manifest_path.parent.parent)
         except stream.MeasureError as exc:
             raise ValidationSetupError(str(exc)) from None
         if runs is None:

@@ -5,8 +5,12 @@ Each image is measured once, where it is computed: Keras's golden activations
 folder read as ``device_pull.ingest`` reads it) meet in one process, every tensor's error
 statistics are folded into exact accumulators (:mod:`validation.metrics`), and the activations
 are dropped — except for the images kept for pictures and diagnosis (``keep``: the first images,
-then the images worst for the most tensors, found after the first pass and measured again).  A
-detector's boxes are decoded and paired per image as well (:mod:`validation.detections`).
+then the images worst for the most tensors, found after the first pass, whose records are
+computed again).  A detector's boxes are decoded and paired per image as well
+(:mod:`validation.detections`).  A worker writes the records of the images it keeps to a
+scratch folder (:class:`Spilled`) and returns only their file: sent back through Dask's
+sockets, MobileNet's 80 MB an image cost more CPU, on the worker and here, than measuring the
+image again.
 
 Images are split into shards, each a Dask task (:func:`measure_shard`): on a local cluster sized
 to the machine by default, on an existing cluster with ``scheduler=ADDRESS`` (its workers must
@@ -19,8 +23,12 @@ reported, never dropped.  Shard tallies merge exactly and every worker runs Tens
 on one thread, so the measurement — and the verdicts judged from it — are the same bit for bit
 whatever the number of workers or shards.
 """
+import hashlib
 import math
 import os
+import pickle
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +63,32 @@ class Spec:
     fault: Optional[str] = None               # each shard)
 
 
+@dataclass(frozen=True)
+class Spilled:
+    """A kept image's (golden records, device records) that a worker wrote to a file."""
+    path: str
+
+    @classmethod
+    def write(cls, folder: str, key: str, records) -> "Spilled":
+        from core.atomic import write_with
+
+        path = Path(folder) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".pickle")
+
+        def dump(tmp):
+            with open(tmp, "wb") as fh:
+                pickle.dump(records, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+        write_with(path, dump)
+        return cls(str(path))
+
+    def load(self):
+        """The records, and the file gone (it was written by this run, for this process)."""
+        with open(self.path, "rb") as fh:
+            records = pickle.load(fh)
+        os.unlink(self.path)
+        return records
+
+
 @dataclass
 class TensorTally:
     acc: Accumulator = field(default_factory=Accumulator)             # device vs Keras
@@ -87,7 +121,8 @@ class Tally:
     images: dict = field(default_factory=dict)         # image key -> file name
     unreadable: dict = field(default_factory=dict)     # image key -> reason
     latencies: list = field(default_factory=list)      # host seconds per image (not judged)
-    kept: dict = field(default_factory=dict)           # image -> (golden records, device records)
+    kept: dict = field(default_factory=dict)           # image -> (golden records, device
+    #                                                    records), or Spilled on the way back
     covers: dict = field(default_factory=dict)         # tensor -> Forge layers its replay covers
     no_recipe: dict = field(default_factory=dict)      # tensor -> why it has no Keras replay
 
@@ -166,9 +201,10 @@ def _device_records(ctx: _Context, run, key: str, path: Path):
     return records, top5, None
 
 
-def measure_shard(spec: Spec, images: list, keep=(), runs=None) -> Tally:
+def measure_shard(spec: Spec, images: list, keep=(), runs=None, spill=None) -> Tally:
     """Measure ``images`` (``[(key, path), ...]``); the images in ``keep`` also come back with
-    their golden and device records.  ``runs``: the phone's run folders of these images
+    their golden and device records (written to the folder ``spill`` when given: see
+    :class:`Spilled`).  ``runs``: the phone's run folders of these images
     (``{key: device_pull.ingest.DumpRun}``) when the device side is a dump folder.  Runs on a
     Dask worker (or in this process)."""
     from threadpoolctl import threadpool_limits
@@ -180,15 +216,37 @@ def measure_shard(spec: Spec, images: list, keep=(), runs=None) -> Tally:
     # another order, and the device side must come out the same on any worker.
     with threadpool_limits(limits=1, user_api="blas"):
         for key, path in images:
-            _measure_image(ctx, tally, key, Path(path), keep, runs)
+            _measure_image(ctx, tally, key, Path(path), keep, runs, spill)
     return tally
 
 
-def _measure_image(ctx, tally, key, path, keep, runs):
+def keep_shard(spec: Spec, images: list, runs=None, spill=None) -> Tally:
+    """The golden and device records of ``images`` alone, as :func:`measure_shard` would keep
+    them (the same bits): for images chosen after their measurement, which is not made again."""
+    from threadpoolctl import threadpool_limits
+
+    ctx = _context(spec)
+    tally = Tally()
+    with threadpool_limits(limits=1, user_api="blas"):
+        for key, path in images:
+            golden, (device, _, _) = _records(ctx, key, Path(path), runs)
+            tally.kept[key] = _kept(spill, key, golden, device)
+    return tally
+
+
+def _records(ctx, key, path, runs):
+    """Keras's records of one image and the device's (records, run-log top-5, latency)."""
+    return ctx.golden.records(path), _device_records(ctx, (runs or {}).get(key), key, path)
+
+
+def _kept(spill, key, golden, device):
+    return (golden, device) if spill is None else Spilled.write(spill, key, (golden, device))
+
+
+def _measure_image(ctx, tally, key, path, keep, runs, spill):
     tally.images[key] = path.name
     try:
-        golden = ctx.golden.records(path)
-        device, log_top5, latency = _device_records(ctx, (runs or {}).get(key), key, path)
+        golden, (device, log_top5, latency) = _records(ctx, key, path, runs)
     except Exception as exc:  # noqa: BLE001 - one bad image is reported, the rest go on
         tally.unreadable[key] = f"{path}: {type(exc).__name__}: {exc}"
         return
@@ -202,7 +260,7 @@ def _measure_image(ctx, tally, key, path, keep, runs):
                               _top_gap(keras_scores))
     _tally_boxes(ctx, tally, key, golden, device)
     if key in keep:
-        tally.kept[key] = (golden, device)
+        tally.kept[key] = _kept(spill, key, golden, device)
 
 
 def _tally_boxes(ctx, tally, key, golden, device):
@@ -323,7 +381,8 @@ def local_cluster(workers: int):
     import dask
     from dask.distributed import LocalCluster
 
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                          "distributed.worker.profile.enabled": False}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address=None, env=dict(WORKER_ENV), silence_logs=40)
 
@@ -331,17 +390,22 @@ def local_cluster(workers: int):
 class _Runner:
     """Runs shards here (``in_process``) or on Dask, with a progress bar over the images."""
 
-    def __init__(self, workers=None, scheduler=None, progress=True, log=None, in_process=False):
+    def __init__(self, workers=None, scheduler=None, progress=True, log=None, in_process=False,
+                 scratch=None):
         self.workers, self.scheduler, self.progress = workers, scheduler, progress
         self.in_process = in_process and scheduler is None
         self.log = log or (lambda msg: None)
-        self.client = self.cluster = None
+        self.scratch = scratch
+        self.client = self.cluster = self.spill = None
 
     def __enter__(self):
         if self.in_process:
             return self
         from dask.distributed import Client
 
+        if self.scratch is not None:
+            Path(self.scratch).mkdir(parents=True, exist_ok=True)
+        self.spill = tempfile.mkdtemp(prefix="kept-", dir=self.scratch)
         if self.scheduler:
             self.client = Client(self.scheduler)
         else:
@@ -354,6 +418,8 @@ class _Runner:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+        if self.spill is not None:
+            shutil.rmtree(self.spill, ignore_errors=True)
         return False
 
     @property
@@ -362,23 +428,26 @@ class _Runner:
             return 1
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
-    def run(self, spec: Spec, shards: list, keep: set, label: str, runs=None) -> Tally:
+    def run(self, task, spec: Spec, shards: list, label: str, runs=None, **options) -> Tally:
+        """``task`` (:func:`measure_shard` or :func:`keep_shard`) on every shard, merged."""
         total = sum(len(s) for s in shards)
         bar = _bar(total, self.progress, label)
         tally = Tally()
         try:
             if self.client is None:
                 for shard in shards:
-                    tally.merge(measure_shard(spec, shard, keep, _runs_of(runs, shard)))
+                    tally.merge(task(spec, shard, runs=_runs_of(runs, shard), **options))
                     bar.update(len(shard))
                 return tally
             from dask.distributed import as_completed
 
-            futures = {self.client.submit(measure_shard, spec, shard, keep,
-                                          _runs_of(runs, shard), retries=RETRIES,
+            futures = {self.client.submit(task, spec, shard, runs=_runs_of(runs, shard),
+                                          spill=self.spill, **options, retries=RETRIES,
                                           pure=False): len(shard) for shard in shards}
             for future in as_completed(futures):
-                tally.merge(future.result())
+                part = future.result()
+                part.kept = {key: value.load() for key, value in part.kept.items()}
+                tally.merge(part)
                 bar.update(futures[future])
             return tally
         finally:
@@ -386,25 +455,27 @@ class _Runner:
 
 
 def measure(spec: Spec, image_paths, *, runs=None, keep: int = 8, workers=None, scheduler=None,
-            progress=True, log=None) -> Measurement:
+            progress=True, log=None, scratch=None) -> Measurement:
     """Measure every image; keep the activations of at most ``keep`` images (see the module);
     ``workers``: processes of a local cluster (None: one per core; 0: this process).
-    ``runs``: ``{image key: DumpRun}`` of a phone dump folder (else the reference device)."""
+    ``runs``: ``{image key: DumpRun}`` of a phone dump folder (else the reference device).
+    ``scratch``: where a cluster's workers leave the kept images' records for this process
+    (a folder they reach under the same path; None: this machine's temporary folder)."""
     items = _keys(image_paths)
     if not items:
         raise MeasureError("no images to measure")
     start = time.perf_counter()
     first = first_to_keep(items, keep)
     with _Runner(workers, scheduler, progress, log,
-                 in_process=workers == 0 or len(items) <= SMALL_SET) as runner:
+                 in_process=workers == 0 or len(items) <= SMALL_SET, scratch=scratch) as runner:
         size = shard_size(len(items), runner.size)
         shards = [items[i:i + size] for i in range(0, len(items), size)]
-        tally = runner.run(spec, shards, first, "measuring", runs)
+        tally = runner.run(measure_shard, spec, shards, "measuring", runs, keep=first)
         worst = worst_to_keep(tally, first, keep)
         if worst:
             # one task per image, so every worker takes a share of this tail
             again = [[item] for item in items if item[0] in set(worst)]
-            tally.kept.update(runner.run(spec, again, set(worst), "keeping worst", runs).kept)
+            tally.kept.update(runner.run(keep_shard, spec, again, "keeping worst", runs).kept)
         used = runner.size
     kept_because = {key: "one of the first images" for key in first if key in tally.kept}
     kept_because.update({key: "worst image of the most tensors" for key in worst})

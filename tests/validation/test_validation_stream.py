@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from validation.testing import SuiteRunner
@@ -75,7 +76,7 @@ def test_a_worker_killed_mid_run_loses_no_image(tmp_path):
     from dask.distributed import Client
 
     from core.manifest import load_manifest
-    from imagesets.images import list_images
+    from imagesets.images import image_key, list_images
     from validation import stream
     from validation.pipeline import Pipeline, Settings
 
@@ -87,12 +88,32 @@ def test_a_worker_killed_mid_run_loses_no_image(tmp_path):
                        builder_path=str(manifest_path.parent / load_manifest(manifest_path)
                                         .builder.file),
                        param_dir=str(manifest_path.parent))
-    marker = tmp_path / "killed"
+    marker, scratch = tmp_path / "killed", tmp_path / "scratch"
     with stream.local_cluster(2) as cluster, Client(cluster) as client:
         address = cluster.scheduler_address
-        undisturbed = stream.measure(spec, paths, scheduler=address, progress=False)
+        undisturbed = stream.measure(spec, paths, scheduler=address, progress=False,
+                                     scratch=scratch)
         client.register_plugin(die_after_first_shard(str(marker)))
-        disturbed = stream.measure(spec, paths, scheduler=address, progress=False)
+        disturbed = stream.measure(spec, paths, scheduler=address, progress=False,
+                                   scratch=scratch)
     assert marker.is_file(), "no worker died: the test did not test anything"
     assert len(disturbed.tally.predictions) == len(paths) and not disturbed.tally.unreadable
     assert _tallied(disturbed) == _tallied(undisturbed)
+    assert list(scratch.iterdir()) == [], "the workers' spilled records were left behind"
+    # the kept images' records, written to files by the workers and read back here, are the
+    # same whichever worker wrote them; and the records of an image kept after its measurement
+    # (computed again on their own) are the bits its measurement kept
+    assert len(disturbed.kept_because) == 8
+    for key in disturbed.kept_because:
+        assert_same_records(disturbed.tally.kept[key], undisturbed.tally.kept[key])
+    first = [(image_key(paths[0]), str(paths[0]))]
+    measured = stream.measure_shard(spec, first, keep={first[0][0]})
+    assert_same_records(measured.kept[first[0][0]], stream.keep_shard(spec, first).kept[first[0][0]])
+
+
+def assert_same_records(ours, theirs):
+    for side, other in zip(ours, theirs):           # golden, then device
+        assert side.keys() == other.keys()
+        for name, record in side.items():
+            np.testing.assert_array_equal(record[0], other[name][0], err_msg=name)
+            assert record[1:3] == other[name][1:3], name
