@@ -65,28 +65,57 @@ class Spec:
 
 @dataclass(frozen=True)
 class Spilled:
-    """A kept image's (golden records, device records) that a worker wrote to a file."""
+    """A kept image's (golden records, device records) that a worker wrote to a file.
+
+    The file is a pickle whose arrays are stored apart, each at an aligned offset: read back,
+    they are views of the mapped file (no copy here; the pages are read when the stores are
+    written), and the file is unlinked at once (the mapping keeps its pages)."""
     path: str
+    ALIGN = 64
 
     @classmethod
     def write(cls, folder: str, key: str, records) -> "Spilled":
         from core.atomic import write_with
 
         path = Path(folder) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".pickle")
+        buffers = []
+        head = pickle.dumps(records, protocol=5, buffer_callback=buffers.append)
+        raws = [b.raw() for b in buffers]
+        index, offset = [], cls._aligned(16 + len(head))
+        for raw in raws:
+            index.append((offset, raw.nbytes))
+            offset = cls._aligned(offset + raw.nbytes)
+        table = pickle.dumps(index)
 
         def dump(tmp):
             with open(tmp, "wb") as fh:
-                pickle.dump(records, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.write(len(head).to_bytes(8, "little") + len(table).to_bytes(8, "little"))
+                fh.write(head)
+                for (start, _), raw in zip(index, raws):
+                    fh.seek(start)
+                    fh.write(raw)
+                fh.seek(offset)
+                fh.write(table)
 
         write_with(path, dump)
         return cls(str(path))
 
+    @classmethod
+    def _aligned(cls, offset: int) -> int:
+        return -(-offset // cls.ALIGN) * cls.ALIGN
+
     def load(self):
-        """The records, and the file gone (it was written by this run, for this process)."""
+        """The records (read-only arrays), and the file gone."""
+        import mmap
+
         with open(self.path, "rb") as fh:
-            records = pickle.load(fh)
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         os.unlink(self.path)
-        return records
+        view = memoryview(mapped)
+        head_size, table_size = (int.from_bytes(view[i:i + 8], "little") for i in (0, 8))
+        index = pickle.loads(view[len(view) - table_size:])
+        return pickle.loads(view[16:16 + head_size],
+                            buffers=[view[start:start + size] for start, size in index])
 
 
 @dataclass
