@@ -26,6 +26,7 @@ import numpy as np
 from imagesets.images import image_key, image_size, list_images, load_bgr_texture, load_rgb01
 from core.manifest import ManifestError, TensorEntry, as_manifest, load_manifest, preprocessing_step
 from core.preprocessing import apply_step
+from golden.heap import keep_freed_memory
 from stores.store import StoreWriter
 
 PRECISIONS = ("float32", "float16")
@@ -262,6 +263,7 @@ class GoldenRunner:
             if folded_model is not None else None
         self.steps = manifest.preprocessing.steps
         self.width, self.height = manifest.input.width, manifest.input.height
+        keep_freed_memory()
 
     def images(self, paths) -> "GoldenBatch":
         """Run Keras (and the folded model) on ``paths`` as one batch."""

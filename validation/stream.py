@@ -368,10 +368,16 @@ class Measurement:
     seconds: float
 
 
-def shard_size(n_images: int, workers: int) -> int:
-    """Shards small enough to balance the workers and show progress, large enough to amortise
-    a task (at most 16 images)."""
-    return max(1, min(16, math.ceil(n_images / max(1, workers * 4))))
+def split_in_shards(items: list, workers: int) -> list:
+    """Shards of decreasing size (guided self-scheduling): at most 16 images, large enough to
+    amortise a task while many images are left, down to single images at the end, so that no
+    worker waits long for the last shard before the worst images are chosen."""
+    shards, first = [], 0
+    while first < len(items):
+        size = max(1, min(16, math.ceil((len(items) - first) / (2 * max(1, workers)))))
+        shards.append(items[first:first + size])
+        first += size
+    return shards
 
 
 def _keys(image_paths) -> list:
@@ -403,15 +409,16 @@ def local_cluster(workers: int):
     """A local Dask cluster of ``workers`` measuring processes (one thread each, WORKER_ENV).
 
     Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_`` set, which turns off glibc's
-    adaptive mmap threshold: every array of more than 128 KB (each tensor's float64 copies, each
-    layer's output) is then mapped fresh from the system and its pages faulted in again, and a
-    worker measured an image ~1.7 × slower than this process.  Its workers here start without it.
+    adaptive mmap threshold (every large array mapped afresh and its pages faulted in again:
+    a worker measured an image ~1.7 × slower than this process); the measuring context
+    undoes it with :func:`golden.heap.keep_freed_memory`, as in any process that measures.
+    Dask's sampling profiler is off: it interrupts the measurement 100 times a second for a
+    dashboard these clusters do not have.
     """
     import dask
     from dask.distributed import LocalCluster
 
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                          "distributed.worker.profile.enabled": False}):
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address=None, env=dict(WORKER_ENV), silence_logs=40)
 
@@ -497,8 +504,7 @@ def measure(spec: Spec, image_paths, *, runs=None, keep: int = 8, workers=None, 
     first = first_to_keep(items, keep)
     with _Runner(workers, scheduler, progress, log,
                  in_process=workers == 0 or len(items) <= SMALL_SET, scratch=scratch) as runner:
-        size = shard_size(len(items), runner.size)
-        shards = [items[i:i + size] for i in range(0, len(items), size)]
+        shards = split_in_shards(items, runner.size)
         tally = runner.run(measure_shard, spec, shards, "measuring", runs, keep=first)
         worst = worst_to_keep(tally, first, keep)
         if worst:

@@ -1,7 +1,9 @@
-"""ResNet-50 with a generated manifest, for the golden benchmark; run as a script it measures memory.
+"""ResNet-50 with a generated manifest, for the golden benchmark; run as a script it measures.
 
-``python tests/golden/resnet_probe.py N WORKDIR`` captures N images (the sample images, repeated
-under distinct names) and prints JSON with the process's peak RSS (ru_maxrss) and tracemalloc peak.
+``python tests/golden/resnet_probe.py memory N WORKDIR`` captures N images (the sample images,
+repeated under distinct names) and prints JSON with the process's peak RSS (ru_maxrss) and
+tracemalloc peak.  ``python tests/golden/resnet_probe.py speed ROUNDS WORKDIR`` times golden
+capture against ``model.predict`` side by side (:func:`speed`) and prints JSON.
 
 The manifest lists one tensor per Forge-visible activation: every ReLU/Add/pooling/Dense output
 of keras.applications.ResNet50 (convolutions and BatchNorms are fused into the activation that
@@ -91,9 +93,8 @@ def image_set(n: int, folder: Path) -> list:
     return out
 
 
-def main(argv):
-    n, work = int(argv[0]), Path(argv[1])
-    sys.path.insert(0, str(HERE.parents[1]))
+def memory(n: int, work: Path) -> dict:
+    """Peak memory of capturing ``n`` images into a store."""
     from golden import capture_golden
 
     model = build_resnet50()
@@ -106,11 +107,62 @@ def main(argv):
     seconds = time.perf_counter() - start
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(json.dumps({"images": n, "seconds": seconds,
-                      "rss_after_model_kb": rss_model,
-                      "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                      "tracemalloc_peak_bytes": traced_peak}))
+    return {"images": n, "seconds": seconds, "rss_after_model_kb": rss_model,
+            "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "tracemalloc_peak_bytes": traced_peak}
+
+
+def speed(rounds: int, work: Path, n: int = 8) -> dict:
+    """Seconds of ``model.predict`` on ``n`` preprocessed images in one batch, of the suite's
+    golden path (one GoldenRunner, ``records`` image by image) and of ``capture_golden`` writing
+    a store, each target timed right after a baseline run, ``rounds`` times (after a warm-up)."""
+    import numpy as np
+
+    from core.manifest import load_manifest
+    from golden import GoldenRunner, capture_golden, preprocess_steps
+    from imagesets.images import load_rgb01
+
+    model = build_resnet50()
+    manifest = load_manifest(resnet_manifest(model, work))
+    images = image_set(n, work / f"images-{n}")
+    x = np.stack([preprocess_steps(load_rgb01(p, 224, 224), CAFFE)[-1] for p in images])
+    runner = GoldenRunner(model, manifest)
+
+    def predict():
+        return model.predict(x, batch_size=n, verbose=0)
+
+    def capture():
+        """A new store, as the suite writes one (replacing an old 320 MB store would add its
+        deletion); deleted after it is timed."""
+        return capture_golden(model, manifest, images, work / "golden-speed.h5", progress=False)
+
+    def timed(run):
+        start = time.perf_counter()
+        result = run()
+        return time.perf_counter() - start, result
+
+    predict(), capture(), [runner.records(p) for p in images]              # warm-up
+    (work / "golden-speed.h5").unlink()
+    out = {"images": n, "tensors": len(manifest.tensors), "predict_s": [], "runner_s": [],
+           "predict_before_capture_s": [], "capture_s": []}
+    for _ in range(rounds):
+        out["predict_s"].append(timed(predict)[0])
+        seconds, records = timed(lambda: [runner.records(p) for p in images])
+        out["runner_s"].append(seconds)
+        out["predict_before_capture_s"].append(timed(predict)[0])
+        seconds, summary = timed(capture)
+        out["capture_s"].append(seconds)
+        (work / "golden-speed.h5").unlink()
+    probabilities = predict()
+    out["runner_statuses"] = sorted({s for record in records for _, s, _ in record.values()})
+    out["runner_max_rel_error"] = max(
+        float(np.max(np.abs(r["predictions"][0].reshape(-1) - p) / (np.abs(p) + 1e-7)))
+        for r, p in zip(records, probabilities))
+    out["capture_statuses"] = summary["statuses"]
+    return out
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.path.insert(0, str(HERE.parents[1]))
+    mode, count, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+    print(json.dumps(memory(count, folder) if mode == "memory" else speed(count, folder)))
