@@ -10,15 +10,16 @@ For every manifest tensor, its ``reference`` (see :mod:`core.manifest`) says wha
   is given), with the batch axis dropped and reshaped to the manifest's H, W, C.
 
 All Keras layer outputs needed come from ONE multi-output sub-model run per batch of images; the
-Keras input is the image after all preprocessing steps.  Images are streamed: one batch is loaded,
-run, written and dropped before the next, so memory stays bounded by the model plus one batch's
-activations.
+Keras input is the image after all preprocessing steps.  Images are streamed: one batch is loaded
+and run while the one before it is written, then dropped, so memory stays bounded by the model
+plus two batches' activations.
 """
 import json
 import re
 import time
 import weakref
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -324,29 +325,21 @@ def capture_golden(model, manifest, images, out_path, *, folded_model=None, prec
     attrs = dict(keras=KERAS_VERSION, tensorflow=package_version("tensorflow"), precision=precision,
                  folded=folded_model is not None, keras_model=model.name, batch=batch,
                  backend=keras.backend.backend())
-    with StoreWriter(out_path, "golden", manifest, **attrs) as writer:
+    # The store is written on a thread of its own while Keras computes the next batch (its
+    # pass runs outside the GIL): at most two batches in memory, one computed and one written.
+    with StoreWriter(out_path, "golden", manifest, **attrs) as writer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="golden-store") as io:
         bar = _progress(len(paths), progress, manifest.name)
+        writing = None
         for first in range(0, len(paths), batch):
             chunk = runner.images(paths[first:first + batch])
-            for row, path in enumerate(chunk.paths):
-                key = image_key(path)
-                w0, h0 = image_size(path)
-                writer.image(key, image=path.name, original_width=w0, original_height=h0)
-                records = chunk.records(row)
-                for name, (data, status, reason) in records.items():
-                    writer.write(key, name, data, status, reason)
-                    counts[status] += 1
-                if runner.folded_plan is not None:
-                    for entry in manifest.tensors:
-                        data, status, _ = records[entry.name]
-                        _write_folded(writer, key, entry, data, status, path, chunk.rgb[row],
-                                      chunk.pre[row], runner.folded_plan, chunk.folded, row,
-                                      folded_diff)
-                if floats_dir is not None:
-                    _write_floats(floats_dir, key, manifest.name, runner.plan, chunk.acts, row)
-                writer.flush()
-                bar.update(1)
+            if writing is not None:
+                writing.result()
+            writing = io.submit(_write_batch, writer, chunk, runner, floats_dir, counts,
+                                folded_diff, bar)
             del chunk
+        if writing is not None:
+            writing.result()
         bar.close()
         summary = {"images": len(paths), "tensors": len(manifest.tensors),
                    "statuses": dict(counts), "seconds": time.perf_counter() - start}
@@ -354,6 +347,28 @@ def capture_golden(model, manifest, images, out_path, *, folded_model=None, prec
             summary["folded_max_abs_diff"] = folded_diff
             writer.set_attrs(folded_max_abs_diff=max(folded_diff.values(), default=0.0))
     return summary
+
+
+def _write_batch(writer, chunk, runner, floats_dir, counts, folded_diff, bar):
+    """One batch's images into the store (and the folded section and ``.floats`` files)."""
+    manifest = runner.manifest
+    for row, path in enumerate(chunk.paths):
+        key = image_key(path)
+        w0, h0 = image_size(path)
+        writer.image(key, image=path.name, original_width=w0, original_height=h0)
+        records = chunk.records(row)
+        for name, (data, status, reason) in records.items():
+            writer.write(key, name, data, status, reason)
+            counts[status] += 1
+        if runner.folded_plan is not None:
+            for entry in manifest.tensors:
+                data, status, _ = records[entry.name]
+                _write_folded(writer, key, entry, data, status, path, chunk.rgb[row],
+                              chunk.pre[row], runner.folded_plan, chunk.folded, row, folded_diff)
+        if floats_dir is not None:
+            _write_floats(floats_dir, key, manifest.name, runner.plan, chunk.acts, row)
+        writer.flush()
+        bar.update(1)
 
 
 def _golden_tensor(entry, path, rgb, pre, plan, acts, row):
