@@ -90,7 +90,9 @@ def _agreement(results) -> str:
     a = results.accuracy.agreement
     if a is None:
         return "not judged"
-    ties = f" ({results.accuracy.near_ties} near ties out)" if results.accuracy.near_ties else ""
+    acc = results.accuracy
+    ties = (f" ({acc.near_ties} / {acc.near_ties_top5} near ties out)"
+            if acc.near_ties or acc.near_ties_top5 else "")
     return f"{fmt.percent(a.top1)} / {fmt.percent(a.top5)}{ties}"
 
 

@@ -40,8 +40,8 @@ class Target:
 
 @component
 class Pair:
-    top1: float
-    top5: float
+    top1: Optional[float]          # None: no image decided it
+    top5: Optional[float]
 
 
 @contract(FORMAT, "rewrite it with `pytest validation ... --update-baseline`")
@@ -153,7 +153,7 @@ def compare(baseline: Baseline, results, settings: dict) -> list:
             continue
         for metric in ("top1", "top5"):
             b, c = getattr(base_block, metric), getattr(cur_block, metric)
-            if c < b - drop - 1e-9:
+            if b is not None and c is not None and c < b - drop - 1e-9:
                 out.append({"what": f"accuracy.{block}.{metric}", "metric": metric,
                             "baseline": b, "current": c, "tolerance": drop,
                             "worse_by": f"-{(b - c) * 100:.1f} points"})

@@ -78,3 +78,4 @@ class Prediction:
     keras: Optional[list]          # top-5 class indices
     device: Optional[list]
     keras_gap: Optional[float] = None     # Keras's top-1 score minus its second
+    keras_gap5: Optional[float] = None    # Keras's 5th score minus its 6th

@@ -256,19 +256,25 @@ def _topk(rows, side) -> Optional[TopK]:
     return _share(hits1, hits5, len(usable))
 
 
-def near_tie(row, tie_margin: Optional[float]) -> bool:
-    """Keras's top two scores are within twice the output's measured max_abs error, and that
-    error is within budget: the device moved each score by up to that much, legitimately, so
-    either order is within budget and the image cannot judge agreement."""
-    return (tie_margin is not None and row.keras_gap is not None
-            and row.keras_gap <= 2 * tie_margin)
+def near_tie(row, tie_margin: Optional[float], k: int = 1) -> bool:
+    """Keras's scores either side of the top-``k`` boundary (its 1st and 2nd, or its 5th and
+    6th) are within twice the output's measured max_abs error, and that error is within budget:
+    the device moved each score by up to that much, legitimately, so either order is within
+    budget and the image cannot judge the top-``k`` agreement."""
+    gap = row.keras_gap if k == 1 else row.keras_gap5
+    return tie_margin is not None and gap is not None and gap <= 2 * tie_margin
 
 
-def _agreement(rows) -> Optional[TopK]:
-    if not rows:
+def _agreement(top1_rows, top5_rows) -> Optional[TopK]:
+    """Device/Keras agreement, each share over the images that decide it."""
+    if not top1_rows and not top5_rows:
         return None
-    return _share(sum(1 for r in rows if r.keras[0] == r.device[0]),
-                  sum(1 for r in rows if set(r.keras[:5]) == set(r.device[:5])), len(rows))
+    hits1 = sum(1 for r in top1_rows if r.keras[0] == r.device[0])
+    hits5 = sum(1 for r in top5_rows if set(r.keras[:5]) == set(r.device[:5]))
+    n1, n5 = len(top1_rows), len(top5_rows)
+    return TopK(top1=hits1 / n1 if n1 else None, top5=hits5 / n5 if n5 else None,
+                images=n1, top1_ci=wilson(hits1, n1), top5_ci=wilson(hits5, n5),
+                top5_images=n5)
 
 
 def _threshold_check(name, value, threshold, passes, describe) -> Check:
@@ -326,27 +332,29 @@ def judge_accuracy(rows: list, output_kind: str, weights: str, thresholds: dict,
                 f"device {k} {dv:.3f}, Keras {kv:.3f}"
                 + (f", allowed drop {drop}" if drop is not None else "")))
     both = [r for r in rows if r.keras and r.device]
-    decisive = [r for r in both if not near_tie(r, tie_margin)]
-    ties = len(both) - len(decisive)
-    tie_note = (f"; {ties} near tie(s) left out: Keras's top two scores closer than 2 × the "
-                f"output's max_abs error {tie_margin:.3g}, which is within its budget"
-                if ties else "")
-    agreement = _agreement(decisive)
-    for k in ("top1", "top5"):
-        name = f"agreement_{k}"
-        if agreement is None:
+    decisive = {k: [r for r in both if not near_tie(r, tie_margin, k)] for k in (1, 5)}
+    ties = {k: len(both) - len(decisive[k]) for k in (1, 5)}
+    agreement = _agreement(decisive[1], decisive[5])
+    for k in (1, 5):
+        name = f"agreement_top{k}"
+        scores = "top two scores" if k == 1 else "5th and 6th scores"
+        tie_note = (f"; {ties[k]} near tie(s) left out: Keras's {scores} closer than 2 × the "
+                    f"output's max_abs error {tie_margin:.3g}, which is within its budget"
+                    if ties[k] else "")
+        if not decisive[k]:
             why = ("no image has both device and Keras outputs" if not both
                    else f"no image decides it{tie_note}")
             checks.append(Check(name=name, verdict="not_judged", reason=why))
             continue
-        value, lim = getattr(agreement, k), thresholds.get(f"min_agreement_{k}")
-        what = "top-1 class" if k == "top1" else "top-5 set"
+        value, lim = getattr(agreement, f"top{k}"), thresholds.get(f"min_agreement_top{k}")
+        what = "top-1 class" if k == 1 else "top-5 set"
         checks.append(_threshold_check(
             name, value, lim, lim is not None and value >= lim - 1e-9,
-            f"device and Keras give the same {what} on {value:.3f} of {agreement.images} image(s)"
-            + (f", minimum {lim}" if lim is not None else "") + tie_note))
+            f"device and Keras give the same {what} on {value:.3f} of {len(decisive[k])} "
+            f"image(s)" + (f", minimum {lim}" if lim is not None else "") + tie_note))
     return Accuracy(images=len(rows), labelled=labelled, device=device, keras=keras,
-                    agreement=agreement, checks=checks, near_ties=ties)
+                    agreement=agreement, checks=checks, near_ties=ties[1],
+                    near_ties_top5=ties[5])
 
 
 # -- box agreement ------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class ImagePrediction:
     keras: Optional[list[int]]
     device: Optional[list[int]]
     keras_gap: Optional[float] = None      # Keras's top-1 score minus its second
+    keras_gap5: Optional[float] = None     # Keras's 5th score minus its 6th
 
 
 @component
@@ -106,7 +107,7 @@ def from_tally(measurement, manifest: Manifest, run: RunFacts) -> Measurements:
         model=manifest.name, manifest_sha256=manifest_hash(manifest),
         images={k: tally.images[k] for k in keys},
         unreadable=dict(sorted(tally.unreadable.items())), tensors=tensors,
-        predictions={k: ImagePrediction(**dict(zip(("keras", "device", "keras_gap"),
+        predictions={k: ImagePrediction(**dict(zip(("keras", "device", "keras_gap", "keras_gap5"),
                                                    tally.predictions[k])))
                      for k in keys if k in tally.predictions},
         run=run, kept=dict(sorted(measurement.kept_because.items())), shards=measurement.shards,
@@ -162,5 +163,5 @@ def box_counts(m: Measurements) -> dict:
 
 
 def predictions(m: Measurements, labels: dict) -> list:
-    return [Prediction(key, labels.get(key), p.keras, p.device, p.keras_gap)
+    return [Prediction(key, labels.get(key), p.keras, p.device, p.keras_gap, p.keras_gap5)
             for key, p in m.predictions.items()]

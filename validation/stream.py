@@ -286,7 +286,7 @@ def _measure_image(ctx, tally, key, path, keep, runs, spill):
     keras_scores = _scores(golden.get(ctx.output))
     device_top5 = _top5(_scores(device.get(ctx.output))) if device else None
     tally.predictions[key] = (_top5(keras_scores), device_top5 or log_top5,
-                              _top_gap(keras_scores))
+                              *_keras_gaps(keras_scores))
     _tally_boxes(ctx, tally, key, golden, device)
     if key in keep:
         tally.kept[key] = _kept(spill, key, golden, device)
@@ -310,12 +310,15 @@ def _top5(scores):
     return top_k(scores, 5) if scores is not None else None
 
 
-def _top_gap(scores) -> Optional[float]:
-    """Keras's top-1 score minus its second: how far the device may move them before they swap."""
-    if scores is None or scores.size < 2:
-        return None
-    top = np.sort(np.asarray(scores, dtype=np.float64).reshape(-1))[-2:]
-    return float(top[1] - top[0]) if np.isfinite(top).all() else None
+def _keras_gaps(scores) -> tuple:
+    """Keras's 1st score minus its 2nd, and its 5th minus its 6th: how far the device may move
+    them before the top-1 class or the top-5 set changes (None where there is no such pair)."""
+    if scores is None:
+        return None, None
+    ranked = np.sort(np.asarray(scores, dtype=np.float64).reshape(-1))[::-1]
+    return tuple(float(ranked[k - 1] - ranked[k])
+                 if ranked.size > k and np.isfinite(ranked[k - 1:k + 1]).all() else None
+                 for k in (1, 5))
 
 
 def _tally_image(ctx: _Context, tally: Tally, key: str, golden: dict, device: Optional[dict]):

@@ -180,12 +180,15 @@ class Check:
 
 @component
 class TopK:
-    """Shares of ``images``, each with its 95% (Wilson score) confidence interval."""
-    top1: float
-    top5: float
+    """Shares of ``images``, each with its 95% (Wilson score) confidence interval; the top-5
+    share is of ``top5_images`` when it is given (the agreement leaves out other near ties); a
+    share no image decides is None."""
+    top1: Optional[float]
+    top5: Optional[float]
     images: int
     top1_ci: list[float]
     top5_ci: list[float]
+    top5_images: Optional[int] = None
 
 
 @component
@@ -222,9 +225,11 @@ class Accuracy:
     agreement: Optional[TopK]
     checks: list[Check]
     boxes: Optional[BoxAgreement] = None      # detectors
-    # images left out of the agreement: Keras's top two classes are closer than twice the
-    # output's measured error, itself within budget, so either order is within budget
+    # images left out of the agreement: Keras's top two classes (top-5: its 5th and 6th) are
+    # closer than twice the output's measured error, itself within budget, so either order is
+    # within budget
     near_ties: int = 0
+    near_ties_top5: int = 0
 
 
 @component
@@ -388,11 +393,11 @@ def verdict_lines(results: Results) -> list:
     for label, block in (("device", acc.device), ("Keras", acc.keras),
                          ("agreement", acc.agreement)):
         if block is not None:
-            measured.append(f"{label} top-1 {block.top1:.3f} [{block.top1_ci[0]:.3f}, "
-                            f"{block.top1_ci[1]:.3f}] top-5 {block.top5:.3f} "
-                            f"[{block.top5_ci[0]:.3f}, {block.top5_ci[1]:.3f}]")
+            measured.append(f"{label} top-1 {_share_text(block.top1, block.top1_ci)} "
+                            f"top-5 {_share_text(block.top5, block.top5_ci)}")
     if measured:
-        ties = f"; {acc.near_ties} near tie(s) out of the agreement" if acc.near_ties else ""
+        ties = (f"; near ties out of the agreement: {acc.near_ties} top-1, "
+                f"{acc.near_ties_top5} top-5" if acc.near_ties or acc.near_ties_top5 else "")
         lines.append("accuracy: " + "; ".join(measured) + f" ({acc.labelled} labelled of "
                      f"{acc.images}; 95% intervals{ties})")
     if acc.boxes is not None:
@@ -468,3 +473,7 @@ def problem_lines(t: TensorResult, limit: int = 3) -> list:
     if len(t.problems) > limit:
         lines.append(f"... and {len(t.problems) - limit} more image(s)")
     return lines
+
+
+def _share_text(share: Optional[float], ci: list) -> str:
+    return "—" if share is None else f"{share:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"

@@ -179,6 +179,38 @@ def test_a_near_tie_within_the_output_budget_is_left_out_of_the_agreement():
     assert check.verdict == "not_judged" and "no image decides it" in check.reason
 
 
+def test_a_near_tie_at_the_top5_boundary_is_left_out_of_the_top5_agreement_only():
+    """The embedded 8-class model on 1,000 images: Keras's 5th and 6th probabilities are
+    ~1e-6 apart, the device (off by up to 0.0014, within budget) swaps them on 7 images, and
+    the top-5 agreement failed at 0.993.  Such images leave the top-5 agreement, not the top-1."""
+    thresholds = {"min_agreement_top1": 1.0, "min_agreement_top5": 1.0}
+    tail_swap = Prediction("tail", None, [2, 0, 5, 7, 1], [2, 0, 5, 7, 4], keras_gap=0.9,
+                           keras_gap5=2e-6)
+    clear = Prediction("clear", None, [3, 1, 2, 4, 5], [3, 1, 2, 4, 5], keras_gap=0.6,
+                       keras_gap5=0.05)
+    acc = judge_accuracy([tail_swap, clear], "classifier", "random", thresholds,
+                         tie_margin=0.0014)
+    checks = {c.name: c for c in acc.checks}
+    assert (acc.near_ties, acc.near_ties_top5) == (0, 1)
+    assert acc.agreement.images == 2 and acc.agreement.top5_images == 1
+    assert checks["agreement_top1"].verdict == checks["agreement_top5"].verdict == "pass"
+    assert "5th and 6th scores" in checks["agreement_top5"].reason
+    assert "near tie" not in checks["agreement_top1"].reason
+
+    # the same swap with a wide 5th-6th gap is a real disagreement
+    tail_swap.keras_gap5 = 0.01
+    acc = judge_accuracy([tail_swap, clear], "classifier", "random", thresholds,
+                         tie_margin=0.0014)
+    assert {c.name: c.verdict for c in acc.checks}["agreement_top5"] == "fail"
+
+    # only top-5 ties: the top-5 agreement is not judged (no share), the top-1 one is
+    tail_swap.keras_gap5 = 2e-6
+    acc = judge_accuracy([tail_swap], "classifier", "random", thresholds, tie_margin=0.0014)
+    verdicts = {c.name: c.verdict for c in acc.checks}
+    assert verdicts == {**verdicts, "agreement_top1": "pass", "agreement_top5": "not_judged"}
+    assert acc.agreement.top5 is None and acc.agreement.top1 == 1.0
+
+
 def test_only_an_output_within_budget_leaves_room_for_ties():
     from types import SimpleNamespace as T
 
