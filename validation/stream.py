@@ -30,6 +30,7 @@ import pickle
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -77,7 +78,7 @@ class Spilled:
     def write(cls, folder: str, key: str, records) -> "Spilled":
         from core.atomic import write_with
 
-        path = Path(folder) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".pickle")
+        path = Path(folder) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".kept")
         buffers = []
         head = pickle.dumps(records, protocol=5, buffer_callback=buffers.append)
         raws = [b.raw() for b in buffers]
@@ -258,7 +259,11 @@ def keep_shard(spec: Spec, images: list, runs=None, spill=None) -> Tally:
     tally = Tally()
     with threadpool_limits(limits=1, user_api="blas"):
         for key, path in images:
-            golden, (device, _, _) = _records(ctx, key, Path(path), runs)
+            try:
+                golden, (device, _, _) = _records(ctx, key, Path(path), runs)
+            except Exception as exc:  # noqa: BLE001 - measured already; only not kept
+                tally.unreadable[key] = f"{path}: {type(exc).__name__}: {exc}"
+                continue
             tally.kept[key] = _kept(spill, key, golden, device)
     return tally
 
@@ -513,10 +518,15 @@ def measure(spec: Spec, image_paths, *, runs=None, keep: int = 8, workers=None, 
         if worst:
             # one task per image, so every worker takes a share of this tail
             again = [[item] for item in items if item[0] in set(worst)]
-            tally.kept.update(runner.run(keep_shard, spec, again, "keeping worst", runs).kept)
+            kept = runner.run(keep_shard, spec, again, "keeping worst", runs)
+            tally.kept.update(kept.kept)
+            for key, reason in kept.unreadable.items():
+                warnings.warn(f"image {key!r} was measured but could not be read again to "
+                              f"keep its activations (the stores do not hold it): {reason}")
         used = runner.size
     kept_because = {key: "one of the first images" for key in first if key in tally.kept}
-    kept_because.update({key: "worst image of the most tensors" for key in worst})
+    kept_because.update({key: "worst image of the most tensors" for key in worst
+                         if key in tally.kept})
     return Measurement(tally, kept_because, len(shards), used, time.perf_counter() - start)
 
 

@@ -117,3 +117,40 @@ def assert_same_records(ours, theirs):
         for name, record in side.items():
             np.testing.assert_array_equal(record[0], other[name][0], err_msg=name)
             assert record[1:3] == other[name][1:3], name
+
+
+def test_a_worst_image_gone_before_it_is_kept_is_measured_and_not_kept(tmp_path, monkeypatch):
+    """Its errors count (it was measured), a warning names it, and the kept images say why
+    each is kept: it is not among them."""
+    from core.manifest import load_manifest
+    from imagesets.images import list_images
+    from validation import stream
+    from validation.pipeline import Pipeline, Settings
+
+    images, _ = labelled_shapes(tmp_path / "set", 24)
+    paths = list_images(images)
+    manifest_path = Pipeline(Settings(model="default", cache_dir=str(tmp_path / "cache"))).convert()
+    spec = stream.Spec(str(manifest_path),
+                       str(Pipeline.original_model_path(manifest_path.parent.parent)),
+                       builder_path=str(manifest_path.parent / load_manifest(manifest_path)
+                                        .builder.file),
+                       param_dir=str(manifest_path.parent))
+    chosen = stream.worst_to_keep
+    removed = []
+
+    def worst_then_delete(tally, already, keep):
+        worst = chosen(tally, already, keep)
+        victim = next(p for p in paths if p.stem == worst[0])
+        victim.unlink()
+        removed.append(victim.stem)
+        return worst
+
+    monkeypatch.setattr(stream, "worst_to_keep", worst_then_delete)
+    with pytest.warns(UserWarning, match="measured but could not be read again") as warned:
+        measurement = stream.measure(spec, paths, workers=0, progress=False, keep=4)
+    gone = removed[0]
+    assert f"image {gone!r}" in str(warned[0].message)
+    assert gone in measurement.tally.predictions and not measurement.tally.unreadable
+    assert gone not in measurement.kept_because and gone not in measurement.tally.kept
+    assert len(measurement.kept_because) == 3 and set(measurement.kept_because) == \
+        set(measurement.tally.kept)
