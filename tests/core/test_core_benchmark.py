@@ -22,6 +22,13 @@ work; the baseline was 3.9 s: build 2.0 s, numpy write 0.2 s, save 1.7 s):
 Ratios measured (median of 3 rounds per run), before → after: 2.12, 1.71, 2.06, 2.28 →
 1.28, 1.40, 1.44, 1.75, 1.98 (CPU time: 2.27, 2.30 → 1.51, 1.43).  The weight files and the
 manifest stay byte-identical (tests/core/test_core_zoo_digests.py).
+
+Later, on a quiet machine: 1.84, 1.88, 2.26 (CPU 1.57).  The spread is the machine's, not the
+code's: with every output on tmpfs and removed between rounds, one conversion in a fresh process
+took 1.9 to 3.9 s and the baseline 1.3 s (ratios 1.49 to 3.07 in four rounds), with glibc told
+to keep freed memory 1.64 to 2.33.  Writing the weight files on a thread of their own while the
+folded model is built, checked and saved was tried and not kept: within that spread it showed no
+gain one could trust.
 """
 import shutil
 
