@@ -9,7 +9,6 @@ pass on one image, and 1.1 × once the pages are kept.  The heap stays as large 
 peak; it does not grow with the number of images.
 """
 import ctypes
-import ctypes.util
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
@@ -21,12 +20,9 @@ def keep_freed_memory() -> bool:
     """Tune this process's malloc (glibc only; elsewhere nothing changes); True when it did."""
     if not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
     try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
+        mallopt = ctypes.CDLL(None).mallopt         # this process's own C library
     except (OSError, AttributeError):
-        return False
-    if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
         bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))

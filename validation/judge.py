@@ -242,9 +242,12 @@ def wilson(successes: int, n: int) -> list:
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
-def _share(hits1: int, hits5: int, n: int) -> TopK:
-    return TopK(top1=hits1 / n, top5=hits5 / n, images=n, top1_ci=wilson(hits1, n),
-                top5_ci=wilson(hits5, n))
+def _share(hits1: int, hits5: int, n: int, top5_images: Optional[int] = None) -> TopK:
+    """Top-1 and top-5 shares of ``n`` images (top-5 of ``top5_images`` when given); a share of
+    no image is None."""
+    n5 = n if top5_images is None else top5_images
+    return TopK(top1=hits1 / n if n else None, top5=hits5 / n5 if n5 else None, images=n,
+                top1_ci=wilson(hits1, n), top5_ci=wilson(hits5, n5), top5_images=top5_images)
 
 
 def _topk(rows, side) -> Optional[TopK]:
@@ -271,10 +274,7 @@ def _agreement(top1_rows, top5_rows) -> Optional[TopK]:
         return None
     hits1 = sum(1 for r in top1_rows if r.keras[0] == r.device[0])
     hits5 = sum(1 for r in top5_rows if set(r.keras[:5]) == set(r.device[:5]))
-    n1, n5 = len(top1_rows), len(top5_rows)
-    return TopK(top1=hits1 / n1 if n1 else None, top5=hits5 / n5 if n5 else None,
-                images=n1, top1_ci=wilson(hits1, n1), top5_ci=wilson(hits5, n5),
-                top5_images=n5)
+    return _share(hits1, hits5, len(top1_rows), top5_images=len(top5_rows))
 
 
 def _threshold_check(name, value, threshold, passes, describe) -> Check:

@@ -369,6 +369,21 @@ class Pipeline:
                                        "(made by an older version); delete the folder")
         return found[0]
 
+    @classmethod
+    def measuring_spec(cls, manifest_path: Path, manifest: Manifest, *, reference: bool = True,
+                       fault: Optional[str] = None):
+        """What a measuring worker loads (:class:`validation.stream.Spec`): the conversion's
+        manifest and original Keras model, and with ``reference`` the reference device's builder
+        and weights (with ``fault``); without it the device side is a phone's dump folder."""
+        from validation import stream
+
+        keras_model = str(cls.original_model_path(manifest_path.parent.parent))
+        if not reference:
+            return stream.Spec(str(manifest_path), keras_model)
+        return stream.Spec(str(manifest_path), keras_model,
+                           builder_path=str(manifest_path.parent / manifest.builder.file),
+                           param_dir=str(manifest_path.parent), fault=fault)
+
     def golden(self, manifest_path: Path, manifest: Manifest) -> Path:
         """A golden store of the first ``keep_activations`` images alone, without any device
         run (the float16 pre-check asks before the device runs)."""
@@ -421,8 +436,8 @@ class Pipeline:
         from validation import stream
         from validation.measurements import RunFacts, from_tally
 
-        spec = stream.Spec(manifest_path=str(manifest_path),
-                           keras_model_path=str(self.original_model_path(manifest_path.parent.parent)))
+        spec = self.measuring_spec(manifest_path, manifest, reference=not self.s.device_dump,
+                                   fault=self.s.fault)
         runs = None
         if self.s.device_dump:
             from device_pull.ingest import IngestError, dump_images, run_attrs_of
@@ -437,11 +452,6 @@ class Pipeline:
                            latency_s=facts.get("latency_s"), compile_s=facts.get("compile_s"),
                            run_logs=facts.get("run_logs") or {},
                            warnings=facts.get("warnings") or [])
-        else:
-            spec = stream.Spec(manifest_path=spec.manifest_path,
-                               keras_model_path=spec.keras_model_path,
-                               builder_path=str(manifest_path.parent / manifest.builder.file),
-                               param_dir=str(manifest_path.parent), fault=self.s.fault)
         self.log(f"measuring {len(self.image_paths)} image(s)"
                  + (f" with fault {self.s.fault}" if self.s.fault else ""))
         try:

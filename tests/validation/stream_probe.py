@@ -78,10 +78,7 @@ def scaling(cache: Path, images: Path, rounds: int) -> dict:
 
     paths = list_images(images)
     manifest_path = Pipeline(Settings(model="mobilenet", cache_dir=str(cache))).convert()
-    builder = manifest_path.parent / load_manifest(manifest_path).builder.file
-    spec = stream.Spec(str(manifest_path),
-                       str(Pipeline.original_model_path(manifest_path.parent.parent)),
-                       builder_path=str(builder), param_dir=str(manifest_path.parent))
+    spec = Pipeline.measuring_spec(manifest_path, load_manifest(manifest_path))
     one_s, two_s, one_cpu_s, two_cpu_s, identical, workers = [], [], [], [], True, set()
     start = time.perf_counter()
     with stream.local_cluster(2) as cluster, Client(cluster) as client:

@@ -83,11 +83,7 @@ def test_a_worker_killed_mid_run_loses_no_image(tmp_path):
     images, _ = labelled_shapes(tmp_path / "set", 64)
     paths = list_images(images)
     manifest_path = Pipeline(Settings(model="default", cache_dir=str(tmp_path / "cache"))).convert()
-    spec = stream.Spec(str(manifest_path),
-                       str(Pipeline.original_model_path(manifest_path.parent.parent)),
-                       builder_path=str(manifest_path.parent / load_manifest(manifest_path)
-                                        .builder.file),
-                       param_dir=str(manifest_path.parent))
+    spec = Pipeline.measuring_spec(manifest_path, load_manifest(manifest_path))
     marker, scratch = tmp_path / "killed", tmp_path / "scratch"
     with stream.local_cluster(2) as cluster, Client(cluster) as client:
         address = cluster.scheduler_address
@@ -130,11 +126,7 @@ def test_a_worst_image_gone_before_it_is_kept_is_measured_and_not_kept(tmp_path,
     images, _ = labelled_shapes(tmp_path / "set", 24)
     paths = list_images(images)
     manifest_path = Pipeline(Settings(model="default", cache_dir=str(tmp_path / "cache"))).convert()
-    spec = stream.Spec(str(manifest_path),
-                       str(Pipeline.original_model_path(manifest_path.parent.parent)),
-                       builder_path=str(manifest_path.parent / load_manifest(manifest_path)
-                                        .builder.file),
-                       param_dir=str(manifest_path.parent))
+    spec = Pipeline.measuring_spec(manifest_path, load_manifest(manifest_path))
     chosen = stream.worst_to_keep
     removed = []
 
