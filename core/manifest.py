@@ -398,13 +398,15 @@ def as_manifest(manifest, source: str = "manifest") -> Manifest:
 
 def manifest_hash(manifest) -> str:
     """sha256 of what the device runs: the manifest's content (keys sorted) without where it was
-    read from or its ``source`` — how the model was named on the command line, whether the fold
-    was checked, the versions that converted it — which the weight files' sha256 and the graph
-    already pin.  The same whichever path, process or invocation produced it, so stores record
-    it, stale ones are detected, and a phone built from ``keras2metal model.keras -q`` validates
-    against the suite's own conversion of ``/abs/path/model.keras``."""
+    read from, its ``source`` — how the model was named on the command line, whether the fold
+    was checked, the versions that converted it — or the folder the builder Swift was written
+    to, none of which the device runs; the weight files' sha256 and the graph pin the network.
+    The same whichever path, process or invocation produced it, so stores record it, stale ones
+    are detected, and a phone built from ``keras2metal model.keras -q --src_out_dir App/Sources``
+    validates against the suite's own conversion of ``/abs/path/model.keras``."""
     content = to_dict(as_manifest(manifest))
     content.pop("source", None)
+    content["builder"].pop("file", None)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 

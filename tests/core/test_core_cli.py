@@ -42,16 +42,17 @@ def test_converts_a_keras_file_with_its_own_weights(tmp_path, capsys):
 
 def test_the_manifest_hash_is_what_the_device_runs_not_how_it_was_converted(tmp_path,
                                                                              monkeypatch):
-    """A quick conversion (-q, no fold check) of the model named by a relative path and a checked
-    one of its absolute path give the device the same network: one hash.  A weight differs:
-    another hash."""
+    """A quick conversion (-q, no fold check) of the model named by a relative path, its Swift
+    written to an app's sources folder, and a checked one of its absolute path give the device
+    the same network: one hash.  A weight differs: another hash."""
     path, _ = saved_model(tmp_path, lambda x: L.Conv2D(8, 3, activation="relu", name="c")(x))
     monkeypatch.chdir(tmp_path)
-    assert main([path.name, "-q"] + outputs(tmp_path / "quick")) == 0
+    app_sources = ["--src_out_dir", str(tmp_path / "App" / "Sources")]
+    assert main([path.name, "-q"] + outputs(tmp_path / "quick") + app_sources) == 0
     assert main([str(path)] + outputs(tmp_path / "checked")) == 0
     quick = load_manifest(tmp_path / "quick" / "P" / "m.manifest.json")
     checked = load_manifest(tmp_path / "checked" / "P" / "m.manifest.json")
-    assert quick.source != checked.source
+    assert quick.source != checked.source and quick.builder.file != checked.builder.file
     assert manifest_hash(quick) == manifest_hash(checked)
     data = json.loads((tmp_path / "quick" / "P" / "m.manifest.json").read_text())
     data["weights"][0]["sha256"] = "0" * 64
