@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from core.atomic import inside, write_bytes, write_text
+from core.atomic import inside, write_bytes, write_chunks, write_text
 from core.errors import ConversionError
 from core.forge_ops import op_for
 
@@ -30,18 +30,27 @@ def to_bytes(array) -> memoryview:
     return memoryview(np.ascontiguousarray(array, dtype="<f4")).cast("B")
 
 
+def _hashed_chunks(array, digest):
+    """The file's bytes as written: a ``Transposed`` kernel band by band, an array at once; each
+    chunk goes into ``digest`` before it is handed on."""
+    for chunk in array.bands() if hasattr(array, "bands") else [array]:
+        data = to_bytes(chunk)
+        digest.update(data)
+        yield data
+
+
 def write_weights(graph, param_dir) -> list:
     """Write every weighted node's files into ``param_dir``; returns the manifest entries."""
     entries = []
     for node in graph.nodes:
         input_shape = graph.node(node.inputs[0]).shape if node.inputs else None
         for kind, array, layout in op_for(node.op).weight_files(node, input_shape):
-            data = to_bytes(array)
             name = weight_file_name(graph.name, node.name, kind)
-            write_bytes(inside(param_dir, name), data)
+            digest = hashlib.sha256()
+            write_chunks(inside(param_dir, name), _hashed_chunks(array, digest))
             entries.append({"file": name, "layer": node.name, "type": kind,
                             "shape": list(array.shape), "layout": layout, "dtype": "<f4",
-                            "count": int(array.size), "sha256": hashlib.sha256(data).hexdigest()})
+                            "count": int(array.size), "sha256": digest.hexdigest()})
     return entries
 
 

@@ -20,7 +20,7 @@ tests/core/test_core_passes.py (test_forge_same_conv_window_*).
 """
 import numpy as np
 
-from .numerics import (F32, padded_window_source, round_f16_, swift_divide, transposed,
+from .numerics import (F32, padded_window_source, round_f16_, swift_divide, Transposed,
                        window_start)
 from .params import ACTIVATION, NAME, USE_BIAS, ir_neuron, xy
 from .registry import forge_op
@@ -82,8 +82,8 @@ class Convolution(WindowOp):
     def weight_files(self, node, input_shape):
         kernel = node.weights["kernel"]                                  # (kH, kW, in, out)
         kh, kw, cin, cout = kernel.shape
-        ohwi = transposed(kernel.reshape(-1, cout)).reshape(cout, kh, kw, cin)
-        return self.with_biases(node, ohwi, "OHWI")
+        return self.with_biases(node, Transposed(kernel.reshape(-1, cout), (cout, kh, kw, cin)),
+                                "OHWI")
 
     def keras_output_axis(self, node):
         return -1

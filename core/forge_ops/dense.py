@@ -10,7 +10,7 @@
 Pinned by tests/reference_device/test_refdev_tiny.py (the fork-style builder's ``fc``) and the
 zoo networks of tests/reference_device/test_refdev_networks.py.
 """
-from .numerics import F32, to_f16, transposed
+from .numerics import F32, Transposed, to_f16
 from .params import ACTIVATION, NAME, USE_BIAS, ir_neuron
 from .registry import ForgeOp, forge_op
 from .shape import DataShape
@@ -48,8 +48,8 @@ class Dense(ForgeOp):
     def weight_files(self, node, input_shape):
         kernel = node.weights["kernel"]
         height, width, channels = input_shape
-        return self.with_biases(node, transposed(kernel).reshape(kernel.shape[1], height, width,
-                                                                 channels), "OHWI")
+        return self.with_biases(node, Transposed(kernel, (kernel.shape[1], height, width,
+                                                          channels)), "OHWI")
 
     def keras_output_axis(self, node):
         return -1

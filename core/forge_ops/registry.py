@@ -135,7 +135,8 @@ class ForgeOp:
         return None
 
     def weight_files(self, node, input_shape) -> list:
-        """[(``weights``/``biases``, array in MPSCNN layout, layout label)] for an IR node."""
+        """[(``weights``/``biases``, array in MPSCNN layout or a ``numerics.Transposed``
+        kernel, layout label)] for an IR node."""
         return []
 
     @staticmethod

@@ -61,7 +61,7 @@ def test_vgg16_conversion_vs_build_write_save(benchmark, side_by_side, tmp_path)
                        model_dir=tmp_path / "M")
 
     result = side_by_side.run(benchmark, conversion,
-                              lambda: build_write_save(entry, tmp_path / "baseline"))
+                              lambda: build_write_save(entry, tmp_path / "baseline"), rounds=5)
     info = side_by_side.record(benchmark, goal=1.5, before="1.71-2.28")
     print(f"\nVGG16: conversion {info['target_s']:.2f} s, build + write + save "
           f"{info['baseline_s']:.2f} s, ratio {info['ratio']:.2f}")

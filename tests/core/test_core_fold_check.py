@@ -60,3 +60,28 @@ def test_a_model_too_sensitive_to_tell_is_not_verified():
     check = verify_folded(model, folded, "none")
     assert check["max_relative_error"] > FOLD_TOLERANCE   # the rounding, amplified
     assert check["float32_noise"] > 1e-3 and not check["verified"]
+
+
+def test_a_conversion_whose_fold_fails_the_check_keeps_no_folded_model(tmp_path, monkeypatch):
+    """The check runs while the folded model is saved; a model that fails it leaves no file that
+    looks like a folded model, and no manifest."""
+    import pytest
+
+    import core.convert
+    from core.errors import ConversionError
+
+    def wrongly_folded(model, graph):
+        folded = build_folded_model(model, graph)
+        layer = folded.get_layer("c1")
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel, bias + 0.5 * np.abs(bias).max()])
+        return folded
+
+    monkeypatch.setattr(core.convert, "build_folded_model", wrongly_folded)
+    model = conv_bn_model(3, "calm")
+    with pytest.raises(ConversionError, match="folded wrongly"):
+        core.convert.convert(model, name="calm", family="none", param_dir=tmp_path / "P",
+                             src_out_dir=tmp_path / "S", model_dir=tmp_path / "M")
+    assert not list((tmp_path / "M").iterdir())
+    assert not list((tmp_path / "P").glob("*.manifest.json"))
+    assert list((tmp_path / "P").glob("*.weights.bin"))      # the weight files are complete
