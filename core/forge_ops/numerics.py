@@ -90,10 +90,10 @@ class Transposed:
 
     Weight files need Keras kernels transposed (VGG16's first Dense kernel is 25088x4096, 411 MB).
     numpy's own copy of a transposed view walks one side with a stride of a whole row and takes
-    ~4 times as long as copying 64x64 tiles; and the writer takes the file band by band
+    several times as long as copying 64x64 tiles; and the writer takes the file band by band
     (:meth:`bands`, ``_TILE`` rows of the file through one reused buffer), so a file is written
     and hashed without a copy of its own, which on a large model costs as much again in fresh
-    memory as the copying.  ``np.asarray`` gives the whole file's array.
+    memory as the copying.
     """
 
     def __init__(self, matrix: np.ndarray, shape: tuple):
@@ -111,19 +111,9 @@ class Transposed:
         buffer = np.empty((min(_TILE, cols), rows), dtype=self.matrix.dtype)
         for c in range(0, cols, _TILE):
             band = buffer[:min(_TILE, cols - c)]
-            self._fill(band, c)
+            for r in range(0, rows, _TILE):
+                band[:, r:r + _TILE] = self.matrix[r:r + _TILE, c:c + _TILE].T
             yield band
-
-    def _fill(self, band, first_column: int):
-        columns = self.matrix[:, first_column:first_column + band.shape[0]]
-        for r in range(0, self.matrix.shape[0], _TILE):
-            band[:, r:r + _TILE] = columns[r:r + _TILE].T
-
-    def __array__(self, dtype=None, copy=None):
-        out = np.empty(self.matrix.shape[::-1], dtype=self.matrix.dtype)
-        for c in range(0, out.shape[0], _TILE):
-            self._fill(out[c:c + _TILE], c)
-        return out.reshape(self.shape) if dtype is None else out.reshape(self.shape).astype(dtype)
 
 
 def padded_window_source(src: np.ndarray, start_y: int, start_x: int, span_y: int,

@@ -1,9 +1,14 @@
-"""The tiled transpose that lays weight files out is numpy's transpose, for any shape, whether
-the writer takes it band by band or as one array."""
+"""The tiled transpose that lays weight files out is numpy's transpose, for any shape, band by band
+as the writer takes it."""
 import numpy as np
 import pytest
 
 from core.forge_ops.numerics import Transposed
+
+
+def whole(kernel: Transposed) -> np.ndarray:
+    bands = [band.copy() for band in kernel.bands()]         # the buffer is reused: copy each
+    return np.concatenate(bands).reshape(kernel.shape)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 70), (33, 1), (63, 65), (64, 128), (200, 37),
@@ -11,18 +16,15 @@ from core.forge_ops.numerics import Transposed
 def test_transposed_is_numpy_transpose(shape):
     matrix = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     kernel = Transposed(matrix, shape[::-1])
-    whole = np.asarray(kernel)
-    assert whole.flags["C_CONTIGUOUS"] and whole.dtype == matrix.dtype
-    assert np.array_equal(whole, matrix.T)
-    bands = [band.copy() for band in kernel.bands()]         # the buffer is reused: copy each
-    assert all(band.flags["C_CONTIGUOUS"] for band in kernel.bands())
-    assert np.array_equal(np.concatenate(bands), matrix.T)
+    assert all(band.flags["C_CONTIGUOUS"] and band.dtype == matrix.dtype
+               for band in kernel.bands())
+    assert np.array_equal(whole(kernel), matrix.T)
 
 
 def test_transposed_takes_the_layout_shape_of_the_file():
     matrix = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2 * 3 * 4, 5)   # (kH·kW·in, out)
     kernel = Transposed(matrix, (5, 2, 3, 4))
     assert kernel.shape == (5, 2, 3, 4) and kernel.size == matrix.size
-    assert np.array_equal(np.asarray(kernel), matrix.T.reshape(5, 2, 3, 4))
+    assert np.array_equal(whole(kernel), matrix.T.reshape(5, 2, 3, 4))
     with pytest.raises(ValueError, match="cannot be laid out"):
         Transposed(matrix, (5, 2, 3, 5))
