@@ -30,8 +30,9 @@ Where the conversion's time went (cProfile, perf, per-phase timelines; 2-core vi
   together to 1.9 s.  The files stay byte-identical (tests/core/test_core_zoo_digests.py).
 
 Ratios (median of 5 alternating rounds): before 2.13, 2.15 (conversion 4.5 s); after 1.30,
-1.43, 1.60, 1.59 (conversion 2.4-2.6 s).  The baseline itself moves between 1.4 and 2.2 s from
-run to run for the same reason, which is why the rounds alternate which side runs first.
+1.43, 1.60, 1.59, 1.55, 1.65, 1.51, 1.48 (conversion 2.4-2.6 s).  The baseline itself moves
+between 1.4 and 2.2 s from run to run for the same reason, which is why the rounds alternate
+which side runs first.
 """
 import shutil
 
