@@ -268,12 +268,21 @@ class GoldenRunner:
 
     def images(self, paths) -> "GoldenBatch":
         """Run Keras (and the folded model) on ``paths`` as one batch."""
+        return self.run(self.load(paths))
+
+    def load(self, paths) -> "GoldenBatch":
+        """``paths`` read, resized and put through the preprocessing steps, not run yet (a
+        batch whose ``acts`` are None): reading the next batch can overlap running this one."""
         rgb = [load_rgb01(p, self.width, self.height) for p in paths]
         pre = [preprocess_steps(x, self.steps) for x in rgb]
-        keras_in = np.stack([p[-1] if p else x for p, x in zip(pre, rgb)])
+        return GoldenBatch(self, list(paths), rgb, pre, None, None)
+
+    def run(self, loaded: "GoldenBatch") -> "GoldenBatch":
+        """Keras (and the folded model) on a batch from :meth:`load`."""
+        keras_in = np.stack([p[-1] if p else x for p, x in zip(loaded.pre, loaded.rgb)])
         acts = self.plan.run(keras_in)
         folded = self.folded_plan.run(keras_in) if self.folded_plan else None
-        return GoldenBatch(self, list(paths), rgb, pre, acts, folded)
+        return GoldenBatch(self, loaded.paths, loaded.rgb, loaded.pre, acts, folded)
 
     def records(self, path) -> dict:
         """One image's ``{tensor name: (data or None, status, reason)}``."""
@@ -326,18 +335,26 @@ def capture_golden(model, manifest, images, out_path, *, folded_model=None, prec
                  folded=folded_model is not None, keras_model=model.name, batch=batch,
                  backend=keras.backend.backend())
     # The store is written on a thread of its own while Keras computes the next batch (its
-    # pass runs outside the GIL): at most two batches in memory, one computed and one written.
+    # pass runs outside the GIL), and the batch after that is read on another (decoding and
+    # resizing release it too): at most two batches' activations in memory, one computed and
+    # one written, and one batch of images read ahead.
+    batches = [paths[first:first + batch] for first in range(0, len(paths), batch)]
     with StoreWriter(out_path, "golden", manifest, **attrs) as writer, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="golden-store") as io:
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="golden-store") as io, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="golden-images") as reader:
         bar = _progress(len(paths), progress, manifest.name)
         writing = None
-        for first in range(0, len(paths), batch):
-            chunk = runner.images(paths[first:first + batch])
+        reading = reader.submit(runner.load, batches[0]) if batches else None
+        for k in range(len(batches)):
+            loaded = reading.result()
+            if k + 1 < len(batches):
+                reading = reader.submit(runner.load, batches[k + 1])
+            chunk = runner.run(loaded)
             if writing is not None:
                 writing.result()
             writing = io.submit(_write_batch, writer, chunk, runner, floats_dir, counts,
                                 folded_diff, bar)
-            del chunk
+            del chunk, loaded
         if writing is not None:
             writing.result()
         bar.close()
