@@ -21,12 +21,16 @@ shard was not used: TensorFlow's kernels give other bits for a batch of 8 than f
 ``capture_golden`` also writes every tensor of every image: 40 MB per ResNet-50 image, 0.3 s
 of HDF5 writes for the 8 images (more when the kernel must find new page-cache pages), which
 took it to 2.05 × ``predict`` with the heap kept; the store is now written on a thread of its
-own while Keras computes the next image.
+own while Keras computes the next image, and the next batch of images is read on another (the
+8 images took 0.05 s to decode and resize on the path Keras waits on, which ``predict``'s
+baseline, given them preprocessed, never pays).
 
 Ratios measured, before → after (runner image by image; ``capture_golden``): in the test process
 on two threads (how this file measured before) 1.30-1.77; 1.50-2.33; on one thread, heap
 unchanged: 1.81, 1.84; 2.11, 2.19 → heap kept: 1.33, 1.35; 2.03-2.07 → store written
-alongside: 1.31-1.41; 1.47, 1.53, 1.53, 1.64.
+alongside: 1.31-1.41; 1.47, 1.53, 1.53, 1.64, 1.52 → images read ahead: capture 0.53-0.56 s →
+0.48-0.51 s in the probe (1.37-1.46 × its ``predict``; the benchmark 1.51 in a run where the
+runner took 1.34).
 """
 import json
 import os
