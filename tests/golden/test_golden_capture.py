@@ -224,3 +224,18 @@ def test_cli_errors_are_clear(tmp_path, tiny_manifest, capsys):
                "--weights", "file", "--no-progress"])
     assert rc == 2
     assert "no such image" in capsys.readouterr().err
+
+
+def test_an_unreadable_image_stops_the_capture_and_keeps_no_store(tmp_path, tiny_model,
+                                                                   tiny_manifest, two_images):
+    """Images are read a batch ahead of Keras: one that cannot be read still fails the capture
+    with its name, after the batches before it ran, and leaves no store that looks complete."""
+    from imagesets.images import ImageError
+
+    manifest, _ = tiny_manifest
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "golden.h5"
+    with pytest.raises(ImageError, match="broken.jpg"):
+        capture_golden(tiny_model, manifest, [*two_images, broken], out, progress=False)
+    assert not [p.name for p in tmp_path.iterdir() if "golden" in p.name]   # nor a temporary
