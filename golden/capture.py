@@ -10,9 +10,9 @@ For every manifest tensor, its ``reference`` (see :mod:`core.manifest`) says wha
   is given), with the batch axis dropped and reshaped to the manifest's H, W, C.
 
 All Keras layer outputs needed come from ONE multi-output sub-model run per batch of images; the
-Keras input is the image after all preprocessing steps.  Images are streamed: one batch is loaded
-and run while the one before it is written, then dropped, so memory stays bounded by the model
-plus two batches' activations.
+Keras input is the image after all preprocessing steps.  Images are streamed: one batch is run
+while the one before it is written and the one after it is read, then dropped, so memory stays
+bounded by the model, two batches' activations and one batch of images.
 """
 import json
 import re

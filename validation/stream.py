@@ -237,40 +237,50 @@ def measure_shard(spec: Spec, images: list, keep=(), runs=None, spill=None) -> T
     :class:`Spilled`).  ``runs``: the phone's run folders of these images
     (``{key: device_pull.ingest.DumpRun}``) when the device side is a dump folder.  Runs on a
     Dask worker (or in this process)."""
-    from threadpoolctl import threadpool_limits
-
     ctx = _context(spec)
     tally = Tally(covers={n: r.covers for n, r in ctx.recipes.recipes.items()},
                   no_recipe=dict(ctx.recipes.missing))
-    # One BLAS thread wherever the shard runs: a matrix product split over more threads sums in
-    # another order, and the device side must come out the same on any worker.
-    with threadpool_limits(limits=1, user_api="blas"):
-        for key, path in images:
-            _measure_image(ctx, tally, key, Path(path), keep, runs, spill)
+    _each_image(images, lambda key, path: _measure_image(ctx, tally, key, path, keep, runs,
+                                                         spill))
     return tally
 
 
 def keep_shard(spec: Spec, images: list, runs=None, spill=None) -> Tally:
     """The golden and device records of ``images`` alone, as :func:`measure_shard` would keep
-    them (the same bits): for images chosen after their measurement, which is not made again."""
-    from threadpoolctl import threadpool_limits
-
+    them (the same bits): for images chosen after their measurement, which is not made again
+    (an image that cannot be read now is in ``unreadable``, and only not kept)."""
     ctx = _context(spec)
     tally = Tally()
-    with threadpool_limits(limits=1, user_api="blas"):
-        for key, path in images:
-            try:
-                golden, (device, _, _) = _records(ctx, key, Path(path), runs)
-            except Exception as exc:  # noqa: BLE001 - measured already; only not kept
-                tally.unreadable[key] = f"{path}: {type(exc).__name__}: {exc}"
-                continue
+
+    def keep_image(key, path):
+        records = _records(ctx, tally, key, path, runs)
+        if records is not None:
+            golden, (device, _, _) = records
             tally.kept[key] = _kept(spill, key, golden, device)
+
+    _each_image(images, keep_image)
     return tally
 
 
-def _records(ctx, key, path, runs):
-    """Keras's records of one image and the device's (records, run-log top-5, latency)."""
-    return ctx.golden.records(path), _device_records(ctx, (runs or {}).get(key), key, path)
+def _each_image(images, measure_one):
+    """``measure_one(key, path)`` for each image of a shard, with one BLAS thread wherever the
+    shard runs: a matrix product split over more threads sums in another order, and the device
+    side must come out the same on any worker."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        for key, path in images:
+            measure_one(key, Path(path))
+
+
+def _records(ctx, tally, key, path, runs):
+    """Keras's records of one image and the device's (records, run-log top-5, latency); None,
+    with the reason in ``tally.unreadable``, when either cannot be had."""
+    try:
+        return ctx.golden.records(path), _device_records(ctx, (runs or {}).get(key), key, path)
+    except Exception as exc:  # noqa: BLE001 - one bad image is reported, the rest go on
+        tally.unreadable[key] = f"{path}: {type(exc).__name__}: {exc}"
+        return None
 
 
 def _kept(spill, key, golden, device):
@@ -279,11 +289,10 @@ def _kept(spill, key, golden, device):
 
 def _measure_image(ctx, tally, key, path, keep, runs, spill):
     tally.images[key] = path.name
-    try:
-        golden, (device, log_top5, latency) = _records(ctx, key, path, runs)
-    except Exception as exc:  # noqa: BLE001 - one bad image is reported, the rest go on
-        tally.unreadable[key] = f"{path}: {type(exc).__name__}: {exc}"
+    records = _records(ctx, tally, key, path, runs)
+    if records is None:
         return
+    golden, (device, log_top5, latency) = records
     if latency is not None:
         tally.latencies.append(latency)
     _tally_image(ctx, tally, key, golden, device)
