@@ -8,7 +8,7 @@ import numpy as np
 from core.errors import ConversionError
 from core.forge_ops import kernel_for_swift
 from core.ir import Graph, Node, keras_layer_source
-from core.kerasenv import KERAS3, keras, variable_name
+from core.kerasenv import KERAS3, keras, variable_name, weight_arrays
 from core.kerasgraph import INFERENCE_IDENTITIES, input_ids, layer_calls, output_ids
 
 HANDLERS = {}
@@ -40,8 +40,8 @@ class Context:
         raise ConversionError(f"layer {self.name!r} ({self.call.class_name}): {what}; {fix}")
 
     def weights(self) -> dict:
-        return {variable_name(v): np.asarray(w, dtype=np.float32)
-                for v, w in zip(self.layer.weights, self.layer.get_weights())}
+        return {variable_name(v): w
+                for v, w in zip(self.layer.weights, weight_arrays(self.layer))}
 
     def node(self, op, inputs=None, name=None, keras_output=True, **attrs) -> Node:
         """A node of this layer; ``keras_output``: it reproduces the layer's Keras output."""

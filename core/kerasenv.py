@@ -5,6 +5,8 @@ TF 2.15 plain ``import keras`` already is Keras 2.
 """
 import os
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
@@ -22,6 +24,21 @@ def variable_name(variable) -> str:
     """A layer weight's own name (``kernel``, ``moving_mean``): Keras 3 names it so, Keras 2
     ``layer/kernel:0``."""
     return variable.name.split("/")[-1].split(":")[0]
+
+
+def weight_arrays(layer) -> list:
+    """The layer's weights as read-only float32 arrays that share TensorFlow's buffers instead of
+    copying them (``get_weights`` copies: VGG16's 553 MB again, in fresh memory).  TensorFlow
+    copies a variable's buffer when it is assigned while read, so the arrays keep the values they
+    had; read-only, since writing into one would change the model behind Keras's back."""
+    arrays = []
+    for variable in layer.weights:
+        tf_variable = getattr(variable, "value", None) if KERAS3 else variable   # 3 wraps it
+        read = getattr(tf_variable, "read_value", None)       # None: not TensorFlow's backend
+        array = np.asarray(read() if read else variable.numpy(), dtype=np.float32)
+        array.flags.writeable = False
+        arrays.append(array)
+    return arrays
 
 
 def register_serializable(package: str):

@@ -12,7 +12,9 @@ def whole(kernel: Transposed) -> np.ndarray:
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 70), (33, 1), (63, 65), (64, 128), (200, 37),
-                                   (130, 129)])
+                                   (130, 129),
+                                   (300, 9000),         # bands of 6976 file rows (8 MB), then 2024
+                                   (70001, 70)])        # bands of 64 file rows, then 6
 def test_transposed_is_numpy_transpose(shape):
     matrix = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     kernel = Transposed(matrix, shape[::-1])
