@@ -63,12 +63,12 @@ def export_original_arrays(model, model_name: str, out_dir) -> list:
     class, array, shape and sha256, written last.  Layer names are made file-safe as for the
     converted weights.  Returns the written paths.
     """
-    from core.kerasenv import variable_name
+    from core.kerasenv import variable_name, weight_arrays
     from core.passes import forge_identifier
 
     entries, written, owners = [], [], {}
     for layer in model.layers:
-        for variable, array in zip(layer.weights, layer.get_weights()):
+        for variable, array in zip(layer.weights, weight_arrays(layer)):
             array_name = variable_name(variable)
             file_name = f"{model_name}-{forge_identifier(layer.name)}.{array_name}.bin"
             other = owners.setdefault(file_name, layer.name)
