@@ -22,17 +22,26 @@ Where the conversion's time went (cProfile, perf, per-phase timelines; 2-core vi
   touching 512 MB of it again takes 0.9-1.3 s against 0.03 s for memory freed a moment ago.
   Keras's save copies every variable twice into fresh arrays, so its time follows what the
   process freed shortly before.
-* now: the weight files are written on a thread of their own (transposing 64×64 tiles into one
-  reused 6 MB band, hashing and writing each band: no 411 MB copy, and hashing and writing
-  release the GIL) while Keras builds the folded model, and the fold check runs on another
-  thread while the model is saved (a model failing it is not kept).  Timeline of one conversion:
-  graph 0.07 s; weight files 0.07-1.2 s beside folded model 0.07-0.9 s, then check and save
-  together to 1.9 s.  The files stay byte-identical (tests/core/test_core_zoo_digests.py).
+* then (2.4-3.2 s; 1.29-1.65 here, up to 2.2 in a run): the weight files are written on a
+  thread of their own (transposing 64×64 tiles into one reused band, hashing and writing each
+  band: no 411 MB copy, and hashing and writing release the GIL) while Keras builds the folded
+  model, and the fold check runs on another thread while the model is saved (a model failing
+  it is not kept).  Timeline of one conversion: graph 0.07-0.6 s; weight files beside folded
+  model and save to 1.9-3.2 s.  The writer thread's wall time was twice its CPU time: each of
+  its 25,000 tile copies gave up the interpreter lock and waited for it back behind Keras's
+  Python (a tile loop next to a busy Python thread took 74 s instead of 0.2 s); and the graph
+  copied every weight out of Keras (``get_weights``: 553 MB of fresh memory, 0.07 s or 0.6 s
+  depending on when this VM last saw it).
+* now: each band is transposed with two numpy calls (tile-major, then file order; 0.23 s alone,
+  0.9 s beside a busy Python thread) and the graph reads the weights as read-only views of
+  TensorFlow's buffers (``core.kerasenv.weight_arrays``; TensorFlow copies on write).  The files
+  stay byte-identical (tests/core/test_core_zoo_digests.py).
 
-Ratios (median of 5 alternating rounds): before 2.13, 2.15 (conversion 4.5 s); after 1.30,
-1.43, 1.60, 1.59, 1.55, 1.65, 1.51, 1.48 (conversion 2.4-2.6 s).  The baseline itself moves
-between 1.4 and 2.2 s from run to run for the same reason, which is why the rounds alternate
-which side runs first.
+Ratios (median of 5 alternating rounds): before 2.13, 2.15 (conversion 4.5 s); then 1.30-1.65
+(conversion 2.4-3.2 s); now 1.33, 1.17, 1.18 against 1.61, 1.29, 1.65 for the code before it
+in runs taken by turns (conversion 1.85-2.12 s against 2.61-3.15 s).  The baseline itself moves
+between 1.2 and 3.0 s from round to round (memory this VM hands back to its host costs several
+times more to touch again), which is why the rounds alternate which side runs first.
 """
 import shutil
 
