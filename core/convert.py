@@ -13,7 +13,7 @@ from core.atomic import atomic_path, inside, write_text
 from core.errors import ConversionError
 from core.folded import build_folded_model, converter_added_nodes, verify_folded
 from core.frontend import keras_to_ir
-from core.kerasenv import KERAS_VERSION, keras
+from core.kerasenv import KERAS3, KERAS_VERSION, keras
 from core.contracts import dumps
 from core.kerasgraph import canonical_model
 from core.manifest import Manifest, build_manifest
@@ -95,7 +95,7 @@ def _write_folded(model, graph, name: str, family: str, model_dir, verify: bool)
     path and the check's measurements.  The check runs on a thread of its own while the model is
     saved (TensorFlow's forward passes release the GIL), and a model that fails it is not kept."""
     folded = build_folded_model(model, graph)
-    suffix = ".keras" if int(KERAS_VERSION.split(".")[0]) >= 3 else ".h5"
+    suffix = ".keras" if KERAS3 else ".h5"
     folded_path = inside(Path(model_dir), f"{name}_nobn{suffix}")
     folded_path.parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(1, thread_name_prefix="fold-check") as checker, \
