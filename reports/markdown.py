@@ -16,7 +16,8 @@ from pathlib import Path
 from reports import fmt
 from reports.results import budget_use, load_results
 from validation.precheck import summary_line
-from validation.verdicts import box_agreement_line, tensor_counts, verdict_lines
+from validation.verdicts import (box_agreement_line, tensor_counts, verdict_lines,
+                                 weights_provenance)
 
 TITLE = "keras2metal validation report"
 FULL_TABLE_LIMIT = 30      # longer per-layer tables are collapsed ...
@@ -365,8 +366,9 @@ def build_report(results_paths, out_md, plots_dir=None, date=None, title=TITLE) 
         lines += [f"## {res.model} ({_size(res)}, {res.device})", "", "```"]
         lines += verdict_lines(res) + ["```", ""]
         lines += [f"- results: {fmt.code(path)}",
-                  f"- source model: {fmt.code(res.source_model)}, weights "
-                  f"{fmt.cell(res.weights)}, seed {res.seed}, {len(res.images)} image(s)",
+                  f"- source model: {fmt.code(res.source_model)}, "
+                  f"{weights_provenance(fmt.cell(res.weights), res.seed)}, "
+                  f"{len(res.images)} image(s)",
                   f"- totals: {fmt.integer(res.totals.layers)} layers, "
                   f"{fmt.integer(res.totals.tensors)} tensors, "
                   f"{fmt.integer(res.totals.parameters)} parameters{_added(res.totals)}",

@@ -333,7 +333,10 @@ class Pipeline:
             from core.convert import convert
             from core.errors import ConversionError
 
-            self.log(f"converting {self.s.model} (weights {self.s.weights}, seed {self.s.seed})")
+            from validation.verdicts import weights_provenance
+
+            self.log(f"converting {self.s.model} "
+                     f"({weights_provenance(self.s.weights, self.s.seed)})")
             model, name, family, kind, source, heads = self.keras_model()
             tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)

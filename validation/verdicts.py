@@ -347,14 +347,21 @@ def tensor_counts(results: Results) -> str:
     return "; ".join(parts)
 
 
+def weights_provenance(weights: str, seed) -> str:
+    """``weights X``, and the seed only where it drew them (``random``): a model's own weights,
+    a file's or ImageNet's owe nothing to it."""
+    return f"weights {weights}, seed {seed}" if weights == "random" else f"weights {weights}"
+
+
 def verdict_lines(results: Results) -> list:
     """The verdict as printed at the top and the end of a pytest run (and atop the report)."""
     r = results
     from device_pull.ingest import UNKNOWN_DEVICE
 
     where = "a device no run log names" if r.device == UNKNOWN_DEVICE else f"the {r.device}"
-    lines = [f"keras2metal validation: {r.model} ({r.source_model}, weights {r.weights}, seed "
-             f"{r.seed}) on {where}, {len(r.images)} image(s); " + tensor_counts(r)]
+    lines = [f"keras2metal validation: {r.model} ({r.source_model}, "
+             f"{weights_provenance(r.weights, r.seed)}) on {where}, {len(r.images)} image(s); "
+             + tensor_counts(r)]
     fd = r.first_divergence
     if fd:
         covered = (f", covering Forge layers {', '.join(fd.forge_layers)}"
