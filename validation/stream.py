@@ -24,6 +24,7 @@ on one thread, so the measurement — and the verdicts judged from it — are th
 whatever the number of workers or shards.
 """
 import hashlib
+import logging
 import math
 import os
 import pickle
@@ -440,6 +441,11 @@ def local_cluster(workers: int):
                             dashboard_address=None, env=dict(WORKER_ENV), silence_logs=40)
 
 
+def _quiet_closing_worker():
+    """Run on each worker of a local cluster about to close: Dask's own logs off."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
 class _Runner:
     """Runs shards here (``in_process``) or on Dask, with a progress bar over the images."""
 
@@ -467,6 +473,10 @@ class _Runner:
         return self
 
     def __exit__(self, *exc):
+        if self.cluster is not None:
+            # the workers' last heartbeat can meet the closing scheduler (Dask logs it with a
+            # traceback on the worker's stderr, which is this run's): nothing of the run is lost
+            self.client.run(_quiet_closing_worker, on_error="ignore")
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:
