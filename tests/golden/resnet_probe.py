@@ -1,7 +1,7 @@
 """ResNet-50 with a generated manifest, for the golden benchmark; run as a script it measures.
 
 ``python tests/golden/resnet_probe.py memory N WORKDIR`` captures N images (the sample images,
-repeated under distinct names) and prints JSON with the process's peak RSS (ru_maxrss) and
+repeated under distinct names) and prints JSON with the process's peak RSS (VmHWM) and
 tracemalloc peak.  ``python tests/golden/resnet_probe.py speed ROUNDS WORKDIR`` times golden
 capture against ``model.predict`` side by side (:func:`speed`) and prints JSON.
 
@@ -10,7 +10,6 @@ of keras.applications.ResNet50 (convolutions and BatchNorms are fused into the a
 follows them, as the converter does), plus the image and the caffe preprocessing steps.
 """
 import json
-import resource
 import shutil
 import sys
 import time
@@ -18,6 +17,10 @@ import tracemalloc
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from probing import peak_rss_kb  # noqa: E402
+
 IMAGES = HERE.parents[1] / "core" / "data" / "images"
 CAFFE = [
     {"op": "swap_channels", "permute": [2, 1, 0], "tensor": "rgb2bgr"},
@@ -100,7 +103,7 @@ def memory(n: int, work: Path) -> dict:
     model = build_resnet50()
     manifest = resnet_manifest(model, work)
     images = image_set(n, work / f"images-{n}")
-    rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_model = peak_rss_kb()
     tracemalloc.start()
     start = time.perf_counter()
     capture_golden(model, manifest, images, work / f"golden-{n}.h5", progress=False)
@@ -108,7 +111,7 @@ def memory(n: int, work: Path) -> dict:
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"images": n, "seconds": seconds, "rss_after_model_kb": rss_model,
-            "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "peak_rss_kb": peak_rss_kb(),
             "tracemalloc_peak_bytes": traced_peak}
 
 

@@ -16,23 +16,14 @@ process gives the workers' numbers only when it runs TensorFlow on one thread as
 """
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def peak_rss_kb() -> int:
-    """This process's peak resident set since it started, in KB: VmHWM, whose count starts anew
-    at exec (ru_maxrss also keeps the peak of the process it was forked from, here pytest's)."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from probing import peak_rss_kb  # noqa: E402
 
 
 def folder_bytes(folder: Path) -> int:
