@@ -6,11 +6,12 @@ then the streaming measurement, in this process) and prints JSON: images measure
 seconds, the process's peak RSS, and the bytes on disk of the measurement's artifacts
 (measurements JSON, golden and device stores of the kept images) and of the whole cache.
 
-``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the images,
-each round measured in this process (``workers=0``) and then on a local Dask cluster of 2 worker
-processes (``validation.stream.local_cluster``) started and warmed before the rounds; prints
-JSON: the seconds of each, the CPU seconds they used (this process and the workers), the
-cluster's start, and whether the two measurements are identical.  Run it with
+``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the first 32
+and then the first 80 images, each round measuring each set in this process (``workers=0``) and
+then on a local Dask cluster of 2 worker processes (``validation.stream.local_cluster``)
+started and warmed before the rounds; prints JSON: the seconds of each (a list per set size),
+the CPU seconds they used (this process and the workers), the cluster's start, and whether the
+two measurements are identical.  Run it with
 ``validation.stream``'s WORKER_ENV: TensorFlow sums in another order on more threads, so this
 process gives the workers' numbers only when it runs TensorFlow on one thread as they do.
 """
@@ -58,7 +59,7 @@ def _metrics(measurement) -> str:
                  sorted(tally.predictions.items()), sorted(tally.kept), tally.unreadable))
 
 
-def scaling(cache: Path, images: Path, rounds: int) -> dict:
+def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
     import psutil
     from dask.distributed import Client
 
@@ -70,7 +71,9 @@ def scaling(cache: Path, images: Path, rounds: int) -> dict:
     paths = list_images(images)
     manifest_path = Pipeline(Settings(model="mobilenet", cache_dir=str(cache))).convert()
     spec = Pipeline.measuring_spec(manifest_path, load_manifest(manifest_path))
-    one_s, two_s, one_cpu_s, two_cpu_s, identical, workers = [], [], [], [], True, set()
+    runs = {key: [[] for _ in sizes] for key in
+            ("one_worker_s", "two_workers_s", "one_worker_cpu_s", "two_workers_cpu_s")}
+    identical, workers = True, set()
     start = time.perf_counter()
     with stream.local_cluster(2) as cluster, Client(cluster) as client:
         stream.measure(spec, paths[:4], scheduler=cluster.scheduler_address, progress=False)
@@ -79,20 +82,20 @@ def scaling(cache: Path, images: Path, rounds: int) -> dict:
         processes = [psutil.Process()] + [psutil.Process(pid) for pid in
                                           client.run(os.getpid).values()]
         for _ in range(rounds):
-            cpu = cpu_seconds(processes)
-            one = stream.measure(spec, paths, workers=0, progress=False)
-            one_cpu_s.append(cpu_seconds(processes) - cpu)
-            cpu = cpu_seconds(processes)
-            two = stream.measure(spec, paths, scheduler=cluster.scheduler_address, progress=False)
-            two_cpu_s.append(cpu_seconds(processes) - cpu)
-            one_s.append(one.seconds)
-            two_s.append(two.seconds)
-            identical &= _metrics(one) == _metrics(two)
-            workers.add(two.workers)
-    return {"images": len(paths), "one_worker_s": one_s, "two_workers_s": two_s,
-            "one_worker_cpu_s": one_cpu_s, "two_workers_cpu_s": two_cpu_s,
-            "cluster_start_s": cluster_start_s, "identical": identical,
-            "workers": sorted(workers)}
+            for i, size in enumerate(sizes):
+                cpu = cpu_seconds(processes)
+                one = stream.measure(spec, paths[:size], workers=0, progress=False)
+                runs["one_worker_cpu_s"][i].append(cpu_seconds(processes) - cpu)
+                cpu = cpu_seconds(processes)
+                two = stream.measure(spec, paths[:size], scheduler=cluster.scheduler_address,
+                                     progress=False)
+                runs["two_workers_cpu_s"][i].append(cpu_seconds(processes) - cpu)
+                runs["one_worker_s"][i].append(one.seconds)
+                runs["two_workers_s"][i].append(two.seconds)
+                identical &= _metrics(one) == _metrics(two)
+                workers.add(two.workers)
+    return {"images": len(paths), "sizes": list(sizes), **runs, "cluster_start_s": cluster_start_s,
+            "identical": identical, "workers": sorted(workers)}
 
 
 def cpu_seconds(processes) -> float:
