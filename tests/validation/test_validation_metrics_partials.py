@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from validation.metrics import image_partials
 
@@ -73,3 +75,16 @@ def test_channel_sums_are_each_channels_sum_of_the_differences(case):
         assert got is None
     else:
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_a_sum_is_kept_as_the_exact_integer_count_of_the_smallest_float_step(x):
+    """What makes merged accumulators bit-identical whatever the shards: every finite float64,
+    subnormals and the largest included, is an integer number of 2⁻¹⁰⁷⁴ steps, kept exactly."""
+    from fractions import Fraction
+
+    from validation.metrics import _ONE, _exact, _value
+
+    assert Fraction(_exact(x), _ONE) == Fraction(x)
+    assert _value(_exact(x)) == x
