@@ -8,12 +8,12 @@ seconds, the process's peak RSS, and the bytes on disk of the measurement's arti
 
 ``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the first 32
 and then the first 80 images, each round measuring each set in this process (``workers=0``) and
-then on a local Dask cluster of 2 worker processes (``validation.stream.local_cluster``)
-started and warmed before the rounds; prints JSON: the seconds of each (a list per set size),
-the CPU seconds they used (this process and the workers), the cluster's start, and whether the
-two measurements are identical.  Run it with
-``validation.stream``'s WORKER_ENV: TensorFlow sums in another order on more threads, so this
-process gives the workers' numbers only when it runs TensorFlow on one thread as they do.
+then on a local Dask cluster of 2 worker processes (``validation.stream.local_cluster``) started
+and warmed before the rounds; prints JSON: the seconds of each (a list per set size), the CPU
+seconds they used (this process and the workers; and of them in the kernel), the cluster's start,
+and whether the two measurements are identical.  Run it with ``validation.stream``'s
+WORKER_ENV: TensorFlow sums in another order on more threads, so this process gives the
+workers' numbers only when it runs TensorFlow on one thread as they do.
 """
 import json
 import os
@@ -72,7 +72,8 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
     manifest_path = Pipeline(Settings(model="mobilenet", cache_dir=str(cache))).convert()
     spec = Pipeline.measuring_spec(manifest_path, load_manifest(manifest_path))
     runs = {key: [[] for _ in sizes] for key in
-            ("one_worker_s", "two_workers_s", "one_worker_cpu_s", "two_workers_cpu_s")}
+            ("one_worker_s", "two_workers_s", "one_worker_cpu_s", "two_workers_cpu_s",
+             "one_worker_kernel_s", "two_workers_kernel_s")}
     identical, workers = True, set()
     start = time.perf_counter()
     with stream.local_cluster(2) as cluster, Client(cluster) as client:
@@ -83,13 +84,17 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
                                           client.run(os.getpid).values()]
         for _ in range(rounds):
             for i, size in enumerate(sizes):
-                cpu = cpu_seconds(processes)
+                before = cpu_seconds(processes)
                 one = stream.measure(spec, paths[:size], workers=0, progress=False)
-                runs["one_worker_cpu_s"][i].append(cpu_seconds(processes) - cpu)
-                cpu = cpu_seconds(processes)
+                after = cpu_seconds(processes)
+                runs["one_worker_cpu_s"][i].append(sum(after) - sum(before))
+                runs["one_worker_kernel_s"][i].append(after[1] - before[1])
+                before = cpu_seconds(processes)
                 two = stream.measure(spec, paths[:size], scheduler=cluster.scheduler_address,
                                      progress=False)
-                runs["two_workers_cpu_s"][i].append(cpu_seconds(processes) - cpu)
+                after = cpu_seconds(processes)
+                runs["two_workers_cpu_s"][i].append(sum(after) - sum(before))
+                runs["two_workers_kernel_s"][i].append(after[1] - before[1])
                 runs["one_worker_s"][i].append(one.seconds)
                 runs["two_workers_s"][i].append(two.seconds)
                 identical &= _metrics(one) == _metrics(two)
@@ -98,9 +103,10 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
             "identical": identical, "workers": sorted(workers)}
 
 
-def cpu_seconds(processes) -> float:
-    """CPU time (user + system) the processes have used so far."""
-    return sum(sum(p.cpu_times()[:2]) for p in processes)
+def cpu_seconds(processes) -> tuple:
+    """CPU time (user, system) the processes have used so far."""
+    times = [p.cpu_times() for p in processes]
+    return sum(t.user for t in times), sum(t.system for t in times)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,9 @@ def test_two_workers_vs_one(benchmark, suite_cache, tmp_path):
             f"whole_run_ratio_{large}": statistics.median(whole[1]),
             "ratio_before": "1.23-1.24 (32 images, whole run, quiet machine)",
             "cpu_ratio": statistics.median(cpu),
+            **{f"{name}_{large}": statistics.median(result[name][1])
+               for name in ("one_worker_cpu_s", "two_workers_cpu_s", "one_worker_kernel_s",
+                            "two_workers_kernel_s")},
             **{f"{name}_{size}": statistics.median(result[key][i])
                for name, key in (("one_worker_s", "one_worker_s"),
                                  ("two_workers_s", "two_workers_s"))
@@ -118,7 +121,9 @@ def test_two_workers_vs_one(benchmark, suite_cache, tmp_path):
           f"{info[f'one_worker_s_{large}']:.1f} s; 2 workers {info[f'two_workers_s_{small}']:.1f} s, "
           f"{info[f'two_workers_s_{large}']:.1f} s: throughput × {info['throughput_ratio']:.2f} "
           f"on the images {large} adds (whole runs × {info[f'whole_run_ratio_{small}']:.2f}, "
-          f"× {info[f'whole_run_ratio_{large}']:.2f}), CPU × {info['cpu_ratio']:.2f} (cluster "
+          f"× {info[f'whole_run_ratio_{large}']:.2f}), CPU × {info['cpu_ratio']:.2f} (in the kernel "
+          f"{info[f'one_worker_kernel_s_{large}']:.1f} s and "
+          f"{info[f'two_workers_kernel_s_{large}']:.1f} s of {large} images; cluster "
           f"start and warm-up {info['cluster_start_s']:.1f} s)")
     assert result["workers"] == [2]
     assert result["identical"], "2 workers measured other numbers than 1"
