@@ -30,7 +30,11 @@ on two threads (how this file measured before) 1.30-1.77; 1.50-2.33; on one thre
 unchanged: 1.81, 1.84; 2.11, 2.19 → heap kept: 1.33, 1.35; 2.03-2.07 → store written
 alongside: 1.31-1.41; 1.47, 1.53, 1.53, 1.64, 1.52 → images read ahead: capture 0.53-0.56 s →
 0.48-0.51 s in the probe (1.37-1.46 × its ``predict``; the benchmark 1.51 in a run where the
-runner took 1.34).
+runner took 1.34).  Later runs of every benchmark in a row: ``capture_golden`` 2.05, 1.33,
+1.39, 1.40, 1.39, 1.60 (the runner 1.27-1.36); alone 1.36, 1.47.  What moves it is the page
+cache: the store's 40 MB an image go into pages the kernel must find, which on this virtual
+machine cost the most right after the benchmarks before it freed gigabytes, and HDF5 writes
+them holding the interpreter lock the Keras thread needs between its operations.
 """
 import json
 import os

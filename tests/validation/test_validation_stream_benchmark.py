@@ -54,9 +54,13 @@ Measured (3 rounds per run), throughput of 2 workers over 1, 32 MobileNet images
 the sockets 1.25-1.26 versus dropped (``keep=0``) 1.63-1.64, the upper bound; after, on a quiet
 machine: 1.58-1.69 (CPU of 2 workers 1.06-1.13 × that of 1), and 1.30-1.53 in runs where the
 workers spent 0.4-1.1 CPU-s in the kernel (fresh pages) against 0.1-0.2.  On the images the
-80-image set adds (the goal's measure since): 1.59-1.70 and 1.74 (whole runs: 32 images
-1.55-1.60, 80 images 1.59-1.65).  Memory and disk, 256 over 16 images: peak RSS × 1.00,
-cache × 1.14.
+80-image set adds (the goal's measure since): in runs of their own 1.59-1.79 (whole runs: 32
+images 1.55-1.62, 80 images 1.59-1.73; CPU × 1.09-1.16); in runs of every benchmark in a row
+1.39, 1.57, 1.54, 1.65 (whole runs on 80 images 1.50-1.60; CPU × 1.18-1.28): there the 2
+workers spent 2.8 s of the 80 images in the kernel against 1.0 s in a run of their own, and
+writing a kept image's records took 0.2 s of kernel time against 0.02-0.07 s (this virtual
+machine hands memory freed by the benchmarks before back to its host, and faulting it in again
+is slow).  Memory and disk, 256 over 16 images: peak RSS × 1.00, cache × 1.14.
 """
 import json
 import os
