@@ -367,7 +367,7 @@ def build_report(results_paths, out_md, plots_dir=None, date=None, title=TITLE) 
         lines += verdict_lines(res) + ["```", ""]
         lines += [f"- results: {fmt.code(path)}",
                   f"- source model: {fmt.code(res.source_model)}, "
-                  f"{weights_provenance(fmt.cell(res.weights), res.seed)}, "
+                  f"{fmt.cell(weights_provenance(res.weights, res.seed))}, "
                   f"{len(res.images)} image(s)",
                   f"- totals: {fmt.integer(res.totals.layers)} layers, "
                   f"{fmt.integer(res.totals.tensors)} tensors, "

@@ -71,9 +71,8 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
     paths = list_images(images)
     manifest_path = Pipeline(Settings(model="mobilenet", cache_dir=str(cache))).convert()
     spec = Pipeline.measuring_spec(manifest_path, load_manifest(manifest_path))
-    runs = {key: [[] for _ in sizes] for key in
-            ("one_worker_s", "two_workers_s", "one_worker_cpu_s", "two_workers_cpu_s",
-             "one_worker_kernel_s", "two_workers_kernel_s")}
+    runs = {f"{way}{what}": [[] for _ in sizes] for way in ("one_worker", "two_workers")
+            for what in ("_s", "_cpu_s", "_kernel_s")}
     identical, workers = True, set()
     start = time.perf_counter()
     with stream.local_cluster(2) as cluster, Client(cluster) as client:
@@ -82,23 +81,20 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
         stream.measure(spec, paths[:2], workers=0, progress=False)
         processes = [psutil.Process()] + [psutil.Process(pid) for pid in
                                           client.run(os.getpid).values()]
+        ways = {"one_worker": {"workers": 0},
+                "two_workers": {"scheduler": cluster.scheduler_address}}
         for _ in range(rounds):
             for i, size in enumerate(sizes):
-                before = cpu_seconds(processes)
-                one = stream.measure(spec, paths[:size], workers=0, progress=False)
-                after = cpu_seconds(processes)
-                runs["one_worker_cpu_s"][i].append(sum(after) - sum(before))
-                runs["one_worker_kernel_s"][i].append(after[1] - before[1])
-                before = cpu_seconds(processes)
-                two = stream.measure(spec, paths[:size], scheduler=cluster.scheduler_address,
-                                     progress=False)
-                after = cpu_seconds(processes)
-                runs["two_workers_cpu_s"][i].append(sum(after) - sum(before))
-                runs["two_workers_kernel_s"][i].append(after[1] - before[1])
-                runs["one_worker_s"][i].append(one.seconds)
-                runs["two_workers_s"][i].append(two.seconds)
-                identical &= _metrics(one) == _metrics(two)
-                workers.add(two.workers)
+                measured = {}
+                for way, options in ways.items():
+                    before = cpu_seconds(processes)
+                    measured[way] = stream.measure(spec, paths[:size], progress=False, **options)
+                    after = cpu_seconds(processes)
+                    runs[f"{way}_s"][i].append(measured[way].seconds)
+                    runs[f"{way}_cpu_s"][i].append(sum(after) - sum(before))
+                    runs[f"{way}_kernel_s"][i].append(after[1] - before[1])
+                identical &= _metrics(measured["one_worker"]) == _metrics(measured["two_workers"])
+                workers.add(measured["two_workers"].workers)
     return {"images": len(paths), "sizes": list(sizes), **runs, "cluster_start_s": cluster_start_s,
             "identical": identical, "workers": sorted(workers)}
 

@@ -114,9 +114,8 @@ def test_two_workers_vs_one(benchmark, suite_cache, tmp_path):
             **{f"{name}_{large}": statistics.median(result[name][1])
                for name in ("one_worker_cpu_s", "two_workers_cpu_s", "one_worker_kernel_s",
                             "two_workers_kernel_s")},
-            **{f"{name}_{size}": statistics.median(result[key][i])
-               for name, key in (("one_worker_s", "one_worker_s"),
-                                 ("two_workers_s", "two_workers_s"))
+            **{f"{name}_{size}": statistics.median(result[name][i])
+               for name in ("one_worker_s", "two_workers_s")
                for i, size in enumerate((small, large))},
             "cluster_start_s": result["cluster_start_s"], "rounds": len(steady),
             "model": "mobilenet"}
