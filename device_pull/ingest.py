@@ -47,7 +47,8 @@ and ``oversized`` (the file size fits no accepted layout), ``shape_mismatch`` (t
 describes another architecture), ``wrong_model`` (another model's prefix), ``nan_inf`` (values
 kept), ``stale_conversion`` (the run log's manifest hash is not this manifest's: every tensor of
 that run), ``not_compared`` (``__Input__``, ``compare: false``, tensors Forge writes no file for).
-Every reason names the file and the fix.
+Every reason names the file and what is wrong with it; ``stores.store.FIXES`` holds the fix of each
+status, which the summary prints once per status and the judge with each data problem.
 
 **Layout rule** of one file (its size and the manifest's H, W, C decide):
 
@@ -94,10 +95,7 @@ EXPECTED_LAYOUTS = (
     "folder holds it); DIR/<image>/<model>-<tensor>.floats (one folder per image, named after "
     "it); DIR/<run>/Documents/... or DIR/<run>/AppData/Documents/... (copied Documents folders "
     "or Xcode app containers, one image's run each)")
-RECOPY = "copy the Documents folder again"
 RERUN = "re-run the app with this build (debug: true) and copy the Documents folder again"
-RECONVERT = ("convert again and rebuild the app (or validate with the manifest the app was built "
-             "from)")
 UNKNOWN_DEVICE = "unknown"       # the device of a run whose run log (and the caller) names none
 
 
@@ -154,11 +152,11 @@ def decode(raw: bytes, shape, file: str, *, layout: str = "auto", dtype: str = "
         if size < h * w * c * 4:
             return Decoded(flat, "truncated", (
                 f"{file}: {size} bytes, shorter than {h}x{w}x{c} float32 and no other accepted "
-                f"layout (expected {expected}){restricted}: the copy is incomplete; {RECOPY}"))
+                f"layout (expected {expected}){restricted}: the copy is incomplete"))
         return Decoded(flat, "oversized", (
             f"{file}: {size} bytes, longer than {h}x{w}x{c} float32 and no other accepted "
             f"layout (expected {expected}){restricted}: the file comes from another build of "
-            f"the network; {RERUN}"))
+            "the network"))
     name, elem, padded, _ = fits[0]
     flat = np.frombuffer(raw, dtype=elem).astype(np.float32)
     data = deslice(flat, h, w, c) if padded else flat.reshape(h, w, c)
@@ -624,7 +622,7 @@ def _stale_reason(run: DumpRun, manifest):
         return None
     where = manifest.path or f"manifest of {manifest.name!r}"
     return (f"{run.run_log_path}: the app ran a conversion with manifest hash {str(logged)[:12]}, "
-            f"{where} has {ours[:12]}: these dumps come from another conversion; {RECONVERT}")
+            f"{where} has {ours[:12]}: these dumps come from another conversion")
 
 
 def _foreign_tensors_reason(run: DumpRun, manifest):
@@ -637,7 +635,7 @@ def _foreign_tensors_reason(run: DumpRun, manifest):
     where = manifest.path or f"the manifest of {manifest.name!r}"
     return (f"{run.folder}: {shown} {'is a dump' if len(foreign) == 1 else 'are dumps'} of "
             f"preprocessing that {where} does not have: these dumps come from a conversion of "
-            f"{manifest.name!r} with other preprocessing (--preprocessing); {RECONVERT}")
+            f"{manifest.name!r} with other preprocessing (--preprocessing)")
 
 
 class _RunReader:
@@ -682,18 +680,17 @@ class _RunReader:
         if path is None:
             path = self._other_model_file(name)
             if path is None:
-                return None, "missing", (f"{dump_file} not found in {self.run.folder}; {RERUN}"), {}
+                return None, "missing", f"{dump_file} not found in {self.run.folder}", {}
             prefix = path.name[: -len(f"-{name}.floats")]
             status = "wrong_model"
             reason = (f"{path}: prefix {prefix!r} is another model's, the manifest is "
-                      f"{self.model!r} (expected {dump_file}): copy the Documents folder of a "
-                      f"run of {self.model!r}, or ingest with {prefix!r}'s manifest")
+                      f"{self.model!r} (expected {dump_file})")
         self.used.add(path.name)
         extra = {"file": path.name}
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            return None, "missing", f"{path}: cannot read the file ({exc}); {RECOPY}", extra
+            return None, "missing", f"{path}: cannot read the file ({exc})", extra
         json_shape = self._json_shape(path.name)
         hwc = _forge_hwc(entry)
         if hwc is None or entry.op.provides_texture or \
@@ -707,7 +704,7 @@ class _RunReader:
             reason = reason or (
                 f"{path}: shapes json says [W, H, C, N] = {list(json_shape)}, the manifest "
                 f"says {entry.forge_shape or [hwc[1], hwc[0], hwc[2], 1]}: the dump comes "
-                f"from another architecture; {RECONVERT}")
+                "from another architecture")
         else:
             dec = decode(raw, hwc, str(path), layout=self.layout, dtype=self.run_dtype)
             if dec.status != "ok" and self.run_dtype != self.dtype:
@@ -715,8 +712,8 @@ class _RunReader:
                     dec.status, dec.reason = "truncated", (
                         f"{path}: {len(raw)} bytes is the float16 size of {hwc[0]}x{hwc[1]}x"
                         f"{hwc[2]}, but this run's other dumps are float32 (as Forge's dumper "
-                        f"writes): the copy was cut short; {RECOPY} (or pass --dtype float16 "
-                        "if the app really wrote float16)")
+                        "writes): the copy was cut short, unless the app really wrote float16 (then "
+                        "ingest with --dtype float16)")
             if status is None:
                 status, reason = dec.status, dec.reason
             if json_shape is None and self.shapes:
@@ -729,10 +726,7 @@ class _RunReader:
             self.layout_rule += 1
         bad = _nan_inf(dec.data)
         if bad:
-            nan_text = (f"{path}: {bad} NaN/Inf value(s) of {dec.data.size} (kept in the data); "
-                        "when the tensors before it have none, this layer overflows float16 on "
-                        "the device or reads uninitialised padding: check its conversion; if "
-                        f"the copy may be damaged, {RECOPY}")
+            nan_text = f"{path}: {bad} NaN/Inf value(s) of {dec.data.size} (kept in the data)"
             if status == "ok":
                 status, reason = "nan_inf", nan_text
             else:

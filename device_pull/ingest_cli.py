@@ -11,6 +11,7 @@ names, no manifest) is one error message and exit status 2.
 """
 from imagesets.images import ImageError
 from core.manifest import ManifestError
+from stores.store import fix_for
 
 MAX_LINES = 20
 
@@ -60,6 +61,8 @@ def print_summary(report, out=print):
         if len(report.problems) > MAX_LINES:
             out(f"  ... and {len(report.problems) - MAX_LINES} more (see the store's status "
                 "and reason attributes)")
+        for status in sorted({status for _, _, status, _ in report.problems}):
+            out(f"fix ({status}): {fix_for(status)}")
     for image, files in report.ignored.items():
         out(f"ignored in {image}: {len(files)} unknown file(s): " + ", ".join(files[:MAX_LINES])
             + (" ..." if len(files) > MAX_LINES else ""))

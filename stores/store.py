@@ -42,7 +42,8 @@ kept; the count is in the reason), ``wrong_model`` (file of another model's pref
 from another conversion; every tensor of that image has it, data kept, the status it would have
 had in the attribute ``status_before_stale``), ``not_compared`` (kept for reference only, e.g.
 Forge's ``__Input__`` texture).  All but ``ok`` and ``not_compared`` are data problems: the
-reason names the file and the fix, and they are never numerical divergence.
+reason names the file and what it shows, :data:`FIXES` what a user does about it (the ingest's
+summary and the judge's verdicts both print it from there); they are never numerical divergence.
 
 Nothing is silently dropped: every manifest tensor has a dataset in every image, with a status.
 
@@ -71,6 +72,35 @@ KINDS = ("golden", "device")
 STATUSES = ("ok", "missing", "truncated", "oversized", "shape_mismatch", "nan_inf",
             "wrong_model", "stale_conversion", "not_compared")
 SECTIONS = ("images", "folded")
+
+# What a user does about each data problem (the reason names the file and what is wrong with it).
+FIXES = {
+    "missing": "run the app with debug: true (debugEvaluate dumps every tensor) and copy the "
+               "whole Documents folder again",
+    "truncated": "the copy is incomplete: copy the Documents folder off the phone again",
+    "oversized": "the file belongs to another build of the network: re-run the app with this "
+                 "build and copy the folder again",
+    "shape_mismatch": "the dump comes from another build of the network: convert again, rebuild "
+                      "the app with the new builder and weights, and re-run it (or validate with "
+                      "the manifest the app was built from)",
+    "wrong_model": "the files carry another model's prefix: validate them with that model, or "
+                   "run the app with this one",
+    "stale_conversion": "the dump was made with another conversion (its manifest hash differs, "
+                        "or it holds tensors this conversion has not): re-run the app with this "
+                        "build's builder and weights, or validate with the manifest the app was "
+                        "built from",
+    "nan_inf": "if the copy is complete and the tensors before this one have none, this layer "
+               "overflows float16 on the device (values beyond ±65504) or reads uninitialised "
+               "padding: check the value range of the Keras layer and rescale it, or check its "
+               "conversion; if the copy may be damaged, copy the Documents folder again",
+    "not_compared": "the device side marks this tensor as not comparable; re-run the app with "
+                    "this build",
+}
+
+
+def fix_for(status: str) -> str:
+    """The fix of a data problem's status (a generic one for a status this table lacks)."""
+    return FIXES.get(status, "copy the dump folder again, or re-run the app with this build")
 
 
 @component

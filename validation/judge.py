@@ -26,6 +26,7 @@ import math
 from typing import Optional
 
 from core.manifest import Manifest, as_manifest
+from stores.store import fix_for as store_fix_for
 from validation import baseline as baselines
 from validation.budgets import BudgetFile, apply_overrides, default_budget, local_budget, \
     local_offset_budget
@@ -39,34 +40,15 @@ from validation.verdicts import (Accuracy, BaselineComparison, BoxAgreement, Che
 REFERENCE_DEVICE = "reference device"
 RANDOM_WEIGHTS = "random"
 
-# What a user does about each kind of data problem (the reason names the file).
-FIXES = {
-    "missing": "run the app with debug: true (debugEvaluate dumps every tensor) and copy the "
-               "whole Documents folder again",
-    "truncated": "the copy is incomplete: copy the Documents folder off the phone again",
-    "oversized": "the file belongs to another build of the network: re-run the app with this "
-                 "build and copy the folder again",
-    "shape_mismatch": "the dump comes from another build of the network: convert again, rebuild "
-                      "the app with the new builder and weights, and re-run it",
-    "wrong_model": "the files carry another model's prefix: validate them with that model, or "
-                   "run the app with this one",
-    "stale_conversion": "the dump was made with another conversion (its manifest hash differs, "
-                        "or it holds tensors this conversion has not): re-run the app with this "
-                        "build's builder and weights",
-    "nan_inf": "NaN/Inf in the device's values: if the copy is complete, float16 overflowed at "
-               "or before this layer (values beyond ±65504); check the value range of the "
-               "Keras layer and rescale it",
-    "not_compared": "the device side marks this tensor as not comparable; re-run the app with "
-                    "this build",
-}
 GOLDEN_FIX = ("Keras itself did not give usable values for this layer: check the model's "
               "weights (NaN/Inf) and that the manifest belongs to this model")
 
 
 def fix_for(kind: str) -> str:
+    """What to do about a problem with Keras's own values (``golden_*``) or the device data."""
     if kind.startswith("golden_"):
         return GOLDEN_FIX
-    return FIXES.get(kind, "copy the dump folder again, or re-run the app with this build")
+    return store_fix_for(kind)
 
 
 # -- tensors ------------------------------------------------------------------------------------

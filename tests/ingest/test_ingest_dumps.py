@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from stores.store import Store
+from stores.store import FIXES, Store
 from device_pull.__main__ import main
 from device_pull.ingest import (IngestError, candidates, decode, deslice, ingest_dump,
                                 parse_console_log)
@@ -124,7 +124,7 @@ def test_a_float32_run_cut_to_half_is_truncated_not_float16(tmp_path, manifest_p
     with store:
         data, status, reason = store.tensor("dog", "odd")
         assert status == "truncated" and str(path) in reason and "float16 size" in reason
-        assert "copy the Documents folder again" in reason and "--dtype float16" in reason
+        assert "the copy was cut short" in reason and "--dtype float16" in reason
         np.testing.assert_array_equal(store.tensor("dog", "conv1")[0], arrays["conv1"])
     _, store = _ingest(tmp_path, manifest_path, folder, image="dog", dtype="float16")
     with store:
@@ -187,20 +187,23 @@ def test_every_bad_input_is_recorded(tmp_path, manifest_path, capsys):
     for status in ("truncated", "oversized", "shape_mismatch", "missing", "nan_inf",
                    "wrong_model", "not_compared"):
         assert f"\n{status} " in text                  # a row of the status table
+    for status in ("truncated", "oversized", "shape_mismatch", "missing", "nan_inf",
+                   "wrong_model"):
+        assert text.count(f"fix ({status}): {FIXES[status]}") == 1      # once, after the list
     assert "debug_extra" in text and "ignored" in text
 
     with Store(tmp_path / "bad.h5") as store:
         assert store.tensor_names("dog") == NAMES     # nothing silently dropped
         data, status, reason = store.tensor("dog", "conv1")
         assert status == "truncated" and str(folder / f"{MODEL}-conv1.floats") in reason
-        assert "copy the Documents folder again" in reason
+        assert "the copy is incomplete" in reason
         assert data.size == (len(raw) // 2 + 2) // 4  # bytes kept, flat
         data, status, reason = store.tensor("dog", "odd")
         assert status == "oversized" and str(H * W * 5 * 4 + 12) in reason
-        assert "re-run the app with this build" in reason
+        assert "another build of the network" in reason
         data, status, reason = store.tensor("dog", "two")
         assert status == "shape_mismatch" and "[6, 3, 2, 1]" in reason
-        assert "convert again and rebuild the app" in reason
+        assert reason.endswith("the dump comes from another architecture")
         assert data.shape == (3, 6, 2)
         data, status, reason = store.tensor("dog", "fc")
         assert status == "missing" and data.shape == (0,) and f"{MODEL}-fc.floats" in reason

@@ -326,17 +326,16 @@ def test_data_problems_are_recorded_per_tensor_with_the_file_and_the_fix(
 
         status, reason = problem("stem_conv")
         assert status == "truncated" and reason.startswith(f"{cut}: ")
-        assert reason.endswith("the copy is incomplete; copy the Documents folder again")
+        assert reason.endswith("the copy is incomplete")
         status, reason = problem("mix_a")
         assert status == "oversized" and str(dump_path(dump, "mix_a")) in reason
-        assert reason.endswith("re-run the app with this build (debug: true) and copy the "
-                               "Documents folder again")
+        assert reason.endswith("the file comes from another build of the network")
         status, reason = problem("block1_dw")
         assert status == "nan_inf" and "2 NaN/Inf value(s) of 4096" in reason
         assert str(dump_path(dump, "block1_dw")) in reason
         status, reason = problem("reduce_conv")
         assert status == "shape_mismatch" and "[16, 16, 8, 1]" in reason
-        assert "another architecture; convert again and rebuild the app" in reason
+        assert reason.endswith("the dump comes from another architecture")
         status, reason = problem("mix_b")
         assert status == "wrong_model" and str(dump / "resnet_50-mix_b.floats") in reason
         status, reason = problem("block2_pw")
@@ -358,9 +357,7 @@ def test_a_stale_conversion_marks_every_tensor(default_conversion, reference_run
         assert reason.startswith(f"{stale / f'run-{MODEL}.json'}: the app ran a conversion with "
                                  "manifest hash 000000000000, ")
         assert f"{manifest_path} has {manifest_hash(manifest)[:12]}" in reason
-        assert reason.endswith("these dumps come from another conversion; convert again and "
-                               "rebuild the app (or validate with the manifest the app was built "
-                               "from)")
+        assert reason.endswith("these dumps come from another conversion")
         assert store.tensor_attrs("circle_00", "stem_conv")["status_before_stale"] == "ok"
         assert {store.tensor("cross_00", t)[1] for t in store.tensor_names("cross_00")} <= \
             {"ok", "not_compared"}
@@ -386,9 +383,7 @@ def test_dumps_of_tensors_this_conversion_has_not_are_another_conversion(
         assert status == "stale_conversion"
         assert reason == (f"{folder}: {extra.name} is a dump of preprocessing that "
                           f"{manifest_path} does not have: these dumps come from a conversion "
-                          f"of {MODEL!r} with other preprocessing (--preprocessing); convert "
-                          "again and rebuild the app (or validate with the manifest the app was "
-                          "built from)")
+                          f"of {MODEL!r} with other preprocessing (--preprocessing)")
     extra.unlink()                    # the same folder without it is this conversion's run
     report = ingest_dump(folder, manifest_path, tmp_path / "clean.h5", image="circle_00.png")
     assert not report.problems and "stale_conversion" not in report.statuses
