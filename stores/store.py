@@ -73,22 +73,18 @@ STATUSES = ("ok", "missing", "truncated", "oversized", "shape_mismatch", "nan_in
             "wrong_model", "stale_conversion", "not_compared")
 SECTIONS = ("images", "folded")
 
-# What a user does about each data problem (the reason names the file and what is wrong with it).
+# What a user does about each data problem: the reason names the file and says what is wrong.
 FIXES = {
     "missing": "run the app with debug: true (debugEvaluate dumps every tensor) and copy the "
                "whole Documents folder again",
-    "truncated": "the copy is incomplete: copy the Documents folder off the phone again",
-    "oversized": "the file belongs to another build of the network: re-run the app with this "
-                 "build and copy the folder again",
-    "shape_mismatch": "the dump comes from another build of the network: convert again, rebuild "
-                      "the app with the new builder and weights, and re-run it (or validate with "
-                      "the manifest the app was built from)",
-    "wrong_model": "the files carry another model's prefix: validate them with that model, or "
-                   "run the app with this one",
-    "stale_conversion": "the dump was made with another conversion (its manifest hash differs, "
-                        "or it holds tensors this conversion has not): re-run the app with this "
-                        "build's builder and weights, or validate with the manifest the app was "
-                        "built from",
+    "truncated": "copy the Documents folder off the phone again",
+    "oversized": "re-run the app with this build and copy the Documents folder again",
+    "shape_mismatch": "convert again, rebuild the app with the new builder and weights, and "
+                      "re-run it (or validate with the manifest the app was built from)",
+    "wrong_model": "validate the files with the model of their prefix, or run the app with this "
+                   "one",
+    "stale_conversion": "re-run the app with this build's builder and weights, or validate with "
+                        "the manifest the app was built from",
     "nan_inf": "if the copy is complete and the tensors before this one have none, this layer "
                "overflows float16 on the device (values beyond ±65504) or reads uninitialised "
                "padding: check the value range of the Keras layer and rescale it, or check its "
