@@ -429,7 +429,8 @@ def local_cluster(workers: int):
     Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_`` set, which turns off glibc's
     adaptive mmap threshold (every large array mapped afresh and its pages faulted in again:
     a worker measured an image ~1.7 × slower than this process); the measuring context
-    undoes it with :func:`golden.heap.keep_freed_memory`, as in any process that measures.
+    undoes it with :func:`golden.heap.keep_freed_memory`, as in any process that measures (in
+    the thread a task runs in too: its arena's heaps are kept).
     Dask's sampling profiler is off: it interrupts the measurement 100 times a second for a
     dashboard these clusters do not have; and its event loops wake less often (a tick to detect
     a blocked loop every second instead of 50 times, the system monitor every 5 s instead of

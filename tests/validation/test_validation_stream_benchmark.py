@@ -60,7 +60,18 @@ images 1.55-1.62, 80 images 1.59-1.73; CPU × 1.09-1.16); in runs of every bench
 workers spent 2.8 s of the 80 images in the kernel against 1.0 s in a run of their own, and
 writing a kept image's records took 0.2 s of kernel time against 0.02-0.07 s (this virtual
 machine hands memory freed by the benchmarks before back to its host, and faulting it in again
-is slow).  Memory and disk, 256 over 16 images: peak RSS × 1.00, cache × 1.14.
+is slow).  Then the workers' page faults, ~4,000 an image against 1,200-3,000 in this process:
+a Dask task runs in a thread, whose malloc arena grows in 64 MB heaps that glibc unmapped as soon
+as one was wholly free, whatever the trim threshold (perf: the faults were numpy's ufuncs
+writing fresh output arrays); ``golden.heap`` now also sets the top pad to a heap's size, and a
+worker's steady-state faults fell from 850-1,900 an image to 290-300.  After it: 1.96 in a run
+of its own (whole runs 1.54, 1.76), 1.98 after 8 GB were touched and freed just before (kernel
+time 1.2 s of 80 images on 2 workers), and 1.61, 1.69, 1.71 in runs after the benchmarks before
+it (whole 80-image runs 1.57, 1.57, 1.64).  What the 2 workers still spend in the kernel in
+such runs (2.2-2.7 s of 80 images against 0.2-0.6 s for one process; perf, whole system) is
+the kept records' spill: copying into the page cache and zeroing its fresh pages, a cost each
+run pays once for its kept images.  Memory and disk, 256 over 16 images: peak RSS × 1.00-1.01,
+cache × 1.14.
 """
 import json
 import os
