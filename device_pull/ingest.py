@@ -712,8 +712,8 @@ class _RunReader:
                     dec.status, dec.reason = "truncated", (
                         f"{path}: {len(raw)} bytes is the float16 size of {hwc[0]}x{hwc[1]}x"
                         f"{hwc[2]}, but this run's other dumps are float32 (as Forge's dumper "
-                        "writes): the copy was cut short, unless the app really wrote float16 (then "
-                        "ingest with --dtype float16)")
+                        "writes): the copy was cut short, unless the app really wrote "
+                        "float16 (then ingest with --dtype float16)")
             if status is None:
                 status, reason = dec.status, dec.reason
             if json_shape is None and self.shapes:
