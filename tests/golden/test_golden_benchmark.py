@@ -37,10 +37,11 @@ machine cost the most right after the benchmarks before it freed gigabytes.  At 
 kept records were written in such runs (73 MB in 0.2 s of kernel time, against 0.02-0.07 s
 otherwise) the thread writing the store, not Keras, sets the pace.  It is not the interpreter
 lock: h5py lets go of it while it writes (a Python thread beside 8 writes of 40 MB kept 94-99 %
-of its speed, against 64-80 % beside plain ``file.write(array.tobytes())``).  With the threads'
-heaps kept too (``golden.heap``'s top pad): 1.36 and 1.39 in runs of every benchmark in a row,
-1.44 alone; an instrumented run put the rest in the last image's write (30-50 ms for 40 MB,
-which nothing overlaps) and the store's close: without writing the store, 1.22-1.32.
+of its speed, against 64-80 % beside plain ``file.write(array.tobytes())``).  With the
+threads' heaps kept too (``golden.heap``'s top pad): 1.36, 1.39, 1.41, 1.37 in runs of every
+benchmark in a row, 1.44 alone; an instrumented run put the rest in the last image's write
+(30-50 ms for 40 MB, which nothing overlaps) and the store's close: without writing the store,
+1.22-1.32.
 """
 import json
 import os

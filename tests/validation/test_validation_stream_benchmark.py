@@ -66,11 +66,13 @@ as one was wholly free, whatever the trim threshold (perf: the faults were numpy
 writing fresh output arrays); ``golden.heap`` now also sets the top pad to a heap's size, and a
 worker's steady-state faults fell from 850-1,900 an image to 290-300.  After it: 1.96 in a run
 of its own (whole runs 1.54, 1.76), 1.98 after 8 GB were touched and freed just before (kernel
-time 1.2 s of 80 images on 2 workers), and 1.61, 1.69, 1.71 in runs after the benchmarks before
-it (whole 80-image runs 1.57, 1.57, 1.64).  What the 2 workers still spend in the kernel in
-such runs (2.2-2.7 s of 80 images against 0.2-0.6 s for one process; perf, whole system) is
-the kept records' spill: copying into the page cache and zeroing its fresh pages, a cost each
-run pays once for its kept images.  Memory and disk, 256 over 16 images: peak RSS × 1.00-1.01,
+time 1.2 s of 80 images on 2 workers), 1.76 beside a process holding 7 GB, and 1.61, 1.69,
+1.71, 1.60, 1.52 in runs after the benchmarks before it (whole 80-image runs 1.57, 1.57, 1.64,
+1.57, 1.52).  What the 2 workers still spend in the kernel in such runs (2.1-2.7 s of 80
+images against 0.2-0.6 s for one process; perf, whole system) is mostly the kept records' spill:
+copying into the page cache and zeroing its fresh pages, which the process measuring alone,
+keeping its records in memory, does not pay; a run pays it once for its kept images, but how
+fast it goes varies from run to run, and so does the difference the goal's ratio is taken on.  Memory and disk, 256 over 16 images: peak RSS × 1.00-1.01,
 cache × 1.14.
 """
 import json
