@@ -8,14 +8,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# glibc marks a block it mapped on its own with bit 2 of the size word just before it
-PROBE = """
-import ctypes, sys
+# what both probes start with: the process's own malloc and free, and the setting
+LIBC = """
+import ctypes, resource, sys, threading
 from golden.heap import keep_freed_memory
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
+"""
 
+# glibc marks a block it mapped on its own with bit 2 of the size word just before it
+PROBE = LIBC + """
 def mapped(size=8 * 2 ** 20):
     block = libc.malloc(size)
     flag = bool(ctypes.c_size_t.from_address(block - ctypes.sizeof(ctypes.c_size_t)).value & 2)
@@ -35,14 +39,9 @@ def test_large_blocks_come_from_the_heap_once_set_even_in_a_dask_worker():
 
 
 # a thread's arena grows in 64 MB heaps; an image's arrays spanning two of them, freed, then again
-THREAD_PROBE = """
-import ctypes, resource, sys, threading
-from golden.heap import keep_freed_memory
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
 BLOCK, COUNT = 4 * 2 ** 20, 30
+THREAD_PROBE = LIBC + f"""
+BLOCK, COUNT = {BLOCK}, {COUNT}
 
 def page_faults_of_one_image():
     before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
@@ -72,6 +71,6 @@ def test_a_threads_second_image_finds_its_pages_kept_as_a_dask_workers_task_does
                                       capture_output=True, text=True, env=env,
                                       check=True).stdout)
               for how in ("unset", "set")}
-    pages = 30 * 4 * 2 ** 20 // os.sysconf("SC_PAGE_SIZE")
+    pages = COUNT * BLOCK // os.sysconf("SC_PAGE_SIZE")
     assert faults["unset"] >= pages * 0.9           # the probe does fault every page afresh
     assert faults["set"] <= pages * 0.05

@@ -72,8 +72,8 @@ time 1.2 s of 80 images on 2 workers), 1.76 beside a process holding 7 GB, and 1
 images against 0.2-0.6 s for one process; perf, whole system) is mostly the kept records' spill:
 copying into the page cache and zeroing its fresh pages, which the process measuring alone,
 keeping its records in memory, does not pay; a run pays it once for its kept images, but how
-fast it goes varies from run to run, and so does the difference the goal's ratio is taken on.  Memory and disk, 256 over 16 images: peak RSS × 1.00-1.01,
-cache × 1.14.
+fast it goes varies from run to run, and so does the difference the goal's ratio is taken on.
+Memory and disk, 256 over 16 images: peak RSS × 1.00-1.01, cache × 1.14.
 """
 import json
 import os
