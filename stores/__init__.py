@@ -4,7 +4,7 @@ Written by ``golden`` and ``device_pull``, read by ``validation`` and ``reports`
 ``core`` (for the manifest), numpy and h5py.  See :mod:`stores.store` for the format.
 """
 from stores.store import (FORMAT, KINDS, STATUSES, Store, StoreError, StoreWriter, decode_name,
-                          encode_name, package_version)
+                          encode_name, package_version, remove_unfinished)
 
 __all__ = ["FORMAT", "KINDS", "STATUSES", "Store", "StoreError", "StoreWriter", "decode_name",
-           "encode_name", "package_version"]
+           "encode_name", "package_version", "remove_unfinished"]

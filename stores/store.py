@@ -54,6 +54,7 @@ valid-looking store appears.
 This module imports nothing of the project but ``core.manifest``; otherwise the standard library,
 numpy and h5py.
 """
+import glob
 import json
 import os
 from collections import Counter
@@ -181,6 +182,17 @@ class _StoreInfoFile:
     format: str = FORMAT
 
 
+UNFINISHED = ".tmp-"              # a store being written: <store name>.tmp-<writer's pid>
+
+
+def remove_unfinished(path):
+    """Delete what writers of the store ``path`` left when they died (e.g. a killed Dask
+    worker): their temporary files.  Only where no other writer of ``path`` can be at work."""
+    path = Path(path)
+    for tmp in path.parent.glob(glob.escape(path.name + UNFINISHED) + "*"):
+        tmp.unlink(missing_ok=True)
+
+
 class StoreWriter:
     """Write a store atomically.  Use as a context manager; an exception inside aborts.
 
@@ -193,7 +205,7 @@ class StoreWriter:
             raise ValueError(f"store kind {kind!r}: expected one of {KINDS}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self.tmp_path = self.path.with_name(f"{self.path.name}{UNFINISHED}{os.getpid()}")
         self.kind = kind
         self.manifest = manifest = as_manifest(manifest)
         self._file = h5py.File(self.tmp_path, "w", track_order=True)

@@ -455,21 +455,23 @@ class Pipeline:
                            latency_s=facts.get("latency_s"), compile_s=facts.get("compile_s"),
                            run_logs=facts.get("run_logs") or {},
                            warnings=facts.get("warnings") or [])
+        else:
+            from device_pull.reference_device.run import DEVICE_LABEL
+
+            run = RunFacts(device=DEVICE_LABEL, run_logs={}, warnings=[])
         self.log(f"measuring {len(self.image_paths)} image(s)"
                  + (f" with fault {self.s.fault}" if self.s.fault else ""))
         try:
-            measurement = stream.measure(spec, self.image_paths, runs=runs,
-                                         keep=self.s.keep_activations, workers=self.s.workers,
-                                         scheduler=self.s.scheduler, progress=self.s.progress,
-                                         scratch=manifest_path.parent.parent)
+            measurement = stream.measure(spec, self.image_paths,
+                                         stream.KeptStores(str(paths[1]), str(paths[2]),
+                                                           run.device),
+                                         runs=runs, keep=self.s.keep_activations,
+                                         workers=self.s.workers, scheduler=self.s.scheduler,
+                                         progress=self.s.progress)
         except stream.MeasureError as exc:
             raise ValidationSetupError(str(exc)) from None
         if runs is None:
-            from device_pull.reference_device.run import DEVICE_LABEL
-
-            run = RunFacts(device=DEVICE_LABEL, host_latency_s=measurement.tally.latencies,
-                           run_logs={}, warnings=[])
-        _write_kept(paths[1], paths[2], manifest, measurement, run.device)
+            run.host_latency_s = measurement.tally.latencies
         write_text(paths[0], dumps(from_tally(measurement, manifest, run)))
 
     def prepare(self, *, stores: bool = True) -> Prepared:
@@ -495,26 +497,3 @@ class Pipeline:
             prepared.timings["measure_s"] = time.perf_counter() - t1
         return prepared
 
-
-def _write_kept(golden_path: Path, device_path: Path, manifest: Manifest, measurement, device: str):
-    """The golden and device stores of the kept images (which ones, and why, in ``kept``)."""
-    from core.kerasenv import KERAS_VERSION
-    from stores import StoreWriter, package_version
-
-    kept = measurement.kept_because
-    with StoreWriter(golden_path, "golden", manifest, keras=KERAS_VERSION,
-                     tensorflow=package_version("tensorflow"), kept=kept) as golden, \
-            StoreWriter(device_path, "device", manifest, device=device, kept=kept) as dev:
-        for key in sorted(kept):
-            golden_records, device_records = measurement.tally.kept[key]
-            name = measurement.tally.images[key]
-            golden.image(key, image=name, kept_because=kept[key])
-            dev.image(key, image=name, kept_because=kept[key])
-            for entry in manifest.tensors:
-                data, status, reason = golden_records[entry.name]
-                golden.write(key, entry.name, data, status, reason)
-                if device_records is None:
-                    dev.missing(key, entry.name, "the device results hold no such image")
-                    continue
-                data, status, reason = device_records[entry.name][:3]
-                dev.write(key, entry.name, data, status, reason)

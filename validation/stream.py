@@ -4,13 +4,15 @@ Each image is measured once, where it is computed: Keras's golden activations
 (:class:`golden.GoldenRunner`) and the device's (the reference device in memory, or a phone run
 folder read as ``device_pull.ingest`` reads it) meet in one process, every tensor's error
 statistics are folded into exact accumulators (:mod:`validation.metrics`), and the activations
-are dropped — except for the images kept for pictures and diagnosis (``keep``: the first images,
-then the images worst for the most tensors, found after the first pass, whose records are
-computed again).  A detector's boxes are decoded and paired per image as well
-(:mod:`validation.detections`).  A worker writes the records of the images it keeps to a
-scratch folder (:class:`Spilled`) and returns only their file: sent back through Dask's
-sockets, MobileNet's 80 MB an image cost more CPU, on the worker and here, than measuring the
-image again.
+are dropped.  A detector's boxes are decoded and paired per image as well
+(:mod:`validation.detections`).  Then the images kept for pictures and diagnosis (``keep``: the
+first images, then the images worst for the most tensors) are written to the golden and the
+device store (:class:`KeptStores`) by a task each, side by side, which compute their side's
+records again (the same bits: one BLAS thread) where they write them.  Handing the records over
+cost more: MobileNet's 80 MB an image, sent through Dask's sockets, took more CPU than
+measuring the image again, and written to a scratch file for this process to read, its fresh
+page-cache pages cost 20-135 ms an image, varying from run to run.  Measured in this process,
+the first images' records are at hand and are not computed again.
 
 Images are split into shards, each a Dask task (:func:`measure_shard`): on a local cluster sized
 to the machine by default, on an existing cluster with ``scheduler=ADDRESS`` (its workers must
@@ -23,13 +25,9 @@ reported, never dropped.  Shard tallies merge exactly and every worker runs Tens
 on one thread, so the measurement — and the verdicts judged from it — are the same bit for bit
 whatever the number of workers or shards.
 """
-import hashlib
 import logging
 import math
 import os
-import pickle
-import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -66,58 +64,15 @@ class Spec:
 
 
 @dataclass(frozen=True)
-class Spilled:
-    """A kept image's (golden records, device records) that a worker wrote to a file.
+class KeptStores:
+    """Where the kept images' activations go: paths the process writing each store reaches
+    (on a cluster, a worker: e.g. the cache on a shared file system)."""
+    golden: str
+    device: str
+    device_label: str                 # the device store's ``device`` attribute
 
-    The file is a pickle whose arrays are stored apart, each at an aligned offset: read back,
-    they are views of the mapped file (no copy here; the pages are read when the stores are
-    written), and the file is unlinked at once (the mapping keeps its pages)."""
-    path: str
-    ALIGN = 64
 
-    @classmethod
-    def write(cls, folder: str, key: str, records) -> "Spilled":
-        from core.atomic import write_with
-
-        path = Path(folder) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".kept")
-        buffers = []
-        head = pickle.dumps(records, protocol=5, buffer_callback=buffers.append)
-        raws = [b.raw() for b in buffers]
-        index, offset = [], cls._aligned(16 + len(head))
-        for raw in raws:
-            index.append((offset, raw.nbytes))
-            offset = cls._aligned(offset + raw.nbytes)
-        table = pickle.dumps(index)
-
-        def dump(tmp):
-            with open(tmp, "wb") as fh:
-                fh.write(len(head).to_bytes(8, "little") + len(table).to_bytes(8, "little"))
-                fh.write(head)
-                for (start, _), raw in zip(index, raws):
-                    fh.seek(start)
-                    fh.write(raw)
-                fh.seek(offset)
-                fh.write(table)
-
-        write_with(path, dump)
-        return cls(str(path))
-
-    @classmethod
-    def _aligned(cls, offset: int) -> int:
-        return -(-offset // cls.ALIGN) * cls.ALIGN
-
-    def load(self):
-        """The records (read-only arrays), and the file gone."""
-        import mmap
-
-        with open(self.path, "rb") as fh:
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        os.unlink(self.path)
-        view = memoryview(mapped)
-        head_size, table_size = (int.from_bytes(view[i:i + 8], "little") for i in (0, 8))
-        index = pickle.loads(view[len(view) - table_size:])
-        return pickle.loads(view[16:16 + head_size],
-                            buffers=[view[start:start + size] for start, size in index])
+SIDES = ("golden", "device")
 
 
 @dataclass
@@ -153,7 +108,7 @@ class Tally:
     unreadable: dict = field(default_factory=dict)     # image key -> reason
     latencies: list = field(default_factory=list)      # host seconds per image (not judged)
     kept: dict = field(default_factory=dict)           # image -> (golden records, device
-    #                                                    records), or Spilled on the way back
+    #                                                    records), measured in this process
     covers: dict = field(default_factory=dict)         # tensor -> Forge layers its replay covers
     no_recipe: dict = field(default_factory=dict)      # tensor -> why it has no Keras replay
 
@@ -232,35 +187,60 @@ def _device_records(ctx: _Context, run, key: str, path: Path):
     return records, top5, None
 
 
-def measure_shard(spec: Spec, images: list, keep=(), runs=None, spill=None) -> Tally:
+def measure_shard(spec: Spec, images: list, keep=(), runs=None) -> Tally:
     """Measure ``images`` (``[(key, path), ...]``); the images in ``keep`` also come back with
-    their golden and device records (written to the folder ``spill`` when given: see
-    :class:`Spilled`).  ``runs``: the phone's run folders of these images
-    (``{key: device_pull.ingest.DumpRun}``) when the device side is a dump folder.  Runs on a
-    Dask worker (or in this process)."""
+    their golden and device records (in this process only: see the module).  ``runs``: the
+    phone's run folders of these images (``{key: device_pull.ingest.DumpRun}``) when the device
+    side is a dump folder.  Runs on a Dask worker (or in this process)."""
     ctx = _context(spec)
     tally = Tally(covers={n: r.covers for n, r in ctx.recipes.recipes.items()},
                   no_recipe=dict(ctx.recipes.missing))
-    _each_image(images, lambda key, path: _measure_image(ctx, tally, key, path, keep, runs,
-                                                         spill))
+    _each_image(images, lambda key, path: _measure_image(ctx, tally, key, path, keep, runs))
     return tally
 
 
-def keep_shard(spec: Spec, images: list, runs=None, spill=None) -> Tally:
-    """The golden and device records of ``images`` alone, as :func:`measure_shard` would keep
-    them (the same bits): for images chosen after their measurement, which is not made again
-    (an image that cannot be read now is in ``unreadable``, and only not kept)."""
+def write_kept_store(spec: Spec, side: str, images: list, kept_because: dict,
+                     stores: KeptStores, runs=None, given=None) -> dict:
+    """The ``side`` store (``"golden"``: Keras, or ``"device"``) of the kept ``images``
+    (``[(key, path), ...]``, each kept for ``kept_because[key]``), written where this runs.  An
+    image's records are ``given`` (``{key: records}``) or computed again, the bits its
+    measurement had.  Returns ``{key: reason}`` of the images that cannot be read now: measured,
+    but not in the store."""
+    from core.kerasenv import KERAS_VERSION
+    from stores import StoreWriter, package_version
+
     ctx = _context(spec)
-    tally = Tally()
+    given, unreadable = given or {}, {}
+    if side == "golden":
+        path, attrs = stores.golden, {"keras": KERAS_VERSION,
+                                      "tensorflow": package_version("tensorflow")}
 
-    def keep_image(key, path):
-        records = _records(ctx, tally, key, path, runs)
-        if records is not None:
-            golden, (device, _, _) = records
-            tally.kept[key] = _kept(spill, key, golden, device)
+        def records_of(key, image):
+            return ctx.golden.records(image)
+    else:
+        path, attrs = stores.device, {"device": stores.device_label}
 
-    _each_image(images, keep_image)
-    return tally
+        def records_of(key, image):
+            return _device_records(ctx, (runs or {}).get(key), key, image)[0]
+
+    with StoreWriter(path, side, ctx.manifest, **attrs) as store:
+        def write(key, image):
+            try:
+                records = given[key] if key in given else records_of(key, image)
+            except Exception as exc:  # noqa: BLE001 - reported; the other images are kept
+                unreadable[key] = f"{image}: {type(exc).__name__}: {exc}"
+                return
+            store.image(key, image=image.name, kept_because=kept_because[key])
+            for entry in ctx.manifest.tensors:
+                if records is None:
+                    store.missing(key, entry.name, "the device results hold no such image")
+                else:
+                    store.write(key, entry.name, *records[entry.name][:3])
+
+        _each_image(sorted(images), write)
+        store.set_attrs(kept={key: why for key, why in sorted(kept_because.items())
+                              if key not in unreadable})
+    return unreadable
 
 
 def _each_image(images, measure_one):
@@ -284,11 +264,7 @@ def _records(ctx, tally, key, path, runs):
         return None
 
 
-def _kept(spill, key, golden, device):
-    return (golden, device) if spill is None else Spilled.write(spill, key, (golden, device))
-
-
-def _measure_image(ctx, tally, key, path, keep, runs, spill):
+def _measure_image(ctx, tally, key, path, keep, runs):
     tally.images[key] = path.name
     records = _records(ctx, tally, key, path, runs)
     if records is None:
@@ -304,7 +280,7 @@ def _measure_image(ctx, tally, key, path, keep, runs, spill):
                               *_keras_gaps(keras_scores))
     _tally_boxes(ctx, tally, key, golden, device)
     if key in keep:
-        tally.kept[key] = _kept(spill, key, golden, device)
+        tally.kept[key] = (golden, device)
 
 
 def _tally_boxes(ctx, tally, key, golden, device):
@@ -453,24 +429,20 @@ def _quiet_closing_worker():
 
 
 class _Runner:
-    """Runs shards here (``in_process``) or on Dask, with a progress bar over the images."""
+    """Runs tasks here (``in_process``) or on Dask, with a progress bar over the images."""
 
-    def __init__(self, workers=None, scheduler=None, progress=True, log=None, in_process=False,
-                 scratch=None):
+    def __init__(self, workers=None, scheduler=None, progress=True, log=None, in_process=False):
         self.workers, self.scheduler, self.progress = workers, scheduler, progress
         self.in_process = in_process and scheduler is None
         self.log = log or (lambda msg: None)
-        self.scratch = scratch
-        self.client = self.cluster = self.spill = None
+        self.client = self.cluster = None
+        self.stores = None
 
     def __enter__(self):
         if self.in_process:
             return self
         from dask.distributed import Client
 
-        if self.scratch is not None:
-            Path(self.scratch).mkdir(parents=True, exist_ok=True)
-        self.spill = tempfile.mkdtemp(prefix="kept-", dir=self.scratch)
         if self.scheduler:
             self.client = Client(self.scheduler)
         else:
@@ -487,8 +459,11 @@ class _Runner:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
-        if self.spill is not None:
-            shutil.rmtree(self.spill, ignore_errors=True)
+        if self.stores is not None:           # a worker that died writing a store left its file
+            from stores import remove_unfinished
+
+            for path in (self.stores.golden, self.stores.device):
+                remove_unfinished(path)
         return False
 
     @property
@@ -497,61 +472,91 @@ class _Runner:
             return 1
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
-    def run(self, task, spec: Spec, shards: list, label: str, runs=None, **options) -> Tally:
-        """``task`` (:func:`measure_shard` or :func:`keep_shard`) on every shard, merged."""
-        total = sum(len(s) for s in shards)
-        bar = _bar(total, self.progress, label)
+    def measure(self, spec: Spec, shards: list, runs=None, keep=()) -> Tally:
+        """:func:`measure_shard` on every shard, merged; the records of the images in ``keep``
+        come back only when measured here."""
+        bar = _bar(sum(len(s) for s in shards), self.progress, "measuring")
         tally = Tally()
         try:
             if self.client is None:
                 for shard in shards:
-                    tally.merge(task(spec, shard, runs=_runs_of(runs, shard), **options))
+                    tally.merge(measure_shard(spec, shard, keep, runs=_runs_of(runs, shard)))
                     bar.update(len(shard))
                 return tally
-            from dask.distributed import as_completed
-
-            futures = {self.client.submit(task, spec, shard, runs=_runs_of(runs, shard),
-                                          spill=self.spill, **options, retries=RETRIES,
-                                          pure=False): len(shard) for shard in shards}
-            for future in as_completed(futures):
-                part = future.result()
-                part.kept = {key: value.load() for key, value in part.kept.items()}
+            for part, shard in self._each_result(measure_shard, [
+                    ((spec, shard), {"runs": _runs_of(runs, shard)}) for shard in shards], shards):
                 tally.merge(part)
-                bar.update(futures[future])
+                bar.update(len(shard))
             return tally
         finally:
             bar.close()
 
+    def write_stores(self, spec: Spec, items: list, kept_because: dict, stores: KeptStores,
+                     runs=None, given=None) -> dict:
+        """Both stores of the kept ``items``, a task each (side by side on a cluster); ``given``:
+        ``{key: (golden records, device records)}`` at hand.  Returns ``{key: (sides, reason)}``
+        of the images a side could not read again."""
+        self.stores = stores
+        runs, given = _runs_of(runs, items), given or {}
+        calls = [((spec, side, items, kept_because, stores),
+                  {"runs": runs, "given": {key: records[i] for key, records in given.items()}})
+                 for i, side in enumerate(SIDES)]
+        bar = _bar(len(SIDES) * len(items), self.progress, "keeping")
+        unreadable = {}
+        try:
+            if self.client is None:
+                results = ((write_kept_store(*args, **kwargs), side)
+                           for (args, kwargs), side in zip(calls, SIDES))
+            else:
+                results = self._each_result(write_kept_store, calls, SIDES)
+            for missed, side in results:
+                for key, reason in missed.items():
+                    sides = unreadable.get(key, ((), None))[0] + (side,)
+                    unreadable[key] = (tuple(s for s in SIDES if s in sides), reason)
+                bar.update(len(items))
+            return unreadable
+        finally:
+            bar.close()
 
-def measure(spec: Spec, image_paths, *, runs=None, keep: int = 8, workers=None, scheduler=None,
-            progress=True, log=None, scratch=None) -> Measurement:
-    """Measure every image; keep the activations of at most ``keep`` images (see the module);
-    ``workers``: processes of a local cluster (None: one per core; 0: this process).
-    ``runs``: ``{image key: DumpRun}`` of a phone dump folder (else the reference device).
-    ``scratch``: where a cluster's workers leave the kept images' records for this process
-    (a folder they reach under the same path; None: this machine's temporary folder)."""
+    def _each_result(self, task, calls: list, labels: list):
+        """``(result, label)`` of ``task(*args, **kwargs)`` for each call on the cluster, as they
+        complete (a task whose worker died is run again)."""
+        from dask.distributed import as_completed
+
+        futures = {self.client.submit(task, *args, **kwargs, retries=RETRIES, pure=False): label
+                   for (args, kwargs), label in zip(calls, labels)}
+        for future in as_completed(futures):
+            yield future.result(), futures[future]
+
+
+def measure(spec: Spec, image_paths, stores: KeptStores, *, runs=None, keep: int = 8,
+            workers=None, scheduler=None, progress=True, log=None) -> Measurement:
+    """Measure every image, and write the activations of at most ``keep`` of them to
+    ``stores`` (see the module); ``workers``: processes of a local cluster (None: one per core;
+    0: this process).  ``runs``: ``{image key: DumpRun}`` of a phone dump folder (else the
+    reference device)."""
     items = _keys(image_paths)
     if not items:
         raise MeasureError("no images to measure")
     start = time.perf_counter()
-    first = first_to_keep(items, keep)
     with _Runner(workers, scheduler, progress, log,
-                 in_process=workers == 0 or len(items) <= SMALL_SET, scratch=scratch) as runner:
+                 in_process=workers == 0 or len(items) <= SMALL_SET) as runner:
         shards = split_in_shards(items, runner.size)
-        tally = runner.run(measure_shard, spec, shards, "measuring", runs, keep=first)
-        worst = worst_to_keep(tally, first, keep)
-        if worst:
-            # one task per image, so every worker takes a share of this tail
-            again = [[item] for item in items if item[0] in set(worst)]
-            kept = runner.run(keep_shard, spec, again, "keeping worst", runs)
-            tally.kept.update(kept.kept)
-            for key, reason in kept.unreadable.items():
-                warnings.warn(f"image {key!r} was measured but could not be read again to "
-                              f"keep its activations (the stores do not hold it): {reason}")
+        first = first_to_keep(items, keep)
+        tally = runner.measure(spec, shards, runs, keep=first)
+        first = {key for key in first if key not in tally.unreadable}
+        kept_because = {key: "one of the first images" for key in first}
+        kept_because.update({key: "worst image of the most tensors"
+                             for key in worst_to_keep(tally, first, keep)})
+        unreadable = runner.write_stores(spec, [item for item in items if item[0] in kept_because],
+                                         kept_because, stores, runs, tally.kept)
+        tally.kept.clear()
         used = runner.size
-    kept_because = {key: "one of the first images" for key in first if key in tally.kept}
-    kept_because.update({key: "worst image of the most tensors" for key in worst
-                         if key in tally.kept})
+    for key, (sides, reason) in sorted(unreadable.items()):
+        kept_because.pop(key)
+        warnings.warn(f"image {key!r} was measured but could not be read again to keep its "
+                      f"activations (the {' and '.join(sides)} store"
+                      f"{'s do' if len(sides) > 1 else ' does'} not hold it): {reason}")
     return Measurement(tally, kept_because, len(shards), used, time.perf_counter() - start)
 
 

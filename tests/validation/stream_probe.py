@@ -9,7 +9,7 @@ seconds, the process's peak RSS, and the bytes on disk of the measurement's arti
 ``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the first 32
 and then the first 80 images, each round measuring each set in this process (``workers=0``) and
 then on a local Dask cluster of 2 worker processes (``validation.stream.local_cluster``) started
-and warmed before the rounds; prints JSON: the seconds of each (a list per set size), the CPU
+and warmed before the rounds, each measurement writing its kept images' stores; prints JSON: the seconds of each (a list per set size), the CPU
 seconds they used (this process and the workers; and of them in the kernel), the cluster's start,
 and whether the two measurements are identical.  Run it with ``validation.stream``'s
 WORKER_ENV: TensorFlow sums in another order on more threads, so this process gives the
@@ -56,7 +56,7 @@ def memory(cache: Path, images: Path) -> dict:
 def _metrics(measurement) -> str:
     tally = measurement.tally
     return repr((sorted((name, t.acc.result(), t.problems) for name, t in tally.tensors.items()),
-                 sorted(tally.predictions.items()), sorted(tally.kept), tally.unreadable))
+                 sorted(tally.predictions.items()), measurement.kept_because, tally.unreadable))
 
 
 def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
@@ -71,14 +71,19 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
     paths = list_images(images)
     manifest_path = Pipeline(Settings(model="mobilenet", cache_dir=str(cache))).convert()
     spec = Pipeline.measuring_spec(manifest_path, load_manifest(manifest_path))
+    folder = manifest_path.parent.parent
+    stores = {way: stream.KeptStores(str(folder / f"probe-golden-{way}.h5"),
+                                     str(folder / f"probe-device-{way}.h5"), "reference device")
+              for way in ("one_worker", "two_workers")}
     runs = {f"{way}{what}": [[] for _ in sizes] for way in ("one_worker", "two_workers")
             for what in ("_s", "_cpu_s", "_kernel_s")}
     identical, workers = True, set()
     start = time.perf_counter()
     with stream.local_cluster(2) as cluster, Client(cluster) as client:
-        stream.measure(spec, paths[:4], scheduler=cluster.scheduler_address, progress=False)
+        stream.measure(spec, paths[:4], stores["two_workers"], scheduler=cluster.scheduler_address,
+                       progress=False)
         cluster_start_s = time.perf_counter() - start
-        stream.measure(spec, paths[:2], workers=0, progress=False)
+        stream.measure(spec, paths[:2], stores["one_worker"], workers=0, progress=False)
         processes = [psutil.Process()] + [psutil.Process(pid) for pid in
                                           client.run(os.getpid).values()]
         ways = {"one_worker": {"workers": 0},
@@ -88,7 +93,8 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
                 measured = {}
                 for way, options in ways.items():
                     before = cpu_seconds(processes)
-                    measured[way] = stream.measure(spec, paths[:size], progress=False, **options)
+                    measured[way] = stream.measure(spec, paths[:size], stores[way],
+                                                   progress=False, **options)
                     after = cpu_seconds(processes)
                     runs[f"{way}_s"][i].append(measured[way].seconds)
                     runs[f"{way}_cpu_s"][i].append(sum(after) - sum(before))

@@ -103,14 +103,21 @@ def test_a_closing_local_cluster_prints_nothing_of_dasks_own(tmp_path, capfd):
 def _tallied(measurement) -> str:
     tally = measurement.tally
     return repr((sorted((name, t.acc.result(), t.problems) for name, t in tally.tensors.items()),
-                 sorted(tally.predictions.items()), sorted(tally.kept), tally.unreadable))
+                 sorted(tally.predictions.items()), measurement.kept_because, tally.unreadable))
+
+
+def kept_stores(folder: Path, name: str):
+    from validation import stream
+
+    return stream.KeptStores(str(folder / f"golden-{name}.h5"), str(folder / f"device-{name}.h5"),
+                             "reference device")
 
 
 def test_a_worker_killed_mid_run_loses_no_image(tmp_path):
     from dask.distributed import Client
 
     from core.manifest import load_manifest
-    from imagesets.images import image_key, list_images
+    from imagesets.images import list_images
     from validation import stream
     from validation.pipeline import Pipeline, Settings
 
@@ -118,35 +125,76 @@ def test_a_worker_killed_mid_run_loses_no_image(tmp_path):
     paths = list_images(images)
     manifest_path = Pipeline(Settings(model="default", cache_dir=str(tmp_path / "cache"))).convert()
     spec = Pipeline.measuring_spec(manifest_path, load_manifest(manifest_path))
-    marker, scratch = tmp_path / "killed", tmp_path / "scratch"
+    marker, out = tmp_path / "killed", tmp_path / "stores"
     with stream.local_cluster(2) as cluster, Client(cluster) as client:
         address = cluster.scheduler_address
-        undisturbed = stream.measure(spec, paths, scheduler=address, progress=False,
-                                     scratch=scratch)
+        undisturbed = stream.measure(spec, paths, kept_stores(out, "undisturbed"),
+                                     scheduler=address, progress=False)
         client.register_plugin(die_after_first_shard(str(marker)))
-        disturbed = stream.measure(spec, paths, scheduler=address, progress=False,
-                                   scratch=scratch)
+        disturbed = stream.measure(spec, paths, kept_stores(out, "disturbed"),
+                                   scheduler=address, progress=False)
     assert marker.is_file(), "no worker died: the test did not test anything"
     assert len(disturbed.tally.predictions) == len(paths) and not disturbed.tally.unreadable
     assert _tallied(disturbed) == _tallied(undisturbed)
-    assert list(scratch.iterdir()) == [], "the workers' spilled records were left behind"
-    # the kept images' records, written to files by the workers and read back here, are the
-    # same whichever worker wrote them; and the records of an image kept after its measurement
-    # (computed again on their own) are the bits its measurement kept
+    assert sorted(p.name for p in out.iterdir()) == [
+        "device-disturbed.h5", "device-undisturbed.h5", "golden-disturbed.h5",
+        "golden-undisturbed.h5"]
+    # the kept images' stores, written by the workers, are the same whichever worker wrote them
     assert len(disturbed.kept_because) == 8
-    for key in disturbed.kept_because:
-        assert_same_records(disturbed.tally.kept[key], undisturbed.tally.kept[key])
-    first = [(image_key(paths[0]), str(paths[0]))]
-    measured = stream.measure_shard(spec, first, keep={first[0][0]})
-    assert_same_records(measured.kept[first[0][0]], stream.keep_shard(spec, first).kept[first[0][0]])
+    for side in ("golden", "device"):
+        assert_same_stores(out / f"{side}-disturbed.h5", out / f"{side}-undisturbed.h5",
+                           disturbed.kept_because)
 
 
-def assert_same_records(ours, theirs):
-    for side, other in zip(ours, theirs):           # golden, then device
-        assert side.keys() == other.keys()
-        for name, record in side.items():
-            np.testing.assert_array_equal(record[0], other[name][0], err_msg=name)
-            assert record[1:3] == other[name][1:3], name
+def test_the_kept_images_records_are_the_bits_their_measurement_had(tmp_path):
+    """In this process the first images' records are kept from their measurement; elsewhere
+    they are computed again where their store is written: the stores come out the same."""
+    from core.manifest import load_manifest
+    from imagesets.images import image_key, list_images
+    from validation import stream
+    from validation.pipeline import Pipeline, Settings
+
+    images, _ = labelled_shapes(tmp_path / "set", 8)
+    items = [(image_key(p), str(p)) for p in list_images(images)[:3]]
+    manifest_path = Pipeline(Settings(model="default", cache_dir=str(tmp_path / "cache"))).convert()
+    spec = Pipeline.measuring_spec(manifest_path, load_manifest(manifest_path))
+    measured = stream.measure_shard(spec, items, keep={key for key, _ in items})
+    kept_because = {key: "one of the first images" for key, _ in items}
+    for name, given in (("given", measured.kept), ("again", None)):
+        stores = kept_stores(tmp_path, name)
+        for i, side in enumerate(stream.SIDES):
+            records = {key: both[i] for key, both in given.items()} if given else None
+            assert stream.write_kept_store(spec, side, items, kept_because, stores,
+                                           given=records) == {}
+    for side in stream.SIDES:
+        assert_same_stores(tmp_path / f"{side}-given.h5", tmp_path / f"{side}-again.h5",
+                           kept_because)
+
+
+def test_a_dead_writers_unfinished_store_is_removed_and_nothing_else(tmp_path):
+    from stores import remove_unfinished
+
+    store = tmp_path / "golden-1.h5"
+    others = [tmp_path / "golden-1.h5", tmp_path / "golden-12.h5.tmp-7", tmp_path / "device-1.h5"]
+    for path in [tmp_path / "golden-1.h5.tmp-4242", *others]:
+        path.write_bytes(b"x")
+    remove_unfinished(store)
+    assert sorted(tmp_path.iterdir()) == sorted(others)
+
+
+def assert_same_stores(ours, theirs, kept_because):
+    from stores import Store
+
+    with Store(ours) as a, Store(theirs) as b:
+        assert a.images() == b.images() == sorted(kept_because)
+        assert a.attrs == b.attrs and a.attrs["kept"] == kept_because
+        for image in a.images():
+            assert a.image_attrs(image) == b.image_attrs(image)
+            assert a.tensor_names(image) == b.tensor_names(image)
+            for name in a.tensor_names(image):
+                ours_record, theirs_record = a.tensor(image, name), b.tensor(image, name)
+                np.testing.assert_array_equal(ours_record[0], theirs_record[0], err_msg=name)
+                assert ours_record[1:] == theirs_record[1:], name
 
 
 def test_a_worst_image_gone_before_it_is_kept_is_measured_and_not_kept(tmp_path, monkeypatch):
@@ -172,11 +220,16 @@ def test_a_worst_image_gone_before_it_is_kept_is_measured_and_not_kept(tmp_path,
         return worst
 
     monkeypatch.setattr(stream, "worst_to_keep", worst_then_delete)
+    stores = kept_stores(tmp_path, "run")
     with pytest.warns(UserWarning, match="measured but could not be read again") as warned:
-        measurement = stream.measure(spec, paths, workers=0, progress=False, keep=4)
+        measurement = stream.measure(spec, paths, stores, workers=0, progress=False, keep=4)
     gone = removed[0]
     assert f"image {gone!r}" in str(warned[0].message)
+    assert "the golden and device stores do not hold it" in str(warned[0].message)
     assert gone in measurement.tally.predictions and not measurement.tally.unreadable
-    assert gone not in measurement.kept_because and gone not in measurement.tally.kept
-    assert len(measurement.kept_because) == 3 and set(measurement.kept_because) == \
-        set(measurement.tally.kept)
+    assert gone not in measurement.kept_because and len(measurement.kept_because) == 3
+    from stores import Store
+
+    for path in (stores.golden, stores.device):
+        with Store(path) as store:
+            assert store.images() == sorted(measurement.kept_because)
