@@ -11,9 +11,9 @@ measured by the reference device.
   the rounds; the cluster's start is recorded apart, and so are the CPU seconds both used
   (``cpu_ratio``: what distributing costs, whatever share of the cores the machine gives).  The
   throughput compared is a long run's: the 48 images the larger set adds over the time they
-  add, so that what a run pays once (the kept images' records, computed again and handed over
-  through files; the last, single-image shards) cancels out — on 32 images it is a quarter of
-  the images kept.  The whole runs' ratios are reported beside it.  The process
+  add, so that what a run pays once (the kept images' stores, their records computed again
+  where they are written; the last, single-image shards) cancels out — on 32 images it is a
+  quarter of the images kept.  The whole runs' ratios are reported beside it.  The process
   runs with the workers' environment (one thread each): TensorFlow sums in another order on more
   threads, so only then does ``workers=0`` give the workers' numbers, and only then is "1 worker"
   one core's throughput.  Goal: 2 workers ≥ 1.6 × the
@@ -46,8 +46,8 @@ plain processes, no Dask, measuring 32 images each at once gave 1.80-1.95 × the
 one, the ceiling here), a Dask worker alone costs what this process does (0.95-1.05 × over
 6 runs), the process hosting the scheduler ~0.2 CPU-s a run (0.34 before its event loops were
 told to wake less often, ``validation.stream.local_cluster``), and the kept images' records:
-computed twice, and 80 MB an image written to the scratch folder (20-135 ms an image,
-depending on how fresh the page cache's pages are on this machine).
+computed twice, and (until the change below) 80 MB an image written to a scratch folder
+(20-135 ms an image, depending on how fresh the page cache's pages are on this machine).
 
 Measured (3 rounds per run), throughput of 2 workers over 1, 32 MobileNet images: before
 0.19-0.55 under a load average of 7-14, 1.23-1.24 on a quiet machine; kept records through
