@@ -431,10 +431,9 @@ def _quiet_closing_worker():
 class _Runner:
     """Runs tasks here (``in_process``) or on Dask, with a progress bar over the images."""
 
-    def __init__(self, workers=None, scheduler=None, progress=True, log=None, in_process=False):
+    def __init__(self, workers=None, scheduler=None, progress=True, in_process=False):
         self.workers, self.scheduler, self.progress = workers, scheduler, progress
         self.in_process = in_process and scheduler is None
-        self.log = log or (lambda msg: None)
         self.client = self.cluster = None
         self.stores = None
 
@@ -530,7 +529,7 @@ class _Runner:
 
 
 def measure(spec: Spec, image_paths, stores: KeptStores, *, runs=None, keep: int = 8,
-            workers=None, scheduler=None, progress=True, log=None) -> Measurement:
+            workers=None, scheduler=None, progress=True) -> Measurement:
     """Measure every image, and write the activations of at most ``keep`` of them to
     ``stores`` (see the module); ``workers``: processes of a local cluster (None: one per core;
     0: this process).  ``runs``: ``{image key: DumpRun}`` of a phone dump folder (else the
@@ -539,7 +538,7 @@ def measure(spec: Spec, image_paths, stores: KeptStores, *, runs=None, keep: int
     if not items:
         raise MeasureError("no images to measure")
     start = time.perf_counter()
-    with _Runner(workers, scheduler, progress, log,
+    with _Runner(workers, scheduler, progress,
                  in_process=workers == 0 or len(items) <= SMALL_SET) as runner:
         shards = split_in_shards(items, runner.size)
         first = first_to_keep(items, keep)
