@@ -360,6 +360,7 @@ class Measurement:
     shards: int
     workers: int
     seconds: float
+    keeping_seconds: float             # of them, writing the kept images' stores (once a run)
 
 
 def split_in_shards(items: list, workers: int) -> list:
@@ -547,8 +548,10 @@ def measure(spec: Spec, image_paths, stores: KeptStores, *, runs=None, keep: int
         kept_because = {key: "one of the first images" for key in first}
         kept_because.update({key: "worst image of the most tensors"
                              for key in worst_to_keep(tally, first, keep)})
+        keeping = time.perf_counter()
         unreadable = runner.write_stores(spec, [item for item in items if item[0] in kept_because],
                                          kept_because, stores, runs, tally.kept)
+        keeping = time.perf_counter() - keeping
         tally.kept.clear()
         used = runner.size
     for key, (sides, reason) in sorted(unreadable.items()):
@@ -556,7 +559,8 @@ def measure(spec: Spec, image_paths, stores: KeptStores, *, runs=None, keep: int
         warnings.warn(f"image {key!r} was measured but could not be read again to keep its "
                       f"activations (the {' and '.join(sides)} store"
                       f"{'s do' if len(sides) > 1 else ' does'} not hold it): {reason}")
-    return Measurement(tally, kept_because, len(shards), used, time.perf_counter() - start)
+    return Measurement(tally, kept_because, len(shards), used, time.perf_counter() - start,
+                       keeping)
 
 
 def _bar(total, enabled, label):

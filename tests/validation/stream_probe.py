@@ -9,7 +9,8 @@ seconds, the process's peak RSS, and the bytes on disk of the measurement's arti
 ``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the first 32
 and then the first 80 images, each round measuring each set in this process (``workers=0``) and
 then on a local Dask cluster of 2 worker processes (``validation.stream.local_cluster``) started
-and warmed before the rounds, each measurement writing its kept images' stores; prints JSON: the seconds of each (a list per set size), the CPU
+and warmed before the rounds, each measurement writing its kept images' stores; prints JSON: the
+seconds of each (a list per set size) and of them the stores' writing, the CPU
 seconds they used (this process and the workers; and of them in the kernel), the cluster's start,
 and whether the two measurements are identical.  Run it with ``validation.stream``'s
 WORKER_ENV: TensorFlow sums in another order on more threads, so this process gives the
@@ -76,7 +77,7 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
                                      str(folder / f"probe-device-{way}.h5"), "reference device")
               for way in ("one_worker", "two_workers")}
     runs = {f"{way}{what}": [[] for _ in sizes] for way in ("one_worker", "two_workers")
-            for what in ("_s", "_cpu_s", "_kernel_s")}
+            for what in ("_s", "_keeping_s", "_cpu_s", "_kernel_s")}
     identical, workers = True, set()
     start = time.perf_counter()
     with stream.local_cluster(2) as cluster, Client(cluster) as client:
@@ -97,6 +98,7 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
                                                    progress=False, **options)
                     after = cpu_seconds(processes)
                     runs[f"{way}_s"][i].append(measured[way].seconds)
+                    runs[f"{way}_keeping_s"][i].append(measured[way].keeping_seconds)
                     runs[f"{way}_cpu_s"][i].append(sum(after) - sum(before))
                     runs[f"{way}_kernel_s"][i].append(after[1] - before[1])
                 identical &= _metrics(measured["one_worker"]) == _metrics(measured["two_workers"])
