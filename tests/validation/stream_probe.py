@@ -9,7 +9,7 @@ seconds, the process's peak RSS, and the bytes on disk of the measurement's arti
 ``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the first 32
 and then the first 80 images, each round measuring each set in this process (``workers=0``) and
 then on a local Dask cluster of 2 worker processes (``validation.stream.local_cluster``) started
-and warmed before the rounds, each measurement writing its kept images' stores; prints JSON: the
+and warmed before the rounds (one uncounted measurement of the smaller set each way), each measurement writing its kept images' stores; prints JSON: the
 seconds of each (a list per set size) and of them the stores' writing, the CPU
 seconds they used (this process and the workers; and of them in the kernel), the cluster's start,
 and whether the two measurements are identical.  Run it with ``validation.stream``'s
@@ -81,10 +81,13 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
     identical, workers = True, set()
     start = time.perf_counter()
     with stream.local_cluster(2) as cluster, Client(cluster) as client:
-        stream.measure(spec, paths[:4], stores["two_workers"], scheduler=cluster.scheduler_address,
-                       progress=False)
+        # warm-up, not counted: one measurement of the smaller set each way (after other work,
+        # the first counted round was the slowest for the workers: their heaps, and memory this
+        # machine had handed back to its host, faulted in again)
+        stream.measure(spec, paths[:sizes[0]], stores["two_workers"],
+                       scheduler=cluster.scheduler_address, progress=False)
         cluster_start_s = time.perf_counter() - start
-        stream.measure(spec, paths[:2], stores["one_worker"], workers=0, progress=False)
+        stream.measure(spec, paths[:sizes[0]], stores["one_worker"], workers=0, progress=False)
         processes = [psutil.Process()] + [psutil.Process(pid) for pid in
                                           client.run(os.getpid).values()]
         ways = {"one_worker": {"workers": 0},
