@@ -75,6 +75,16 @@ images against 0.2-0.6 s for one process; perf, whole system) is mostly the kept
 copying into the page cache and zeroing its fresh pages, which the process measuring alone,
 keeping its records in memory, does not pay; a run pays it once for its kept images, but how
 fast it goes varies from run to run, and so does the difference the goal's ratio is taken on.
+Then the spill went: the workers write the kept images' golden and device stores themselves, a
+task each, computing their records again (``validation.stream.write_kept_store``), and both ways
+now write the stores inside the measurement: 1.86 in a run of its own (whole runs 1.62, 1.76;
+the workers' kernel time 0.74 s of 80 images); in runs of every benchmark in a row 1.90, 1.68,
+1.87, 1.47, 1.77 with the stores' writing in the ratio, 1.79, 1.65, 1.60 with it timed apart,
+the first round of three the workers' slowest each time (1.40-1.70 against 1.79-1.92 in the
+third).  With the warm-up on the smaller set each way: 1.72, 1.78, 1.84, 1.71, 1.81 (every
+round 1.17-2.09, the first still the lowest in 4 of 5; with the stores' writing 1.53-1.93;
+whole 80-image runs 1.65-1.71; the workers' kernel time 1.1-1.8 s of 80 images, 2.5-3.1 s
+before the longer warm-up).
 Memory and disk, 256 over 16 images: peak RSS × 1.00-1.01, cache × 1.14.
 """
 import json
