@@ -475,16 +475,12 @@ class _Runner:
     def measure(self, spec: Spec, shards: list, runs=None, keep=()) -> Tally:
         """:func:`measure_shard` on every shard, merged; the records of the images in ``keep``
         come back only when measured here."""
+        keep = keep if self.client is None else ()
+        calls = [((spec, shard, keep), {"runs": _runs_of(runs, shard)}) for shard in shards]
         bar = _bar(sum(len(s) for s in shards), self.progress, "measuring")
         tally = Tally()
         try:
-            if self.client is None:
-                for shard in shards:
-                    tally.merge(measure_shard(spec, shard, keep, runs=_runs_of(runs, shard)))
-                    bar.update(len(shard))
-                return tally
-            for part, shard in self._each_result(measure_shard, [
-                    ((spec, shard), {"runs": _runs_of(runs, shard)}) for shard in shards], shards):
+            for part, shard in self._results(measure_shard, calls, shards):
                 tally.merge(part)
                 bar.update(len(shard))
             return tally
@@ -504,12 +500,7 @@ class _Runner:
         bar = _bar(len(SIDES) * len(items), self.progress, "keeping")
         unreadable = {}
         try:
-            if self.client is None:
-                results = ((write_kept_store(*args, **kwargs), side)
-                           for (args, kwargs), side in zip(calls, SIDES))
-            else:
-                results = self._each_result(write_kept_store, calls, SIDES)
-            for missed, side in results:
+            for missed, side in self._results(write_kept_store, calls, SIDES):
                 for key, reason in missed.items():
                     sides = unreadable.get(key, ((), None))[0] + (side,)
                     unreadable[key] = (tuple(s for s in SIDES if s in sides), reason)
@@ -518,9 +509,13 @@ class _Runner:
         finally:
             bar.close()
 
-    def _each_result(self, task, calls: list, labels: list):
-        """``(result, label)`` of ``task(*args, **kwargs)`` for each call on the cluster, as they
-        complete (a task whose worker died is run again)."""
+    def _results(self, task, calls: list, labels: list):
+        """``(result, label)`` of ``task(*args, **kwargs)`` for each call: here one after the
+        other, or on the cluster as they complete (a task whose worker died is run again)."""
+        if self.client is None:
+            for (args, kwargs), label in zip(calls, labels):
+                yield task(*args, **kwargs), label
+            return
         from dask.distributed import as_completed
 
         futures = {self.client.submit(task, *args, **kwargs, retries=RETRIES, pure=False): label

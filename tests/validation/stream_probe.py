@@ -9,9 +9,10 @@ seconds, the process's peak RSS, and the bytes on disk of the measurement's arti
 ``python stream_probe.py scaling CACHE IMAGES ROUNDS``: MobileNet (seeded weights) on the first 32
 and then the first 80 images, each round measuring each set in this process (``workers=0``) and
 then on a local Dask cluster of 2 worker processes (``validation.stream.local_cluster``) started
-and warmed before the rounds (one uncounted measurement of the smaller set each way), each measurement writing its kept images' stores; prints JSON: the
-seconds of each (a list per set size) and of them the stores' writing, the CPU
-seconds they used (this process and the workers; and of them in the kernel), the cluster's start,
+and warmed before the rounds (one uncounted measurement of the smaller set each way), each
+measurement writing its kept images' stores; prints JSON: the seconds of each (a list per set
+size) and of them the stores' writing, the CPU seconds they used (this process and the workers;
+and of them in the kernel), the cluster's start,
 and whether the two measurements are identical.  Run it with ``validation.stream``'s
 WORKER_ENV: TensorFlow sums in another order on more threads, so this process gives the
 workers' numbers only when it runs TensorFlow on one thread as they do.
