@@ -228,7 +228,7 @@ def write_kept_store(spec: Spec, side: str, images: list, kept_because: dict,
             try:
                 records = given[key] if key in given else records_of(key, image)
             except Exception as exc:  # noqa: BLE001 - reported; the other images are kept
-                unreadable[key] = f"{image}: {type(exc).__name__}: {exc}"
+                unreadable[key] = _why_unreadable(image, exc)
                 return
             store.image(key, image=image.name, kept_because=kept_because[key])
             for entry in ctx.manifest.tensors:
@@ -254,13 +254,18 @@ def _each_image(images, measure_one):
             measure_one(key, Path(path))
 
 
+def _why_unreadable(path, exc) -> str:
+    """How an image that cannot be read is reported, measured or kept."""
+    return f"{path}: {type(exc).__name__}: {exc}"
+
+
 def _records(ctx, tally, key, path, runs):
     """Keras's records of one image and the device's (records, run-log top-5, latency); None,
     with the reason in ``tally.unreadable``, when either cannot be had."""
     try:
         return ctx.golden.records(path), _device_records(ctx, (runs or {}).get(key), key, path)
     except Exception as exc:  # noqa: BLE001 - one bad image is reported, the rest go on
-        tally.unreadable[key] = f"{path}: {type(exc).__name__}: {exc}"
+        tally.unreadable[key] = _why_unreadable(path, exc)
         return None
 
 
