@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from probing import peak_rss_kb  # noqa: E402
+from validation_helpers import fingerprint  # noqa: E402
 
 
 def folder_bytes(folder: Path) -> int:
@@ -53,12 +54,6 @@ def memory(cache: Path, images: Path) -> dict:
             "rss_after_conversion_kb": rss_converted,
             "measurement_bytes": sum(p.stat().st_size for p in artifacts),
             "cache_bytes": folder_bytes(cache)}
-
-
-def _metrics(measurement) -> str:
-    tally = measurement.tally
-    return repr((sorted((name, t.acc.result(), t.problems) for name, t in tally.tensors.items()),
-                 sorted(tally.predictions.items()), measurement.kept_because, tally.unreadable))
 
 
 def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
@@ -105,7 +100,8 @@ def scaling(cache: Path, images: Path, rounds: int, sizes=(32, 80)) -> dict:
                     runs[f"{way}_keeping_s"][i].append(measured[way].keeping_seconds)
                     runs[f"{way}_cpu_s"][i].append(sum(after) - sum(before))
                     runs[f"{way}_kernel_s"][i].append(after[1] - before[1])
-                identical &= _metrics(measured["one_worker"]) == _metrics(measured["two_workers"])
+                one, two = (fingerprint(measured[way]) for way in ways)
+                identical &= one == two
                 workers.add(measured["two_workers"].workers)
     return {"images": len(paths), "sizes": list(sizes), **runs, "cluster_start_s": cluster_start_s,
             "identical": identical, "workers": sorted(workers)}

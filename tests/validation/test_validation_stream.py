@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from validation.testing import SuiteRunner
+from validation_helpers import fingerprint
 
 pytestmark = pytest.mark.slow
 
@@ -100,12 +101,6 @@ def test_a_closing_local_cluster_prints_nothing_of_dasks_own(tmp_path, capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
-def _tallied(measurement) -> str:
-    tally = measurement.tally
-    return repr((sorted((name, t.acc.result(), t.problems) for name, t in tally.tensors.items()),
-                 sorted(tally.predictions.items()), measurement.kept_because, tally.unreadable))
-
-
 def kept_stores(folder: Path, name: str):
     from validation import stream
 
@@ -135,7 +130,7 @@ def test_a_worker_killed_mid_run_loses_no_image(tmp_path):
                                    scheduler=address, progress=False)
     assert marker.is_file(), "no worker died: the test did not test anything"
     assert len(disturbed.tally.predictions) == len(paths) and not disturbed.tally.unreadable
-    assert _tallied(disturbed) == _tallied(undisturbed)
+    assert fingerprint(disturbed) == fingerprint(undisturbed)
     assert sorted(p.name for p in out.iterdir()) == [
         "device-disturbed.h5", "device-undisturbed.h5", "golden-disturbed.h5",
         "golden-undisturbed.h5"]

@@ -29,3 +29,12 @@ def reference_dumps(manifest_path, manifest, images, out_dir):
     builder = Path(manifest_path).parent / manifest.builder.file
     run_reference_device(builder, Path(manifest_path).parent, [str(i) for i in images], out_dir)
     return Path(out_dir)
+
+
+def fingerprint(measurement) -> str:
+    """What of a :class:`validation.stream.Measurement` must not depend on how it was run
+    (workers, shards, retries): every tensor's statistics and problems, the predictions, the
+    kept images and the unreadable ones."""
+    tally = measurement.tally
+    return repr((sorted((name, t.acc.result(), t.problems) for name, t in tally.tensors.items()),
+                 sorted(tally.predictions.items()), measurement.kept_because, tally.unreadable))
